@@ -1,0 +1,220 @@
+import Foundation
+import Signing
+import Yams
+
+/// A parsed configuration and the warnings worth logging at start.
+public struct LoadedConfig: Sendable, Equatable {
+    public var config: MLHookConfig
+    public var warnings: [ConfigIssue]
+}
+
+extension MLHookConfig {
+    /// The configuration `mlhook serve` uses with no `--config`: one GitHub source whose secret is generated
+    /// on first start into `.mlhook/secrets/github` (mode 0600), a store in `.mlhook/`, and loopback only.
+    public static let embeddedDefaultsYAML = """
+        server: { listen: "127.0.0.1:8080" }
+        store: { path: ".mlhook/mlhook.db" }
+        sources:
+          - name: github
+            type: github
+            secrets: [ { file: ".mlhook/secrets/github", create: true } ]
+        """
+
+    /// Parses and validates a YAML configuration.
+    /// - Parameters:
+    ///   - yaml: The file's text.
+    ///   - file: The name used in error messages.
+    /// - Returns: The typed configuration and its warnings.
+    /// - Throws: `ConfigError` listing every problem with its line and key.
+    public static func parse(yaml: String, file: String) throws(ConfigError) -> LoadedConfig {
+        let reader = YAMLReader(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError([ConfigIssue(file: file, line: Self.line(of: error), key: "", message: "invalid YAML: \(Self.problem(of: error))")])
+        } catch {
+            throw ConfigError([ConfigIssue(file: file, line: 0, key: "", message: "invalid YAML: \(error)")])
+        }
+        var config = MLHookConfig()
+        guard let root else {
+            throw ConfigError([ConfigIssue(file: file, line: 0, key: "", message: "the file is empty; expected at least a sources: list")])
+        }
+        if let top = reader.mapping(root, "") {
+            if let n = top.node("server"), let m = reader.mapping(n, "server") { config.server = parseServer(m) }
+            if let n = top.node("store"), let m = reader.mapping(n, "store") { config.store = parseStore(m) }
+            if let n = top.node("log"), let m = reader.mapping(n, "log") {
+                config.log.level = m.choice("level", default: LogLevel.info)
+                config.log.format = m.choice("format", default: LogFormat.text)
+                m.finish()
+            }
+            if let n = top.node("sources"), let items = reader.sequence(n, "sources") {
+                for (i, item) in items.enumerated() {
+                    guard let m = reader.mapping(item, "sources[\(i)]") else { continue }
+                    if let source = parseSource(m, reader: reader) {
+                        if config.sources.contains(where: { $0.name == source.name }) {
+                            reader.error(m.node("name"), "sources[\(i)].name", "duplicate source name \"\(source.name)\"")
+                        }
+                        config.sources.append(source)
+                    }
+                }
+            } else if !top.has("sources") {
+                reader.error(root, "sources", "is required: list at least one webhook source")
+            }
+            top.finish()
+        }
+        guard reader.issues.isEmpty else {
+            throw ConfigError(reader.issues.sorted { $0.line < $1.line })
+        }
+        return LoadedConfig(config: config, warnings: reader.warnings)
+    }
+
+    private static func parseServer(_ m: MappingReader) -> ServerConfig {
+        var s = ServerConfig()
+        if let listen = m.string("listen") {
+            if let (host, port) = parseListen(listen) {
+                s.host = host
+                s.port = port
+            } else {
+                m.reader.error(m.node("listen"), m.keyPath("listen"), "expected host:port such as \"127.0.0.1:8080\" or \"[::1]:8080\", got \"\(listen)\"")
+            }
+        }
+        s.maxBodyBytes = m.int("max_body_bytes", default: s.maxBodyBytes, range: 1024...(1 << 30))
+        m.finish()
+        return s
+    }
+
+    /// Splits `host:port` (IPv6 hosts in brackets).
+    public static func parseListen(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+
+    private static func parseStore(_ m: MappingReader) -> StoreConfig {
+        var s = StoreConfig()
+        if let path = m.string("path") {
+            if path.isEmpty { m.reader.error(m.node("path"), m.keyPath("path"), "must not be empty") } else { s.path = path }
+        }
+        s.synchronous = m.choice("synchronous", default: SynchronousMode.full)
+        s.retentionDays = m.int("retention_days", default: s.retentionDays, range: 7...3650)
+        m.finish()
+        return s
+    }
+
+    private static func parseSource(_ m: MappingReader, reader: YAMLReader) -> SourceConfig? {
+        let name = m.requiredString("name")
+        if let name, name.utf8.contains(where: { !(Self.nameBytes.contains($0)) }) || name.count > 64 {
+            reader.error(m.node("name"), m.keyPath("name"), "must be 1-64 of a-z, 0-9, - and _ (it is a URL path segment), got \"\(name)\"")
+        }
+        guard m.has("type") else {
+            reader.error(m.node, m.keyPath("type"), "is required: one of \(SourceType.allCases.map(\.rawValue).joined(separator: ", "))")
+            m.finish()
+            return nil
+        }
+        let type = m.choice("type", default: SourceType.github)
+        var source = SourceConfig(name: name ?? "", type: type)
+        source.insecure = m.bool("insecure", default: false)
+        source.toleranceSeconds = m.int("tolerance_seconds", default: 300, range: 1...86400)
+        if type == .github {
+            source.allowSHA1 = m.bool("allow_sha1", default: false)
+        }
+        if let n = m.node("secrets") {
+            if let items = reader.sequence(n, m.keyPath("secrets")) {
+                for (i, item) in items.enumerated() {
+                    if let ref = parseSecret(item, path: "\(m.keyPath("secrets"))[\(i)]", reader: reader) {
+                        source.secrets.append(ref)
+                    }
+                }
+            }
+        }
+        if source.secrets.isEmpty && !source.insecure {
+            reader.error(m.node, m.keyPath("secrets"),
+                         "a source needs at least one secret ({ env: NAME } or { file: PATH }), or insecure: true to accept unsigned requests")
+        }
+        if type == .generic {
+            if let n = m.node("generic"), let g = reader.mapping(n, m.keyPath("generic")) {
+                source.generic = parseGeneric(g, tolerance: source.toleranceSeconds)
+            } else if !m.has("generic") {
+                reader.error(m.node, m.keyPath("generic"), "is required for type generic (at least generic.header)")
+            }
+        }
+        m.finish()
+        return source
+    }
+
+    private static let nameBytes = Set(Array("abcdefghijklmnopqrstuvwxyz0123456789-_".utf8))
+
+    private static func parseSecret(_ node: Node, path: String, reader: YAMLReader) -> SecretReference? {
+        if case .scalar(let s) = node {
+            reader.warn(node, path, "a literal secret in the config file; prefer { env: NAME } or { file: PATH }")
+            guard !s.string.isEmpty else {
+                reader.error(node, path, "the secret is empty")
+                return nil
+            }
+            return .literal(s.string)
+        }
+        guard let m = reader.mapping(node, path) else { return nil }
+        defer { m.finish() }
+        if m.has("env") {
+            guard let name = m.requiredString("env") else { return nil }
+            return .env(name)
+        }
+        if m.has("file") {
+            guard let file = m.requiredString("file") else { return nil }
+            return .file(file, create: m.bool("create", default: false))
+        }
+        if m.has("value") {
+            reader.warn(node, path, "a literal secret in the config file; prefer { env: NAME } or { file: PATH }")
+            guard let v = m.requiredString("value") else { return nil }
+            return .literal(v)
+        }
+        reader.error(node, path, "expected { env: NAME } or { file: PATH }")
+        return nil
+    }
+
+    private static func parseGeneric(_ m: MappingReader, tolerance: Int) -> GenericSourceConfig? {
+        guard let header = m.requiredString("header") else { m.finish(); return nil }
+        var g = GenericSourceConfig(header: header)
+        g.algorithm = m.choice("algorithm", default: HMACAlgorithm.sha256)
+        g.encoding = m.choice("encoding", default: GenericHMACScheme.Encoding.hex)
+        g.prefix = m.string("prefix") ?? ""
+        g.timestampHeader = m.string("timestamp_header")
+        g.signedString = m.string("signed_string")
+        g.deliveryHeader = m.string("delivery_header")
+        g.eventHeader = m.string("event_header")
+        do {
+            _ = try g.scheme(tolerance: tolerance)
+        } catch {
+            m.reader.error(m.node, m.path, error.description)
+        }
+        m.finish()
+        return g
+    }
+
+    private static func line(of error: YamlError) -> Int {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _): mark.line
+        default: 0
+        }
+    }
+
+    private static func problem(of error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _): problem
+        default: "\(error)"
+        }
+    }
+}
+
+extension GenericSourceConfig {
+    /// The verification scheme this configuration describes.
+    public func scheme(tolerance: Int) throws(GenericLayoutError) -> GenericHMACScheme {
+        try GenericHMACScheme(header: header, algorithm: algorithm, encoding: encoding, prefix: prefix,
+                              timestampHeader: timestampHeader, signedString: signedString,
+                              tolerance: TimeInterval(tolerance))
+    }
+}

@@ -1,0 +1,132 @@
+import Signing
+
+/// The whole configuration, typed and validated once at start.
+///
+/// `config/mlhook.yaml` documents every key with its default. Loading is pure (text in, value out); resolving
+/// secret references (environment, files) happens in the server when it starts.
+public struct MLHookConfig: Sendable, Equatable {
+    /// HTTP listener settings.
+    public var server = ServerConfig()
+    /// Durable store settings.
+    public var store = StoreConfig()
+    /// Logging settings.
+    public var log = LogConfig()
+    /// Webhook senders, by name; each is served at `POST /hooks/{name}`.
+    public var sources: [SourceConfig] = []
+
+    public init() {}
+
+    /// The source served at `/hooks/{name}`.
+    public func source(named name: String) -> SourceConfig? { sources.first { $0.name == name } }
+}
+
+/// `server:` settings.
+public struct ServerConfig: Sendable, Equatable {
+    /// Host to bind.
+    public var host = "127.0.0.1"
+    /// Port to bind; 0 picks a free port.
+    public var port = 8080
+    /// Largest body accepted, in bytes (GitHub caps payloads at 25 MB).
+    public var maxBodyBytes = 25 * 1024 * 1024
+    public init() {}
+}
+
+/// How much the store's commit promises.
+public enum SynchronousMode: String, Sendable, Equatable, CaseIterable {
+    /// fsync the WAL at every commit: a 2xx survives power loss and OS crashes.
+    case full
+    /// fsync only at checkpoints: a 2xx survives a process crash (kill -9), not power loss.
+    case normal
+}
+
+/// `store:` settings.
+public struct StoreConfig: Sendable, Equatable {
+    /// SQLite file path (relative paths are relative to the working directory).
+    public var path = ".mlhook/mlhook.db"
+    /// Commit durability.
+    public var synchronous = SynchronousMode.full
+    /// How long events (and so their dedup keys) are kept, in days; at least 7.
+    public var retentionDays = 30
+    public init() {}
+}
+
+/// Log output format.
+public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+    case text
+    case json
+}
+
+/// Log verbosity.
+public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// `log:` settings.
+public struct LogConfig: Sendable, Equatable {
+    public var level = LogLevel.info
+    public var format = LogFormat.text
+    public init() {}
+}
+
+/// The signing scheme a source uses.
+public enum SourceType: String, Sendable, Equatable, CaseIterable {
+    case github, gitea, gitlab, bitbucket, slack, standard, generic
+}
+
+/// Where a secret comes from. Secrets are references so they never live in the config text.
+public enum SecretReference: Sendable, Equatable, CustomStringConvertible {
+    /// An environment variable.
+    case env(String)
+    /// A file's content (trailing newline trimmed). With `create`, a random secret is written (mode 0600)
+    /// when the file does not exist: the embedded defaults use this so the first start needs no setup.
+    case file(String, create: Bool)
+    /// A literal in the config file: accepted with a warning.
+    case literal(String)
+
+    public var description: String {
+        switch self {
+        case .env(let name): "env \(name)"
+        case .file(let path, _): "file \(path)"
+        case .literal: "literal value"
+        }
+    }
+}
+
+/// One webhook sender.
+public struct SourceConfig: Sendable, Equatable {
+    /// The path segment: `/hooks/{name}`.
+    public var name: String
+    /// The signing scheme.
+    public var type: SourceType
+    /// Active secrets; the first signs (for `mlhook send`), any verifies (rotation).
+    public var secrets: [SecretReference] = []
+    /// Accept unsigned requests. Logged as a warning at every start.
+    public var insecure = false
+    /// GitHub only: also accept the legacy SHA-1 `X-Hub-Signature`.
+    public var allowSHA1 = false
+    /// Replay window for timestamped schemes (Slack, Standard Webhooks, generic), in seconds.
+    public var toleranceSeconds = 300
+    /// The generic scheme's settings (type `generic` only).
+    public var generic: GenericSourceConfig?
+
+    public init(name: String, type: SourceType) {
+        self.name = name
+        self.type = type
+    }
+}
+
+/// `generic:` settings of a source of type generic.
+public struct GenericSourceConfig: Sendable, Equatable {
+    public var header: String
+    public var algorithm: HMACAlgorithm = .sha256
+    public var encoding: GenericHMACScheme.Encoding = .hex
+    public var prefix = ""
+    public var timestampHeader: String?
+    public var signedString: String?
+    /// Header with a unique delivery id, for deduplication (else a hash of the body is used).
+    public var deliveryHeader: String?
+    /// Header naming the event type.
+    public var eventHeader: String?
+
+    public init(header: String) { self.header = header }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import Logging
+import MLHookCore
+import NIOCore
+import ServiceLifecycle
+import Store
+
+/// The one composition root: `mlhook serve` and the tests call it alike.
+/// - Parameters:
+///   - runtime: The prepared configuration, sources, store and clock.
+///   - onServerRunning: Called with the bound port once listening (port 0 picks a free one).
+/// - Returns: The application, ready for `runService()`.
+public func buildApplication(
+    _ runtime: MLHookRuntime,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let router = Router()
+    let ingress = IngressController(
+        sources: Dictionary(runtime.sources.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
+        store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes, now: runtime.now, logger: runtime.logger)
+    ingress.addRoutes(to: router)
+    HealthController(store: runtime.store).addRoutes(to: router)
+
+    let pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
+                             now: runtime.now, logger: runtime.logger)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(runtime.config.server.host, port: runtime.config.server.port),
+                             serverName: "mlhook"),
+        services: [pruner],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        logger: runtime.logger
+    )
+}
+
+/// `GET /healthz` (the process answers) and `GET /readyz` (the store answers, config is loaded).
+struct HealthController: Sendable {
+    let store: any EventStore
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("/healthz") { _, _ in json(.ok, ["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            await store.isReady() ? json(.ok, ["status": "ready"])
+                : json(.serviceUnavailable, ["status": "not_ready", "message": "the store does not answer"])
+        }
+    }
+}
+
+/// Deletes events older than the retention period, at start and then hourly. Dedup keys live as long as
+/// their events, so retention (at least 7 days) is also the dedup window.
+struct EventPruner: Service {
+    let store: any EventStore
+    let retentionDays: Int
+    let now: @Sendable () -> Date
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelledOrShuttingDown {
+            let cutoff = now().addingTimeInterval(-Double(retentionDays) * 86_400)
+            do {
+                let n = try await store.prune(receivedBefore: cutoff)
+                if n > 0 { logger.info("pruned \(n) events older than \(retentionDays) days") }
+            } catch {
+                logger.error("pruning events failed: \(error)")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+        }
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import MLHookCore
+
+/// The durable inbox. Ingress depends on this protocol only, so a PostgreSQL implementation can replace
+/// SQLite without touching it.
+public protocol EventStore: Sendable {
+    /// Stores an event durably, or finds the earlier event with the same (source, delivery id).
+    ///
+    /// When this returns, the event is committed with the store's configured synchronous level; a caller may
+    /// then acknowledge the delivery.
+    /// - Returns: `.stored` with the new id, or `.duplicate` with the id of the event already stored.
+    func append(_ event: InboundEvent) async throws -> AppendOutcome
+
+    /// Events, newest first.
+    /// - Parameters:
+    ///   - limit: At most this many; nil for all.
+    ///   - source: Only this source, when set.
+    func list(limit: Int?, source: String?) async throws -> [EventSummary]
+
+    /// One event with its body, by id.
+    func event(id: String) async throws -> StoredEvent?
+
+    /// Whether the store answers queries (for `/readyz`).
+    func isReady() async -> Bool
+
+    /// Deletes events received before `date`, which also forgets their dedup keys.
+    /// - Returns: How many were deleted.
+    func prune(receivedBefore date: Date) async throws -> Int
+}
+
+/// The result of `EventStore.append`.
+public enum AppendOutcome: Sendable, Equatable {
+    /// Newly stored under this id.
+    case stored(id: String)
+    /// Already stored under this id; nothing new was written.
+    case duplicate(id: String)
+
+    /// The event id either way.
+    public var id: String {
+        switch self {
+        case .stored(let id), .duplicate(let id): id
+        }
+    }
+}
+
+/// One line of an event listing.
+public struct EventSummary: Sendable, Equatable, Codable {
+    public var id: String
+    public var source: String
+    public var kind: String
+    public var deliveryID: String
+    public var state: EventState
+    public var receivedAt: Date
+    public var bodyBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, source, kind, state
+        case deliveryID = "delivery_id"
+        case receivedAt = "received_at"
+        case bodyBytes = "body_bytes"
+    }
+}
+
+/// A stored event with everything ingress kept.
+public struct StoredEvent: Sendable, Equatable {
+    public var summary: EventSummary
+    public var headers: [String: String]
+    public var contentType: String
+    public var body: [UInt8]
+    /// Why no rule matched, once the planner has run (later issue).
+    public var explanation: String?
+}

@@ -1,0 +1,201 @@
+import Foundation
+import GRDB
+import Logging
+import MLHookCore
+import Synchronization
+
+/// The embedded inbox: one SQLite file in WAL mode, written through a group commit.
+///
+/// Concurrent `append` calls queue up while a transaction is in flight; the next transaction takes all of
+/// them, so N concurrent deliveries share one commit and one fsync. Each caller resumes only after the
+/// transaction holding its event has committed, so an acknowledged delivery is always stored.
+///
+/// Durability follows `store.synchronous`:
+/// - `full` (default): SQLite fsyncs the WAL at every commit. A 2xx survives kill -9, an OS crash and
+///   power loss.
+/// - `normal`: the WAL is fsynced only at checkpoints. A 2xx survives kill -9 (the committed WAL frames are
+///   in the OS page cache), but the last commits may be lost on power loss or an OS crash.
+public final class SQLiteEventStore: EventStore {
+    private let pool: DatabasePool
+    private let pending = Mutex(PendingAppends())
+    private let logger: Logger
+    /// Upper bound on events per transaction, which bounds how long one commit holds the writer.
+    private let maxBatch: Int
+
+    private struct PendingAppends {
+        var queue: [(InboundEvent, CheckedContinuation<AppendOutcome, any Error>)] = []
+        var flushing = false
+    }
+
+    /// Opens (creating if needed) the store and migrates its schema.
+    /// - Parameters:
+    ///   - path: The SQLite file; its directory is created if missing.
+    ///   - synchronous: Commit durability.
+    ///   - maxBatch: Most events per group commit.
+    ///   - logger: For store-level messages.
+    /// - Throws: `StoreError` naming the file when it cannot be opened or migrated.
+    public init(path: String, synchronous: SynchronousMode = .full, maxBatch: Int = 512, logger: Logger) throws {
+        self.logger = logger
+        self.maxBatch = maxBatch
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            // Payloads can be private: create the file owner-only (SQLite gives -wal and -shm the same mode).
+            if !FileManager.default.fileExists(atPath: path) {
+                FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            }
+            var config = GRDB.Configuration()
+            config.busyMode = .timeout(5)
+            let sync = synchronous == .full ? "FULL" : "NORMAL"
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = \(sync)")
+            }
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError("open \(path)", error)
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1 events") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    source TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    delivery_id TEXT NOT NULL,
+                    headers TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    received_at REAL NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'received',
+                    explanation TEXT
+                );
+                CREATE UNIQUE INDEX events_dedup ON events(source, delivery_id);
+                CREATE INDEX events_received_at ON events(received_at);
+                """)
+        }
+        return m
+    }
+
+    public func append(_ event: InboundEvent) async throws -> AppendOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let startFlush = pending.withLock { p in
+                p.queue.append((event, continuation))
+                guard !p.flushing else { return false }
+                p.flushing = true
+                return true
+            }
+            if startFlush {
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    /// Commits queued appends in batches until the queue is empty.
+    private func flush() async {
+        while true {
+            let batch = pending.withLock { p in
+                guard !p.queue.isEmpty else {
+                    p.flushing = false
+                    return [(InboundEvent, CheckedContinuation<AppendOutcome, any Error>)]()
+                }
+                let take = min(p.queue.count, maxBatch)
+                let batch = Array(p.queue.prefix(take))
+                p.queue.removeFirst(take)
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                let events = batch.map(\.0)
+                let outcomes = try await pool.write { db in try Self.insert(events, db) }
+                for (item, outcome) in zip(batch, outcomes) { item.1.resume(returning: outcome) }
+            } catch {
+                logger.error("store: commit of \(batch.count) events failed: \(error)")
+                for item in batch { item.1.resume(throwing: StoreError("append", error)) }
+            }
+        }
+    }
+
+    private static func insert(_ events: [InboundEvent], _ db: Database) throws -> [AppendOutcome] {
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(source, delivery_id) DO NOTHING
+            """)
+        let existing = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND delivery_id = ?")
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(events.count)
+        for e in events {
+            try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, encodeHeaders(e.headers),
+                                           e.contentType, Data(e.body), e.receivedAt.timeIntervalSince1970])
+            if db.changesCount == 1 {
+                outcomes.append(.stored(id: e.id))
+            } else {
+                let id = try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id
+                outcomes.append(.duplicate(id: id))
+            }
+        }
+        return outcomes
+    }
+
+    static func encodeHeaders(_ headers: [String: String]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decodeHeaders(_ text: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+    }
+
+    public func list(limit: Int?, source: String?) async throws -> [EventSummary] {
+        try await pool.read { db in
+            var sql = "SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n FROM events"
+            var args: StatementArguments = []
+            if let source {
+                sql += " WHERE source = ?"
+                args += [source]
+            }
+            sql += " ORDER BY seq DESC"
+            if let limit {
+                sql += " LIMIT ?"
+                args += [limit]
+            }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.summary)
+        }
+    }
+
+    private static func summary(_ row: Row) -> EventSummary {
+        EventSummary(id: row["id"], source: row["source"], kind: row["kind"], deliveryID: row["delivery_id"],
+                     state: EventState(rawValue: row["state"]) ?? .received,
+                     receivedAt: Date(timeIntervalSince1970: row["received_at"]), bodyBytes: row["n"])
+    }
+
+    public func event(id: String) async throws -> StoredEvent? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n, headers, content_type,
+                       body, explanation
+                FROM events WHERE id = ?
+                """, arguments: [id]) else { return nil }
+            let body: Data = row["body"]
+            return StoredEvent(summary: Self.summary(row), headers: Self.decodeHeaders(row["headers"]),
+                               contentType: row["content_type"], body: [UInt8](body), explanation: row["explanation"])
+        }
+    }
+
+    public func isReady() async -> Bool {
+        (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
+    public func prune(receivedBefore date: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM events WHERE received_at < ?", arguments: [date.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+}

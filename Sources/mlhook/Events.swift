@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MLHookCore
+import MLHookServer
+import Store
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read the stored events.",
+        subcommands: [List.self, Show.self]
+    )
+
+    static func openStore(_ options: ConfigOption) throws -> SQLiteEventStore {
+        let loaded = try options.load()
+        guard FileManager.default.fileExists(atPath: loaded.config.store.path) else {
+            printError("no store at \(loaded.config.store.path) (has mlhook serve run with this configuration?)")
+            throw ExitCode(1)
+        }
+        do {
+            return try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous,
+                                        logger: Logger(label: "mlhook.cli"))
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List events, newest first: id, source, kind, delivery id, state.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Show at most N events (default: all).") var limit: Int?
+        @Option(help: "Only events of this source.") var source: String?
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            if let limit, limit < 1 { printError("--limit must be at least 1"); throw ExitCode(2) }
+            let store = try Events.openStore(options)
+            let events = try await store.list(limit: limit, source: source)
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            for e in events {
+                if json {
+                    print(String(decoding: try encoder.encode(e), as: UTF8.self))
+                } else {
+                    print([e.id, e.source, e.kind, e.deliveryID, e.state.rawValue,
+                           e.receivedAt.formatted(.iso8601)].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one event with its headers and body.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The event id (evt_…).") var id: String
+
+        func run() async throws {
+            let store = try Events.openStore(options)
+            guard let e = try await store.event(id: id) else {
+                printError("no event \(id)")
+                throw ExitCode(1)
+            }
+            let s = e.summary
+            print("id:           \(s.id)")
+            print("source:       \(s.source)")
+            print("kind:         \(s.kind)")
+            print("delivery id:  \(s.deliveryID)")
+            print("state:        \(s.state.rawValue)")
+            print("received at:  \(s.receivedAt.formatted(.iso8601))")
+            print("content type: \(e.contentType)")
+            print("headers:")
+            for (k, v) in e.headers.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v)") }
+            if let why = e.explanation { print("explanation:\n\(why)") }
+            print("body (\(e.body.count) bytes):")
+            if let obj = try? JSONSerialization.jsonObject(with: Data(e.body)),
+               let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {
+                print(String(decoding: pretty, as: UTF8.self))
+            } else {
+                print(String(decoding: e.body, as: UTF8.self))
+            }
+        }
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Work with configuration files.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a configuration file, its secrets included; print every problem with file, line and key.")
+        @Argument(help: "The YAML file.") var path: String
+
+        func run() async throws {
+            let loaded: LoadedConfig
+            do { loaded = try ConfigLoader.load(path: path) } catch {
+                printError("\(path) is invalid:\n\(error.description)")
+                throw ExitCode(2)
+            }
+            for w in loaded.warnings { print("warning: \(w)") }
+            do {
+                _ = try MLHookRuntime.resolveSources(loaded.config, logger: Logger(label: "mlhook.check"),
+                                                     environment: ProcessInfo.processInfo.environment)
+            } catch {
+                printError("\(path): secrets cannot be resolved:\n\(error.description)")
+                throw ExitCode(2)
+            }
+            print("\(path): ok (\(loaded.config.sources.count) sources)")
+        }
+    }
+}

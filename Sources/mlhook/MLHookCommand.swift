@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MLHookCore
+import MLHookServer
+import Store
+
+@main
+struct MLHookCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlhook",
+        abstract: "Signed webhooks in, Azure Machine Learning operations out.",
+        subcommands: [Serve.self, Events.self, ConfigCommand.self]
+    )
+}
+
+/// Options shared by commands that read the configuration.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The YAML configuration file (default: the embedded defaults).")
+    var config: String?
+
+    /// Loads the configuration or exits with status 2 after printing every problem.
+    func load() throws -> LoadedConfig {
+        do {
+            return try ConfigLoader.load(path: config)
+        } catch {
+            printError("configuration is invalid:\n\(error.description)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data("mlhook: \(text)\n".utf8))
+}
+
+/// Sets up swift-log once, from the configuration.
+func bootstrapLogging(_ log: LogConfig) -> Logger {
+    let level = Logger.Level(rawValue: log.level.rawValue) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler: any LogHandler = log.format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return Logger(label: "mlhook")
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import MLHookCore
+import MLHookServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the webhook service.",
+        discussion: "With no --config it runs on embedded defaults: 127.0.0.1:8080, a GitHub source at /hooks/github whose secret is generated into .mlhook/secrets/github, and the store in .mlhook/mlhook.db."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let loaded = try options.load()
+        let logger = bootstrapLogging(loaded.config.log)
+        let runtime: MLHookRuntime
+        do {
+            runtime = try MLHookRuntime.prepare(loaded, logger: logger)
+        } catch let error as ConfigError {
+            printError("cannot start:\n\(error.description)")
+            throw ExitCode(2)
+        } catch {
+            printError("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let config = runtime.config
+        let app = buildApplication(runtime) { port in
+            logger.notice("mlhook listening on http://\(config.server.host):\(port)",
+                          metadata: ["sources": .string(config.sources.map { "/hooks/\($0.name)" }.joined(separator: ","))])
+            if options.config == nil {
+                logger.notice("embedded defaults: GitHub webhooks at http://\(config.server.host):\(port)/hooks/github, secret in .mlhook/secrets/github, store \(config.store.path)")
+            }
+        }
+        try await app.runService()
+    }
+}
