@@ -67,18 +67,29 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // Fixtures (real webhook payloads copied byte for byte from ../shared/fixtures, with their SOURCES.md)
+        // and helpers shared by the test targets.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "MLHookServer", "MLHookCore", "Store", "Signing",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport",
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "SigningTests",
             dependencies: ["Signing", .product(name: "HTTPTypes", package: "swift-http-types")]
         ),
         .testTarget(
             name: "MLHookCoreTests",
-            dependencies: ["MLHookCore"]
+            dependencies: ["MLHookCore", "TestSupport"]
         ),
         .testTarget(
             name: "MLHookServerTests",
             dependencies: [
-                "MLHookServer", "Store", "Signing", "MLHookCore",
+                "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,0 +1,107 @@
+import MLHookCore
+import Testing
+
+@Suite struct ConfigParsingTests {
+    @Test func theMinimalConfigFromTheIssueWorksAsWritten() throws {
+        let loaded = try MLHookConfig.parse(yaml: """
+            server: { listen: "127.0.0.1:8080" }
+            store: { path: ".mlhook/mlhook.db" }
+            sources:
+              - name: github
+                type: github
+                secrets: [ { env: GITHUB_WEBHOOK_SECRET } ]
+            """, file: "mlhook.yaml")
+        let c = loaded.config
+        #expect(c.server.host == "127.0.0.1" && c.server.port == 8080)
+        #expect(c.server.maxBodyBytes == 25 * 1024 * 1024)
+        #expect(c.store.path == ".mlhook/mlhook.db" && c.store.synchronous == .full)
+        #expect(c.sources == [{ var s = SourceConfig(name: "github", type: .github); s.secrets = [.env("GITHUB_WEBHOOK_SECRET")]; return s }()])
+        #expect(loaded.warnings.isEmpty)
+    }
+
+    @Test func theEmbeddedDefaultsParse() throws {
+        let c = try MLHookConfig.parse(yaml: MLHookConfig.embeddedDefaultsYAML, file: "<embedded defaults>").config
+        #expect(c.sources.first?.secrets == [.file(".mlhook/secrets/github", create: true)])
+    }
+
+    @Test func errorsNameFileLineAndKey() {
+        let yaml = """
+            server:
+              listen: "nowhere"
+              max_body_bytes: lots
+            store: { path: x.db, synchronous: sometimes }
+            sources:
+              - name: github
+                type: gitbub
+                secrets: [ { env: A } ]
+              - name: Bad Name
+                type: slack
+                secret: [ { env: B } ]
+            """
+        do {
+            _ = try MLHookConfig.parse(yaml: yaml, file: "conf.yaml")
+            Issue.record("an invalid config was accepted")
+        } catch {
+            let text = error.description
+            #expect(text.contains("conf.yaml:2: server.listen: expected host:port"))
+            #expect(text.contains("conf.yaml:3: server.max_body_bytes: expected an integer"))
+            #expect(text.contains("conf.yaml:4: store.synchronous: must be one of full, normal"))
+            #expect(text.contains("conf.yaml:7: sources[0].type: must be one of github"))
+            #expect(text.contains("conf.yaml:9: sources[1].name: must be 1-64 of a-z"))
+            // A typo is an error, not a silently ignored key, and the secret-less source is refused too.
+            #expect(text.contains("conf.yaml:11: sources[1].secret: unknown key"))
+            #expect(text.contains("sources[1].secrets: a source needs at least one secret"))
+        }
+    }
+
+    @Test func insecureSourcesNeedNoSecretAndLiteralSecretsWarn() throws {
+        let loaded = try MLHookConfig.parse(yaml: """
+            sources:
+              - { name: open, type: generic, insecure: true, generic: { header: X-Sig } }
+              - { name: lit, type: github, secrets: [ "plain-text-secret" ] }
+            """, file: "f.yaml")
+        #expect(loaded.config.sources[0].insecure)
+        #expect(loaded.config.sources[1].secrets == [.literal("plain-text-secret")])
+        #expect(loaded.warnings.count == 1 && loaded.warnings[0].line == 3)
+        #expect(!loaded.warnings[0].description.contains("plain-text-secret"))
+    }
+
+    @Test func emptySecretsAndBadYAMLAreErrors() {
+        #expect(throws: ConfigError.self) {
+            try MLHookConfig.parse(yaml: "sources:\n  - { name: a, type: github, secrets: [ \"\" ] }\n", file: "f")
+        }
+        do {
+            _ = try MLHookConfig.parse(yaml: "sources:\n  - name: a\n   type: [\n", file: "broken.yaml")
+            Issue.record("broken YAML accepted")
+        } catch {
+            #expect(error.issues.first?.message.hasPrefix("invalid YAML") == true)
+            #expect(error.issues.first?.line ?? 0 > 0)
+        }
+        #expect(throws: ConfigError.self) { try MLHookConfig.parse(yaml: "", file: "empty.yaml") }
+        #expect(throws: ConfigError.self) { try MLHookConfig.parse(yaml: "server: {}\n", file: "nosources.yaml") }
+    }
+
+    @Test func duplicateSourceNamesAndGenericLayoutsAreChecked() {
+        do {
+            _ = try MLHookConfig.parse(yaml: """
+                sources:
+                  - { name: a, type: github, secrets: [ { env: A } ] }
+                  - { name: a, type: gitea, secrets: [ { env: A } ] }
+                  - { name: g, type: generic, secrets: [ { env: A } ], generic: { header: X-Sig, signed_string: "{nope}" } }
+                  - { name: h, type: generic, secrets: [ { env: A } ] }
+                """, file: "f.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("f.yaml:3: sources[1].name: duplicate source name \"a\""))
+            #expect(error.description.contains("f.yaml:4: sources[2].generic: signed_string placeholder {nope} is unknown"))
+            #expect(error.description.contains("f.yaml:5: sources[3].generic: is required"))
+        }
+    }
+
+    @Test func listenAcceptsIPv6AndRejectsJunk() {
+        #expect(MLHookConfig.parseListen("[::1]:9000")! == ("::1", 9000))
+        #expect(MLHookConfig.parseListen("0.0.0.0:0")! == ("0.0.0.0", 0))
+        #expect(MLHookConfig.parseListen("host:99999") == nil)
+        #expect(MLHookConfig.parseListen(":80") == nil)
+    }
+}

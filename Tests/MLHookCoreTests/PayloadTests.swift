@@ -1,0 +1,64 @@
+import Foundation
+import MLHookCore
+import TestSupport
+import Testing
+
+@Suite struct PayloadTests {
+    func check(_ text: String, depth: Int = 128) -> JSONValidator.Failure? {
+        Array(text.utf8).withUnsafeBytes { raw in
+            do throws(JSONValidator.Failure) { try JSONValidator.validateObject(raw, maxDepth: depth); return nil } catch { return error }
+        }
+    }
+
+    @Test(arguments: ["github", "gitlab", "gitea", "bitbucket", "bitbucket-server"])
+    func everyRealJSONFixtureValidates(provider: String) throws {
+        let names = try Fixtures.names(provider).filter { $0.hasSuffix(".json") }
+        #expect(!names.isEmpty)
+        for name in names {
+            let bytes = try Fixtures.webhook(provider, name)
+            let failure = check(String(decoding: bytes, as: UTF8.self))
+            #expect(failure == nil, "\(provider)/\(name): \(String(describing: failure))")
+            // And Foundation agrees that it is JSON.
+            #expect((try? JSONSerialization.jsonObject(with: Data(bytes))) != nil)
+        }
+    }
+
+    @Test func acceptsTheGrammar() {
+        for ok in [#"{}"#, #" {"a":[1,-2.5e+3,0,true,false,null,"x\u00e9\n"],"b":{}} "#, #"{"a":[[],[{}]]}"#, #"{"":-0.0E-1}"#] {
+            #expect(check(ok) == nil, "\(ok)")
+        }
+    }
+
+    @Test func rejectsWhatIsNotJSON() {
+        for bad in [#"{"a":1,}"#, #"{"a" 1}"#, #"{"a":01}"#, #"{"a":1.}"#, #"{"a":tru}"#, #"{"a":"x"#, #"{"a":"\q"}"#,
+                    "{\"a\":\"tab\there\"}", #"{"a":1}x"#, #"{"a":[1,2}"#, #"{'a':1}"#, #"{"a":1"#, #"{"a":"\u12"}"#] {
+            #expect(check(bad) != nil, "\(bad)")
+        }
+        #expect(check("[1,2]") == .notAnObject)
+        #expect(check("") == .notAnObject)
+    }
+
+    @Test func deepNestingFailsFastWithoutRecursion() {
+        let deep = "{\"a\":" + String(repeating: "[", count: 1_000_000) + String(repeating: "]", count: 1_000_000) + "}"
+        #expect(check(deep) == .tooDeep(limit: 128))
+        let ok = "{\"a\":" + String(repeating: "[", count: 127) + String(repeating: "]", count: 127) + "}"
+        #expect(check(ok) == nil)
+    }
+
+    @Test func formDecoding() throws {
+        let fields = try FormURLEncoded.dictionary("command=%2Faml&text=scale+gpu+4&user_id=U1&empty=&flag")
+        #expect(fields["command"] == "/aml" && fields["text"] == "scale gpu 4" && fields["empty"] == "" && fields["flag"] == "")
+        #expect(throws: FormURLEncoded.Failure.self) { try FormURLEncoded.decode("a=%zz") }
+        #expect(throws: FormURLEncoded.Failure.self) { try FormURLEncoded.decode("a=%ff%fe") }
+        let escaped = FormURLEncoded.escape("/aml run é&=")
+        #expect(try FormURLEncoded.dictionary("t=" + escaped)["t"] == "/aml run é&=")
+    }
+
+    @Test func eventIDsAreUniqueAndSortByTime() {
+        let a = EventID.make(at: Date(timeIntervalSince1970: 1_700_000_000))
+        let b = EventID.make(at: Date(timeIntervalSince1970: 1_700_000_001))
+        #expect(a.count == 30 && a.hasPrefix("evt_") && a < b)
+        let many = Set((0..<10_000).map { _ in EventID.make() })
+        #expect(many.count == 10_000)
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// Real webhook payloads from ../shared/fixtures (see Fixtures/webhooks/SOURCES.md), bundled with the tests.
+public enum Fixtures {
+    /// The bytes of `webhooks/{provider}/{name}`.
+    public static func webhook(_ provider: String, _ name: String) throws -> [UInt8] {
+        guard let url = Bundle.module.url(forResource: "Fixtures/webhooks/\(provider)/\(name)", withExtension: nil) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "webhooks/\(provider)/\(name)"])
+        }
+        return [UInt8](try Data(contentsOf: url))
+    }
+
+    /// The file names in `webhooks/{provider}`.
+    public static func names(_ provider: String) throws -> [String] {
+        guard let dir = Bundle.module.url(forResource: "Fixtures/webhooks/\(provider)", withExtension: nil) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+    }
+}
+
+/// A directory under the system temp dir, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ prefix: String = "mlhook-test") throws {
+        path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
