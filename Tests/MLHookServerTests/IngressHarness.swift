@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MLHookCore
+import MLHookServer
+import NIOCore
+import Signing
+import Store
+import TestSupport
+
+/// A real app over a real SQLite file in a temp dir, with a fixed clock and captured logs.
+struct IngressHarness {
+    let dir: TemporaryDirectory
+    let runtime: MLHookRuntime
+    let store: SQLiteEventStore
+    let logs: CapturedLogs
+    let secrets: [String: String]
+
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let standardKey = "whsec_" + ByteEncoding.base64(Array("0123456789abcdef0123456789abcdef".utf8))
+
+    /// Every kind of source, each with its own secret from the environment.
+    static let config = """
+        server: { listen: "127.0.0.1:0", max_body_bytes: 65536 }
+        sources:
+          - { name: github, type: github, secrets: [ { env: GH }, { env: GH_OLD } ] }
+          - { name: gitlab, type: gitlab, secrets: [ { env: GL } ] }
+          - { name: gitea, type: gitea, secrets: [ { env: GT } ] }
+          - { name: bitbucket, type: bitbucket, secrets: [ { env: BB } ] }
+          - { name: slack, type: slack, secrets: [ { env: SL } ] }
+          - { name: standard, type: standard, secrets: [ { env: SW } ] }
+          - name: generic
+            type: generic
+            secrets: [ { env: GN } ]
+            generic: { header: X-Signature, prefix: "sha256=", timestamp_header: X-Timestamp, delivery_header: X-Request-Id, event_header: X-Event }
+        """
+
+    init(config yaml: String = IngressHarness.config, now: Date = IngressHarness.now) throws {
+        dir = try TemporaryDirectory()
+        logs = CapturedLogs()
+        secrets = ["GH": "gh-secret-current", "GH_OLD": "gh-secret-previous", "GL": "gl-token-123", "GT": "gitea-secret",
+                   "BB": "bb-secret", "SL": "8f742231b10e8888abcd99yyyzzz85a5", "SW": Self.standardKey, "GN": "generic-secret"]
+        var loaded = try MLHookConfig.parse(yaml: yaml, file: "test.yaml")
+        loaded.config.store.path = dir.file("mlhook.db")
+        let logger = logs.logger(level: .info)
+        let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: secrets)
+        store = try SQLiteEventStore(path: loaded.config.store.path, logger: logger)
+        runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: { now })
+    }
+
+    func secret(_ env: String) -> WebhookSecret { WebhookSecret(secrets[env]!) }
+
+    var app: some ApplicationProtocol { buildApplication(runtime) }
+
+    func count() async throws -> Int { try await store.list(limit: nil, source: nil).count }
+
+    /// Lines logged at notice or above (rejections), and whether any line leaked a secret.
+    var rejections: [CapturedLogs.Line] { logs.lines.filter { $0.level >= .notice } }
+
+    func leakedSecrets() -> [String] {
+        let all = logs.lines.map(\.text).joined(separator: "\n")
+        return secrets.values.filter { all.contains($0) }
+    }
+}
+
+extension HTTPFields {
+    init(_ pairs: [(String, String)]) {
+        self.init()
+        for (k, v) in pairs { append(HTTPField(name: HTTPField.Name(k)!, value: v)) }
+    }
+}
+
+/// The decoded JSON body of a test response.
+func object(_ response: TestResponse) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
+}
