@@ -1,0 +1,90 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Signing
+import TestSupport
+import Testing
+
+/// Requests over real sockets: the ones a well-behaved client never sends, and many at once.
+@Suite struct LiveIngressTests {
+    /// Waits until `condition` holds or `timeout` passes.
+    func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try await condition()
+    }
+
+    @Test func aTruncatedBodyIsNeverStored() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        let body = try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json")
+        let sig = try WebhookSigner.github(secret: h.secret("GH"), body: body)[0].value
+        try await h.app.test(.live) { client in
+            let port = try #require(client.port)
+            // The sender declares the whole body, sends a fifth of it, and hangs up.
+            let head = "POST /hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "X-GitHub-Event: push\r\nX-GitHub-Delivery: cut-1\r\nX-Hub-Signature-256: \(sig)\r\n"
+                + "Content-Length: \(body.count)\r\n\r\n"
+            _ = RawHTTP.exchange(port: port, Array(head.utf8) + body.prefix(body.count / 5), closeAfterWrite: true)
+            #expect(try await eventually { h.rejections.count == 1 })
+        }
+        #expect(try await h.count() == 0)
+        #expect(h.rejections.first?.message.contains("could not be read completely") == true)
+    }
+
+    @Test func anOversizedChunkedBodyIsCutOffAt413() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        try await h.app.test(.live) { client in
+            let port = try #require(client.port)
+            // No Content-Length: the limit must hold while streaming.
+            var request = Array("POST /hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)
+            let chunk = Array(repeating: UInt8(ascii: "a"), count: 16_384)
+            for _ in 0..<8 { request += Array("4000\r\n".utf8) + chunk + Array("\r\n".utf8) }
+            request += Array("0\r\n\r\n".utf8)
+            let response = RawHTTP.exchange(port: port, request, closeAfterWrite: false, readTimeout: 5)
+            #expect(response.hasPrefix("HTTP/1.1 413"), "got: \(response.prefix(200))")
+        }
+        #expect(try await h.count() == 0)
+    }
+
+    @Test func concurrentDeliveriesAreAllStoredThroughGroupCommit() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        let body = try Fixtures.webhook("github", "push.branch-1-commit.go-scm.json")
+        let signature = try WebhookSigner.github(secret: h.secret("GH"), body: body)[0].value
+        let n = 300
+        try await h.app.test(.live) { client in
+            let port = try #require(client.port)
+            let statuses = try await withThrowingTaskGroup(of: (String, UInt).self) { group in
+                for i in 0..<n {
+                    group.addTask {
+                        var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/hooks/github")
+                        req.method = .POST
+                        req.headers.add(name: "Content-Type", value: "application/json")
+                        req.headers.add(name: "X-GitHub-Event", value: "push")
+                        req.headers.add(name: "X-GitHub-Delivery", value: "concurrent-\(i)")
+                        req.headers.add(name: "X-Hub-Signature-256", value: signature)
+                        req.body = .bytes(ByteBuffer(bytes: body))
+                        let res = try await HTTPClient.shared.execute(req, timeout: .seconds(30))
+                        let collected = try await res.body.collect(upTo: 4096)
+                        let id = (try? JSONSerialization.jsonObject(with: Data(collected.readableBytesView)) as? [String: Any])?["event_id"] as? String
+                        return (id ?? "", res.status.code)
+                    }
+                }
+                return try await group.reduce(into: [(String, UInt)]()) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0.1 == 202 })
+            #expect(Set(statuses.map(\.0)).count == n, "every delivery got its own event id")
+        }
+        let stored = try await h.store.list(limit: nil, source: "github")
+        #expect(stored.count == n)
+        #expect(Set(stored.map(\.deliveryID)) == Set((0..<n).map { "concurrent-\($0)" }))
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Synchronization
+
+/// The real `mlhook` binary run as a child process, for tests that must kill it.
+public final class ServerProcess: Sendable {
+    private let process: Process
+    private let output = OutputBuffer()
+    /// The bound port, parsed from the "listening on" log line.
+    public let port: Int
+
+    /// The `mlhook` executable built beside the test bundle (`swift build --build-tests` builds both).
+    public static func binary() throws -> String {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        // Linux: .build/<triple>/debug/mlhookPackageTests.xctest is an executable file in the bin directory.
+        if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+        let candidate = dir.appendingPathComponent("mlhook").path
+        guard FileManager.default.isExecutableFile(atPath: candidate) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: candidate,
+                NSLocalizedDescriptionKey: "mlhook binary not found at \(candidate); run swift build --build-tests first"])
+        }
+        return candidate
+    }
+
+    /// Starts `mlhook arguments…` and waits until it logs its listening address.
+    public init(arguments: [String], environment: [String: String], directory: String, timeout: Duration = .seconds(60)) async throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        let sink = output
+        // A plain thread: the read blocks, which must not happen on the cooperative pool.
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                sink.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
+        let deadline = ContinuousClock.now + timeout
+        var found: Int?
+        while found == nil, ContinuousClock.now < deadline {
+            found = output.text.withLock { Self.listeningPort(in: $0) }
+            if found == nil {
+                guard process.isRunning else { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        guard let found else {
+            process.terminate()
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "mlhook did not start: \(output.text.withLock { $0 })"])
+        }
+        port = found
+    }
+
+    static func listeningPort(in text: String) -> Int? {
+        guard let r = text.range(of: "mlhook listening on http://") else { return nil }
+        let rest = text[r.upperBound...]
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })
+    }
+
+    /// Everything the process wrote so far.
+    public var log: String { output.text.withLock { $0 } }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Sends a signal (SIGKILL to crash it, SIGTERM to stop it).
+    public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for the process to exit and returns its status, or nil on timeout.
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { return nil }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// Output collected by a reader thread.
+final class OutputBuffer: Sendable {
+    let text = Mutex("")
+}
+
+/// Runs the `mlhook` binary to completion and returns its exit status and output.
+public func runMLHook(_ arguments: [String], environment: [String: String] = [:], directory: String) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
