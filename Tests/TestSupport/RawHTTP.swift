@@ -5,10 +5,11 @@ import Glibc
 
 /// A plain TCP client for requests no HTTP library will send: truncated bodies, oversized chunked bodies.
 public enum RawHTTP {
-    /// Connects to 127.0.0.1:`port`, writes `bytes`, optionally half-closes, and reads until the server closes
-    /// or `readTimeout` passes.
+    /// Connects to 127.0.0.1:`port`, writes `bytes`, optionally half-closes, and reads until the server closes,
+    /// `complete` says the response is whole, or `readTimeout` passes.
     /// - Returns: What the server answered (possibly empty).
-    public static func exchange(port: Int, _ bytes: [UInt8], closeAfterWrite: Bool, readTimeout: TimeInterval = 5) -> String {
+    public static func exchange(port: Int, _ bytes: [UInt8], closeAfterWrite: Bool, readTimeout: TimeInterval = 5,
+                                complete: (String) -> Bool = { _ in false }) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return "" }
         defer { close(fd) }
@@ -35,6 +36,7 @@ public enum RawHTTP {
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             response += buf[0..<n]
+            if complete(String(decoding: response, as: UTF8.self)) { break }
         }
         return String(decoding: response, as: UTF8.self)
     }
