@@ -28,10 +28,10 @@ struct IngressController: Sendable {
             return reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name)
         }
         let headers = request.headers
-        var log = logger
-        log[metadataKey: "source"] = .string(source.name)
+        // Metadata travels with each log call: mutating a Logger's metadata re-renders it in StreamLogHandler.
+        var log: Logger.Metadata = ["source": .string(source.name)]
         let delivery = source.first(source.deliveryHeaders, in: headers)
-        if let delivery { log[metadataKey: "delivery_id"] = .string(String(delivery.prefix(128))) }
+        if let delivery { log["delivery_id"] = .string(String(delivery.prefix(128))) }
 
         // Content type before reading the body.
         let mediaType = (headers[.contentType] ?? "").split(separator: ";").first.map {
@@ -78,7 +78,7 @@ struct IngressController: Sendable {
             return reject(.badRequest, "malformed_body", error.message, log: log)
         }
         if let challenge = parsed.slackChallenge {
-            log.info("slack url_verification answered")
+            logger.info("slack url_verification answered", metadata: log)
             return json(.ok, ["challenge": challenge])
         }
 
@@ -90,25 +90,26 @@ struct IngressController: Sendable {
         do {
             outcome = try await store.append(event)
         } catch {
-            log.error("hook not stored, answered 503 so the sender retries: \(error)")
+            logger.error("hook not stored, answered 503 so the sender retries: \(error)", metadata: log)
             return json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"])
         }
-        log[metadataKey: "event_id"] = .string(outcome.id)
-        log[metadataKey: "delivery_id"] = .string(deliveryID)
+        log["event_id"] = .string(outcome.id)
+        log["delivery_id"] = .string(deliveryID)
+        log["kind"] = .string(kind)
         switch outcome {
         case .stored(let id):
-            log.info("hook stored", metadata: ["kind": .string(kind)])
+            logger.info("hook stored", metadata: log)
             if let command = parsed.slackCommand {
                 return json(.ok, ["response_type": "ephemeral",
                                   "text": "mlhook received \(command) (event \(id)); results will follow here."])
             }
-            return json(.accepted, ["event_id": id, "duplicate": false])
+            return Self.eventResponse(.accepted, id: id, duplicate: false)
         case .duplicate(let id):
-            log.info("hook is a duplicate delivery; nothing new stored", metadata: ["kind": .string(kind)])
+            logger.info("hook is a duplicate delivery; nothing new stored", metadata: log)
             if parsed.slackCommand != nil {
                 return json(.ok, ["response_type": "ephemeral", "text": "mlhook already has this command (event \(id))."])
             }
-            return json(.ok, ["event_id": id, "duplicate": true])
+            return Self.eventResponse(.ok, id: id, duplicate: true)
         }
     }
 
@@ -133,11 +134,21 @@ struct IngressController: Sendable {
         return "sha256:" + ByteEncoding.hex(digest)
     }
 
+    /// `{"duplicate":…,"event_id":"…"}`; event ids are plain ASCII.
+    static func eventResponse(_ status: HTTPResponse.Status, id: String, duplicate: Bool) -> Response {
+        var j = JSONText()
+        j.add("duplicate", duplicate)
+        j.add("event_id", id)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: j.text)))
+    }
+
     private func reject(_ status: HTTPResponse.Status, _ code: String, _ message: String, source: String? = nil,
-                        log: Logger? = nil, extra: [String: String] = [:]) -> Response {
-        var logger = log ?? self.logger
-        if let source { logger[metadataKey: "source"] = .string(String(source.prefix(64))) }
-        var metadata: Logger.Metadata = ["status": .stringConvertible(status.code), "error": .string(code)]
+                        log: Logger.Metadata = [:], extra: [String: String] = [:]) -> Response {
+        var metadata = log
+        if let source { metadata["source"] = .string(String(source.prefix(64))) }
+        metadata["status"] = .stringConvertible(status.code)
+        metadata["error"] = .string(code)
         for (k, v) in extra { metadata[k] = .string(v) }
         logger.notice("hook rejected: \(message)", metadata: metadata)
         var body: [String: any Sendable] = ["error": code, "message": message]
@@ -162,11 +173,9 @@ struct MalformedBody: Error {
 extension IngressController {
     func validate(_ body: [UInt8], source: IngressSource, form: Bool) throws(MalformedBody) -> ParsedBody {
         let format = source.format
-        guard let text = String(validating: body, as: UTF8.self) else {
-            throw MalformedBody(message: "the body is not valid UTF-8")
-        }
         if !form {
             if let failure = Self.jsonFailure(body) {
+                if case .invalidUTF8 = failure { throw MalformedBody(message: failure.description) }
                 throw MalformedBody(message: "the body is not a valid JSON object: \(failure.description)")
             }
             if format == .slack { return slackEvent(body) }
@@ -175,6 +184,9 @@ extension IngressController {
                 return ParsedBody(kind: topLevelString(body, "type"))
             }
             return ParsedBody()
+        }
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw MalformedBody(message: "the body is not valid UTF-8")
         }
         let fields: [String: String]
         do { fields = try FormURLEncoded.dictionary(text) } catch {

@@ -143,10 +143,7 @@ public final class SQLiteEventStore: EventStore {
         return outcomes
     }
 
-    static func encodeHeaders(_ headers: [String: String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func encodeHeaders(_ headers: [String: String]) -> String { JSONText.object(headers) }
 
     static func decodeHeaders(_ text: String) -> [String: String] {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]

@@ -45,6 +45,34 @@ import Testing
         #expect(check(ok) == nil)
     }
 
+    @Test func utf8IsValidatedInsideStrings() {
+        func bytes(_ b: [UInt8]) -> JSONValidator.Failure? {
+            (Array(#"{"a":""#.utf8) + b + Array(#""}"#.utf8)).withUnsafeBytes { raw in
+                do throws(JSONValidator.Failure) { try JSONValidator.validateObject(raw); return nil } catch { return error }
+            }
+        }
+        #expect(bytes(Array("é€𝄞".utf8)) == nil)
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xC3], [0xFF], [0x80]] {
+            guard case .invalidUTF8 = bytes(bad) else {
+                Issue.record("accepted invalid UTF-8 \(bad)")
+                continue
+            }
+        }
+        // Outside strings, a high byte is a syntax error.
+        #expect(check("{\"a\":1 \u{e9}}") != nil)
+    }
+
+    @Test func jsonTextEscapesAndRoundTrips() throws {
+        let tricky = "quote\" back\\ nl\n tab\t bell\u{07} é 𝄞"
+        var j = JSONText()
+        j.add("s", tricky)
+        j.add("n", 42)
+        j.add("b", false)
+        let decoded = try JSONSerialization.jsonObject(with: Data(j.text.utf8)) as? [String: Any]
+        #expect(decoded?["s"] as? String == tricky && decoded?["n"] as? Int == 42 && decoded?["b"] as? Bool == false)
+        #expect(JSONText.object(["b": "2", "a": "1"]) == #"{"a":"1","b":"2"}"#)
+    }
+
     @Test func formDecoding() throws {
         let fields = try FormURLEncoded.dictionary("command=%2Faml&text=scale+gpu+4&user_id=U1&empty=&flag")
         #expect(fields["command"] == "/aml" && fields["text"] == "scale gpu 4" && fields["empty"] == "" && fields["flag"] == "")

@@ -2,19 +2,23 @@
 ///
 /// Ingress validates every JSON body before storing it, at tens of thousands of requests per second, so this
 /// checks syntax without building objects. It is iterative, so a deeply nested body cannot overflow the
-/// stack; it fails at the first byte past `maxDepth` levels. UTF-8 validity is checked separately.
+/// stack; it fails at the first byte past `maxDepth` levels. It also checks UTF-8: bytes of 0x80 and above
+/// can only stand inside strings, where each sequence is validated (no overlongs, surrogates or values past
+/// U+10FFFF), so a body that passes is valid UTF-8 without a separate pass.
 public enum JSONValidator {
     /// Why a body is not acceptable JSON.
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case syntax(offset: Int, expected: String)
         case tooDeep(limit: Int)
         case notAnObject
+        case invalidUTF8(offset: Int)
 
         public var description: String {
             switch self {
             case .syntax(let offset, let expected): "invalid JSON at byte \(offset): expected \(expected)"
             case .tooDeep(let limit): "JSON nests deeper than \(limit) levels"
             case .notAnObject: "expected a JSON object at the top level"
+            case .invalidUTF8(let offset): "the body is not valid UTF-8 (byte \(offset))"
             }
         }
     }
@@ -94,6 +98,10 @@ public enum JSONValidator {
             let c = b[i]
             if c == UInt8(ascii: "\"") { i += 1; return }
             if c < 0x20 { throw .syntax(offset: i, expected: "no control characters inside a string") }
+            if c >= 0x80 {
+                try scanUTF8(b, &i)
+                continue
+            }
             if c == UInt8(ascii: "\\") {
                 i += 1
                 guard i < b.count else { break }
@@ -114,6 +122,31 @@ public enum JSONValidator {
             i += 1
         }
         throw .syntax(offset: i, expected: "a closing '\"' (the body ends inside a string)")
+    }
+
+    /// Validates one multi-byte UTF-8 sequence starting at `i` (RFC 3629 table 3-7) and steps past it.
+    private static func scanUTF8(_ b: UnsafeBufferPointer<UInt8>, _ i: inout Int) throws(Failure) {
+        let c = b[i]
+        let start = i
+        var need: Int
+        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+        switch c {
+        case 0xC2...0xDF: need = 1
+        case 0xE0: need = 2; lo = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: need = 2
+        case 0xED: need = 2; hi = 0x9F
+        case 0xF0: need = 3; lo = 0x90
+        case 0xF1...0xF3: need = 3
+        case 0xF4: need = 3; hi = 0x8F
+        default: throw .invalidUTF8(offset: start)
+        }
+        i += 1
+        while need > 0 {
+            guard i < b.count, b[i] >= lo, b[i] <= hi else { throw .invalidUTF8(offset: start) }
+            lo = 0x80; hi = 0xBF
+            i += 1
+            need -= 1
+        }
     }
 
     private static func isHex(_ c: UInt8) -> Bool {
