@@ -2,13 +2,12 @@ import Foundation
 import GRDB
 import Logging
 import MLHookCore
-import Synchronization
 
 /// The embedded inbox: one SQLite file in WAL mode, written through a group commit.
 ///
 /// Concurrent `append` calls queue up while a transaction is in flight; the next transaction takes all of
-/// them, so N concurrent deliveries share one commit and one fsync. Each caller resumes only after the
-/// transaction holding its event has committed, so an acknowledged delivery is always stored.
+/// them, so N concurrent deliveries share one commit and one fsync (`GroupCommitWriter`). Each caller resumes
+/// only after the transaction holding its event has committed, so an acknowledged delivery is always stored.
 ///
 /// Durability follows `store.synchronous`:
 /// - `full` (default): SQLite fsyncs the WAL at every commit. A 2xx survives kill -9, an OS crash and
@@ -17,14 +16,15 @@ import Synchronization
 ///   in the OS page cache), but the last commits may be lost on power loss or an OS crash.
 public final class SQLiteEventStore: EventStore {
     private let pool: DatabasePool
-    private let pending = Mutex(PendingAppends())
+    private let writer: GroupCommitWriter<PreparedEvent, AppendOutcome>
+    private let checkpointer: WALCheckpointer
     private let logger: Logger
-    /// Upper bound on events per transaction, which bounds how long one commit holds the writer.
-    private let maxBatch: Int
 
-    private struct PendingAppends {
-        var queue: [(InboundEvent, CheckedContinuation<AppendOutcome, any Error>)] = []
-        var flushing = false
+    /// An event with its columns encoded, so the writer thread does only SQLite work.
+    struct PreparedEvent: Sendable {
+        let event: InboundEvent
+        let headers: String
+        let body: Data
     }
 
     /// Opens (creating if needed) the store and migrates its schema.
@@ -36,7 +36,6 @@ public final class SQLiteEventStore: EventStore {
     /// - Throws: `StoreError` naming the file when it cannot be opened or migrated.
     public init(path: String, synchronous: SynchronousMode = .full, maxBatch: Int = 512, logger: Logger) throws {
         self.logger = logger
-        self.maxBatch = maxBatch
         let url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
@@ -50,12 +49,26 @@ public final class SQLiteEventStore: EventStore {
             let sync = synchronous == .full ? "FULL" : "NORMAL"
             config.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = \(sync)")
+                // Checkpoints run on WALCheckpointer's thread, not inside commits; after a checkpoint resets
+                // the log, SQLite truncates the file back to this size.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                try db.execute(sql: "PRAGMA journal_size_limit = \(64 << 20)")
             }
-            pool = try DatabasePool(path: path, configuration: config)
+            let pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            let pageSize = try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
+            checkpointer = try WALCheckpointer(path: path, pageSize: pageSize, logger: logger)
+            self.pool = pool
         } catch {
             throw StoreError("open \(path)", error)
         }
+        writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, name: "mlhook-store-writer", logger: logger,
+                                   commit: Self.insert)
+    }
+
+    deinit {
+        writer.stop()
+        checkpointer.stop()
     }
 
     private static var migrator: DatabaseMigrator {
@@ -83,45 +96,10 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func append(_ event: InboundEvent) async throws -> AppendOutcome {
-        try await withCheckedThrowingContinuation { continuation in
-            let startFlush = pending.withLock { p in
-                p.queue.append((event, continuation))
-                guard !p.flushing else { return false }
-                p.flushing = true
-                return true
-            }
-            if startFlush {
-                Task { await self.flush() }
-            }
-        }
+        try await writer.submit(PreparedEvent(event: event, headers: Self.encodeHeaders(event.headers), body: Data(event.body)))
     }
 
-    /// Commits queued appends in batches until the queue is empty.
-    private func flush() async {
-        while true {
-            let batch = pending.withLock { p in
-                guard !p.queue.isEmpty else {
-                    p.flushing = false
-                    return [(InboundEvent, CheckedContinuation<AppendOutcome, any Error>)]()
-                }
-                let take = min(p.queue.count, maxBatch)
-                let batch = Array(p.queue.prefix(take))
-                p.queue.removeFirst(take)
-                return batch
-            }
-            if batch.isEmpty { return }
-            do {
-                let events = batch.map(\.0)
-                let outcomes = try await pool.write { db in try Self.insert(events, db) }
-                for (item, outcome) in zip(batch, outcomes) { item.1.resume(returning: outcome) }
-            } catch {
-                logger.error("store: commit of \(batch.count) events failed: \(error)")
-                for item in batch { item.1.resume(throwing: StoreError("append", error)) }
-            }
-        }
-    }
-
-    private static func insert(_ events: [InboundEvent], _ db: Database) throws -> [AppendOutcome] {
+    private static func insert(_ db: Database, _ events: [PreparedEvent]) throws -> [AppendOutcome] {
         let insert = try db.cachedStatement(sql: """
             INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body, received_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -130,9 +108,10 @@ public final class SQLiteEventStore: EventStore {
         let existing = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND delivery_id = ?")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(events.count)
-        for e in events {
-            try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, encodeHeaders(e.headers),
-                                           e.contentType, Data(e.body), e.receivedAt.timeIntervalSince1970])
+        for p in events {
+            let e = p.event
+            try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
+                                           e.contentType, p.body, e.receivedAt.timeIntervalSince1970])
             if db.changesCount == 1 {
                 outcomes.append(.stored(id: e.id))
             } else {

@@ -5,7 +5,7 @@ import MLHookCore
 import MLHookServer
 import Store
 
-@main
+
 struct MLHookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlhook",

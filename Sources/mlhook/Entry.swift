@@ -1,0 +1,20 @@
+import Dispatch
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// The process entry point.
+@main
+enum Entry {
+    static func main() {
+        // Run Swift Concurrency's jobs on NIO's event loops, so a request is read, verified, stored and
+        // answered without hopping between NIO's threads and the concurrency pool (measured with
+        // bench/ingest.sh). NIO requires this first, on the main thread, once: hence a synchronous main.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        Task {
+            await MLHookCommand.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
