@@ -1,0 +1,107 @@
+import Foundation
+
+/// What each action's parameters must be after rendering, in the terms Azure ML accepts.
+public enum ActionSchema {
+    /// How a parameter is checked.
+    public enum Kind: Sendable, Equatable {
+        /// Experiment and model names: letters, digits, `-`, `_` (models also `.`), starting with a letter or
+        /// digit, at most `max` characters.
+        case name(max: Int, dots: Bool)
+        /// AmlCompute names: 2 to 24 letters, digits and `-`, starting with a letter.
+        case computeName
+        /// A run id: `^[a-zA-Z0-9][\w-]{0,255}$` (the execution API's rule).
+        case runID
+        /// `name:version`.
+        case modelID
+        /// A relative path inside the source tree: no `..`, not absolute.
+        case relativePath
+        /// An http(s) URL.
+        case url
+        /// Any text without control characters.
+        case text
+        /// An integer in range.
+        case int(ClosedRange<Int>)
+        /// A list of texts.
+        case list
+        /// A map of texts.
+        case map
+    }
+
+    /// A parameter's rule.
+    public struct Parameter: Sendable {
+        public let kind: Kind
+        public let required: Bool
+    }
+
+    /// The parameters each action takes.
+    public static func parameters(_ type: ActionType) -> [String: Parameter] {
+        func p(_ k: Kind, _ r: Bool = false) -> Parameter { Parameter(kind: k, required: r) }
+        switch type {
+        case .startRun:
+            return ["experiment": p(.name(max: 255, dots: false), true), "script": p(.relativePath, true),
+                    "compute": p(.computeName, true), "dir": p(.relativePath), "arguments": p(.list),
+                    "environment": p(.map), "max_run_seconds": p(.int(1...2_592_000)), "display_name": p(.text)]
+        case .registerModel:
+            return ["name": p(.name(max: 255, dots: true), true), "from_run": p(.runID), "experiment": p(.name(max: 255, dots: false)),
+                    "path": p(.relativePath), "url": p(.url), "description": p(.text), "tags": p(.map)]
+        case .deleteModel:
+            return ["id": p(.modelID, true)]
+        case .scaleCompute:
+            return ["name": p(.computeName, true), "min_nodes": p(.int(0...1000)), "max_nodes": p(.int(0...1000), true),
+                    "idle_seconds": p(.int(0...604_800))]
+        case .cancelRun:
+            return ["experiment": p(.name(max: 255, dots: false), true), "run_id": p(.runID, true)]
+        case .score:
+            return ["uri": p(.url, true), "data": p(.text, true)]
+        }
+    }
+
+    /// Checks one rendered text value.
+    /// - Returns: The typed value, or why it is not acceptable.
+    public static func check(_ kind: Kind, _ value: String) -> Result<ParameterValue, TemplateError> {
+        func bad(_ what: String) -> Result<ParameterValue, TemplateError> { .failure(TemplateError("\"\(value)\" is not \(what)")) }
+        let ascii = value.unicodeScalars
+        func all(_ allowed: (Unicode.Scalar) -> Bool) -> Bool { ascii.allSatisfy(allowed) }
+        func alnum(_ c: Unicode.Scalar) -> Bool { c.isASCII && (CharacterSet.alphanumerics.contains(c)) }
+        switch kind {
+        case .name(let max, let dots):
+            guard let first = ascii.first, alnum(first), value.count <= max,
+                  all({ alnum($0) || $0 == "-" || $0 == "_" || (dots && $0 == ".") }) else {
+                return bad("a valid name (letters, digits, -, _\(dots ? ", ." : ""); starting with a letter or digit; at most \(max) characters)")
+            }
+        case .computeName:
+            guard let first = ascii.first, first.isASCII, CharacterSet.letters.contains(first), (2...24).contains(value.count),
+                  all({ alnum($0) || $0 == "-" }) else {
+                return bad("a valid compute name (2-24 letters, digits and -, starting with a letter)")
+            }
+        case .runID:
+            guard let first = ascii.first, alnum(first), value.count <= 256, all({ alnum($0) || $0 == "-" || $0 == "_" }) else {
+                return bad("a valid run id (letters, digits, - and _, at most 256 characters)")
+            }
+        case .modelID:
+            let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, Int(parts[1]).map({ $0 >= 1 }) == true,
+                  case .success = check(.name(max: 255, dots: true), String(parts[0])) else {
+                return bad("a model id (name:version, version 1 or more)")
+            }
+        case .relativePath:
+            let segments = value.split(separator: "/", omittingEmptySubsequences: true)
+            guard !value.isEmpty, !value.hasPrefix("/"), !segments.contains(".."), !value.contains("\0"), !value.contains("\\") else {
+                return bad("a relative path inside the repository (no .., not absolute)")
+            }
+        case .url:
+            guard let u = URL(string: value), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil else {
+                return bad("an http(s) URL")
+            }
+        case .text:
+            guard all({ $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }) else { return bad("plain text (it has control characters)") }
+        case .int(let range):
+            guard let n = Int(value.trimmingCharacters(in: .whitespaces)) else { return bad("an integer") }
+            guard range.contains(n) else { return .failure(TemplateError("\(n) is out of range \(range.lowerBound)...\(range.upperBound)")) }
+            return .success(.int(n))
+        case .list, .map:
+            return .success(.string(value))
+        }
+        return .success(.string(value))
+    }
+}
