@@ -61,6 +61,13 @@ extension MLHookConfig {
             } else if !top.has("sources") {
                 reader.error(root, "sources", "is required: list at least one webhook source")
             }
+            if let n = top.node("rules") {
+                config.rules = parseRules(n, reader: reader, sourceNames: Set(config.sources.map(\.name)))
+            }
+            if let n = top.node("scheduler"), let m = reader.mapping(n, "scheduler") {
+                config.scheduler.catchUpSeconds = m.int("catch_up_seconds", default: config.scheduler.catchUpSeconds, range: 0...(30 * 86_400))
+                m.finish()
+            }
             top.finish()
         }
         guard reader.issues.isEmpty else {
@@ -125,7 +132,7 @@ extension MLHookConfig {
         if let n = m.node("secrets") {
             if let items = reader.sequence(n, m.keyPath("secrets")) {
                 for (i, item) in items.enumerated() {
-                    if let ref = parseSecret(item, path: "\(m.keyPath("secrets"))[\(i)]", reader: reader) {
+                    if let ref = parseSecretReference(item, path: "\(m.keyPath("secrets"))[\(i)]", reader: reader) {
                         source.secrets.append(ref)
                     }
                 }
@@ -148,7 +155,7 @@ extension MLHookConfig {
 
     private static let nameBytes = Set(Array("abcdefghijklmnopqrstuvwxyz0123456789-_".utf8))
 
-    private static func parseSecret(_ node: Node, path: String, reader: YAMLReader) -> SecretReference? {
+    static func parseSecretReference(_ node: Node, path: String, reader: YAMLReader) -> SecretReference? {
         if case .scalar(let s) = node {
             reader.warn(node, path, "a literal secret in the config file; prefer { env: NAME } or { file: PATH }")
             guard !s.string.isEmpty else {

@@ -13,6 +13,10 @@ public struct MLHookConfig: Sendable, Equatable {
     public var log = LogConfig()
     /// Webhook senders, by name; each is served at `POST /hooks/{name}`.
     public var sources: [SourceConfig] = []
+    /// What to do for which events.
+    public var rules: [Rule] = []
+    /// Cron schedule settings.
+    public var scheduler = SchedulerConfig()
 
     public init() {}
 
@@ -37,6 +41,13 @@ public enum SynchronousMode: String, Sendable, Equatable, CaseIterable {
     case full
     /// fsync only at checkpoints: a 2xx survives a process crash (kill -9), not power loss.
     case normal
+}
+
+/// `scheduler:` settings.
+public struct SchedulerConfig: Sendable, Equatable {
+    /// A tick missed while mlhook was down fires once at start if it is at most this old (seconds).
+    public var catchUpSeconds = 3600
+    public init() {}
 }
 
 /// `store:` settings.
