@@ -16,19 +16,26 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router()
-    let ingress = IngressController(
-        sources: Dictionary(runtime.sources.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
-        store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes, now: runtime.now, logger: runtime.logger)
+    let ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
+                                    now: runtime.now, logger: runtime.logger)
     ingress.addRoutes(to: router)
     HealthController(store: runtime.store).addRoutes(to: router)
 
     let pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
                              now: runtime.now, logger: runtime.logger)
+    var services: [any Service] = [
+        pruner,
+        EventPlanner(store: runtime.store, live: runtime.live, logger: runtime.logger),
+        Scheduler(store: runtime.store, live: runtime.live, clock: runtime.schedulerClock, logger: runtime.logger),
+    ]
+    if let path = runtime.configPath {
+        services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger))
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(runtime.config.server.host, port: runtime.config.server.port),
                              serverName: "mlhook"),
-        services: [pruner],
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: runtime.logger
     )

@@ -9,7 +9,8 @@ import Store
 
 /// `POST /hooks/{source}`: verify over the raw bytes, validate, store durably, and only then answer 2xx.
 struct IngressController: Sendable {
-    let sources: [String: IngressSource]
+    /// Sources are read per request, so a reloaded configuration applies to the next delivery.
+    let live: LiveConfig
     let store: any EventStore
     let maxBodyBytes: Int
     let now: @Sendable () -> Date
@@ -24,7 +25,7 @@ struct IngressController: Sendable {
     }
 
     func receive(_ request: Request, source name: String) async -> Response {
-        guard let source = sources[name] else {
+        guard let source = live.snapshot.sources[name] else {
             return reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name)
         }
         let headers = request.headers

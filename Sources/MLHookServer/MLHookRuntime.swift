@@ -7,30 +7,40 @@ import Store
 /// A validated configuration with its secrets resolved and its store open: everything `buildApplication`
 /// wires together. Tests build one with a temporary store and an injected clock.
 public struct MLHookRuntime: Sendable {
+    /// The configuration at start (server and store settings come from here; sources and rules from `live`).
     public let config: MLHookConfig
-    public let sources: [IngressSource]
+    /// The configuration in force, replaced on reload.
+    public let live: LiveConfig
     public let store: any EventStore
     public let logger: Logger
     /// The clock used for replay windows and timestamps.
     public let now: @Sendable () -> Date
+    /// The clock schedules fire on.
+    public let schedulerClock: any SchedulerClock
+    /// The file to reload on SIGHUP or change (nil: embedded defaults, nothing to reload).
+    public let configPath: String?
 
     public init(config: MLHookConfig, sources: [IngressSource], store: any EventStore, logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                now: @escaping @Sendable () -> Date = { Date() }, schedulerClock: any SchedulerClock = SystemSchedulerClock(),
+                configPath: String? = nil) {
         self.config = config
-        self.sources = sources
+        self.live = LiveConfig(config: config, sources: sources)
         self.store = store
         self.logger = logger
         self.now = now
+        self.schedulerClock = schedulerClock
+        self.configPath = configPath
     }
 
     /// Resolves the sources' secrets, logs the configuration's warnings, and opens the SQLite store.
     /// - Throws: `ConfigError` for secrets that are missing or empty, `StoreError` when the store cannot open.
-    public static func prepare(_ loaded: LoadedConfig, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
+    public static func prepare(_ loaded: LoadedConfig, path: String?, logger: Logger,
+                               environment: [String: String] = ProcessInfo.processInfo.environment,
                                now: @escaping @Sendable () -> Date = { Date() }) throws -> MLHookRuntime {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
         let store = try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous, logger: logger)
-        return MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now)
+        return MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
     }
 
     /// Builds every source's verifier from its resolved secrets; collects every problem before failing.

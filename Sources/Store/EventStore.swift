@@ -23,6 +23,13 @@ public protocol EventStore: Sendable {
     /// Whether the store answers queries (for `/readyz`).
     func isReady() async -> Bool
 
+    /// Events not yet planned, oldest first.
+    func unplanned(limit: Int) async throws -> [StoredEvent]
+
+    /// Records the planner's verdict: `planned` with the planned actions (JSON), or `ignored`; the explanation
+    /// says, rule by rule, why.
+    func recordPlan(id: String, state: EventState, plan: String?, explanation: String) async throws
+
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
     func prune(receivedBefore date: Date) async throws -> Int
@@ -67,6 +74,8 @@ public struct StoredEvent: Sendable, Equatable {
     public var headers: [String: String]
     public var contentType: String
     public var body: [UInt8]
-    /// Why no rule matched, once the planner has run (later issue).
+    /// Rule by rule, why each matched or not, once the planner has run.
     public var explanation: String?
+    /// The planned actions (JSON), when any rule matched.
+    public var plan: String?
 }

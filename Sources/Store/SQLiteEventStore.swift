@@ -92,6 +92,12 @@ public final class SQLiteEventStore: EventStore {
                 CREATE INDEX events_received_at ON events(received_at);
                 """)
         }
+        m.registerMigration("v2 plans") { db in
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN plan TEXT;
+                CREATE INDEX events_unplanned ON events(seq) WHERE state = 'received';
+                """)
+        }
         return m
     }
 
@@ -154,13 +160,33 @@ public final class SQLiteEventStore: EventStore {
     public func event(id: String) async throws -> StoredEvent? {
         try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n, headers, content_type,
-                       body, explanation
-                FROM events WHERE id = ?
+                SELECT \(Self.fullColumns) FROM events WHERE id = ?
                 """, arguments: [id]) else { return nil }
-            let body: Data = row["body"]
-            return StoredEvent(summary: Self.summary(row), headers: Self.decodeHeaders(row["headers"]),
-                               contentType: row["content_type"], body: [UInt8](body), explanation: row["explanation"])
+            return Self.stored(row)
+        }
+    }
+
+    private static let fullColumns = """
+        id, source, kind, delivery_id, state, received_at, length(body) AS n, headers, content_type, body, explanation, plan
+        """
+
+    private static func stored(_ row: Row) -> StoredEvent {
+        let body: Data = row["body"]
+        return StoredEvent(summary: summary(row), headers: decodeHeaders(row["headers"]), contentType: row["content_type"],
+                           body: [UInt8](body), explanation: row["explanation"], plan: row["plan"])
+    }
+
+    public func unplanned(limit: Int) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) FROM events WHERE state = 'received' ORDER BY seq LIMIT ?",
+                             arguments: [limit]).map(Self.stored)
+        }
+    }
+
+    public func recordPlan(id: String, state: EventState, plan: String?, explanation: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?",
+                           arguments: [state.rawValue, plan, explanation, id])
         }
     }
 

@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
         let logger = bootstrapLogging(loaded.config.log)
         let runtime: MLHookRuntime
         do {
-            runtime = try MLHookRuntime.prepare(loaded, logger: logger)
+            runtime = try MLHookRuntime.prepare(loaded, path: options.config, logger: logger)
         } catch let error as ConfigError {
             printError("cannot start:\n\(error.description)")
             throw ExitCode(2)

@@ -114,6 +114,9 @@ extension MLHookConfig {
 
     private static func parseSource(_ m: MappingReader, reader: YAMLReader) -> SourceConfig? {
         let name = m.requiredString("name")
+        if name == "schedule" {
+            reader.error(m.node("name"), m.keyPath("name"), "\"schedule\" is reserved for cron ticks; choose another source name")
+        }
         if let name, name.utf8.contains(where: { !(Self.nameBytes.contains($0)) }) || name.count > 64 {
             reader.error(m.node("name"), m.keyPath("name"), "must be 1-64 of a-z, 0-9, - and _ (it is a URL path segment), got \"\(name)\"")
         }
