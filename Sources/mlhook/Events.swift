@@ -72,7 +72,12 @@ struct Events: AsyncParsableCommand {
             print("content type: \(e.contentType)")
             print("headers:")
             for (k, v) in e.headers.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v)") }
-            if let why = e.explanation { print("explanation:\n\(why)") }
+            if let plan = e.plan,
+               let actions = try? JSONDecoder().decode([PlannedAction].self, from: Data(plan.utf8)) {
+                print("planned actions:")
+                for a in actions { print("  \(a.rule)#\(a.index + 1) \(a.summary)") }
+            }
+            if let why = e.explanation { print("explanation:\n" + why.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n")) }
             print("body (\(e.body.count) bytes):")
             if let obj = try? JSONSerialization.jsonObject(with: Data(e.body)),
                let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {

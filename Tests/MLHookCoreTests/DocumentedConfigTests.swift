@@ -14,8 +14,28 @@ import Testing
         #expect(loaded.config.server == defaults.server)
         #expect(loaded.config.store == defaults.store)
         #expect(loaded.config.log == defaults.log)
+        #expect(loaded.config.scheduler == defaults.scheduler)
+        #expect(loaded.config.rules.isEmpty)
         var github = SourceConfig(name: "github", type: .github)
         github.secrets = [.env("GITHUB_WEBHOOK_SECRET")]
         #expect(loaded.config.sources == [github])
+    }
+}
+
+/// The commented rules reference in config/mlhook.yaml is valid when uncommented.
+@Suite struct DocumentedRulesTests {
+    @Test func theCommentedRulesReferenceParses() throws {
+        let text = try String(contentsOfFile: DocumentedConfigTests.path, encoding: .utf8)
+        guard let start = text.range(of: "# rules:\n") else {
+            Issue.record("no rules reference in config/mlhook.yaml")
+            return
+        }
+        let reference = text[start.lowerBound...].split(separator: "\n").map { line in
+            line.hasPrefix("# ") ? String(line.dropFirst(2)) : ""
+        }.joined(separator: "\n")
+        let yaml = "sources: [ { name: github, type: github, secrets: [ { env: X } ] } ]\n" + reference
+            .replacingOccurrences(of: "https://…/", with: "https://example.com/")
+        let rules = try MLHookConfig.parse(yaml: yaml, file: "reference").config.rules
+        #expect(rules.count == 1 && rules[0].actions.count == 7 && rules[0].callbacks.count == 3)
     }
 }
