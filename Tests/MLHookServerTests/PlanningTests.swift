@@ -123,6 +123,25 @@ import Testing
         #expect(h.runtime.live.snapshot.config.rules[0].when[0].branches?.count == 2)
     }
 
+    @Test func aChangedFileIsReloadedWithoutASignal() async throws {
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        let path = h.dir.file("mlhook.yaml")
+        try Self.config.write(toFile: path, atomically: true, encoding: .utf8)
+        let reloader = ConfigReloader(path: path, live: h.runtime.live, logger: h.logs.logger(), environment: h.secrets,
+                                      pollInterval: .milliseconds(50))
+        let task = Task { try await reloader.run() }
+        defer { task.cancel() }
+        let before = h.runtime.live.snapshot.generation
+        // Modification times have one-second granularity on some filesystems: make the change visible.
+        try await Task.sleep(for: .milliseconds(1100))
+        try Self.config.replacingOccurrences(of: "branches: [main]", with: "branches: [main, \"release/*\"]")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await eventually { h.runtime.live.snapshot.generation == before + 1 })
+        #expect(h.runtime.live.snapshot.config.rules[0].when[0].branches?.map(\.pattern) == ["main", "release/*"])
+        #expect(h.logs.lines.contains { $0.message.contains("config reloaded (file changed)") })
+    }
+
     @Test func sighupReloadsARunningServer() async throws {
         let dir = try TemporaryDirectory("mlhook-reload")
         defer { dir.remove() }

@@ -24,16 +24,8 @@ public final class ServerProcess: Sendable {
 
     /// Starts `mlhook arguments…` and waits until it logs its listening address.
     public init(arguments: [String], environment: [String: String], directory: String, timeout: Duration = .seconds(60)) async throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.run()
-        let handle = pipe.fileHandleForReading
+        let (process, handle) = try startMLHook(arguments, environment: environment, directory: directory)
+        self.process = process
         let sink = output
         // A plain thread: the read blocks, which must not happen on the cooperative pool.
         Thread.detachNewThread {
@@ -94,6 +86,14 @@ final class OutputBuffer: Sendable {
 
 /// Runs the `mlhook` binary to completion and returns its exit status and output.
 public func runMLHook(_ arguments: [String], environment: [String: String] = [:], directory: String) throws -> (status: Int32, output: String) {
+    let (p, handle) = try startMLHook(arguments, environment: environment, directory: directory)
+    let data = handle.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Starts the `mlhook` binary with standard output and error on one pipe.
+func startMLHook(_ arguments: [String], environment: [String: String], directory: String) throws -> (Process, FileHandle) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
     p.arguments = arguments
@@ -103,7 +103,5 @@ public func runMLHook(_ arguments: [String], environment: [String: String] = [:]
     p.standardOutput = pipe
     p.standardError = pipe
     try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    return (p, pipe.fileHandleForReading)
 }
