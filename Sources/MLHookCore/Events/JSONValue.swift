@@ -47,7 +47,7 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         case .bool(let b): return b ? "true" : "false"
         case .null: return ""
         case .object, .array:
-            let data = (try? JSONSerialization.data(withJSONObject: foundation, options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
+            let data = (try? JSONSerialization.data(withJSONObject: foundation, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
             return String(decoding: data, as: UTF8.self)
         }
     }
@@ -87,6 +87,58 @@ extension JSONValue {
         case .number(let n): try c.encode(n)
         case .bool(let b): try c.encode(b)
         case .null: try c.encodeNil()
+        }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByFloatLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension JSONValue {
+    /// The members of an object (empty for anything else).
+    public var object: [String: JSONValue] { if case .object(let d) = self { d } else { [:] } }
+
+    /// A copy with `key` set (objects only; other values become an object).
+    public func setting(_ key: String, _ value: JSONValue?) -> JSONValue {
+        var d = object
+        d[key] = value
+        return .object(d)
+    }
+
+    /// A copy with the value at a dotted path set, creating objects on the way.
+    public func setting(path: String, _ value: JSONValue?) -> JSONValue {
+        let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+        if parts.count == 1 { return setting(parts[0], value) }
+        return setting(parts[0], (self[parts[0]] ?? .object([:])).setting(path: parts[1], value))
+    }
+
+    /// Looks a key up ignoring case (run definitions arrive in three casings).
+    public func member(_ key: String) -> JSONValue? {
+        if let v = self[key] { return v }
+        return object.first { $0.key.caseInsensitiveCompare(key) == .orderedSame }?.value
+    }
+
+    /// A case-insensitive dotted lookup.
+    public func member(path: String) -> JSONValue? {
+        var current: JSONValue? = self
+        for segment in path.split(separator: ".") { current = current?.member(String(segment)) }
+        return current
+    }
+
+    /// Keys starting with `_` removed, recursively (internal bookkeeping never leaves the server).
+    public var publicView: JSONValue {
+        switch self {
+        case .object(let d): .object(d.filter { !$0.key.hasPrefix("_") }.mapValues(\.publicView))
+        case .array(let a): .array(a.map(\.publicView))
+        default: self
         }
     }
 }

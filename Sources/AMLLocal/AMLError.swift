@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import MLHookCore
+
+/// The API surface a request belongs to; each has its own error envelope.
+enum Plane: Sendable {
+    case aad, arm, history, modelManagement
+}
+
+/// An error the local server answers with, rendered in the envelope of the request's plane.
+struct AMLError: Error, Sendable {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    /// The innerError code (history plane), such as NotFoundError.
+    let inner: String?
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, inner: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.inner = inner
+    }
+
+    static func validation(_ message: String) -> AMLError { AMLError(.badRequest, "UserError", message, inner: "BadArgument") }
+    static func notFound(_ what: String) -> AMLError { AMLError(.notFound, "UserError", "\(what) was not found.", inner: "NotFoundError") }
+
+    /// The body for a plane.
+    func body(for plane: Plane) -> String {
+        switch plane {
+        case .aad:
+            var j = JSONText()
+            j.add("error", code)
+            j.add("error_description", message)
+            return j.text
+        case .arm:
+            var inner = JSONText()
+            inner.add("code", code)
+            inner.add("message", message)
+            return "{\"error\":\(inner.text)}"
+        case .history:
+            var inner = JSONText()
+            inner.add("code", code)
+            inner.add("message", message)
+            let innerError = self.inner.map { c -> String in var j = JSONText(); j.add("code", c); return j.text } ?? "null"
+            let e = String(inner.text.dropLast()) + ",\"innerError\":\(innerError)}"
+            return "{\"error\":\(e),\"correlation\":{}}"
+        case .modelManagement:
+            var j = JSONText()
+            j.add("code", status == .notFound ? "NotFound" : code)
+            j.add("statusCode", Int(status.code))
+            j.add("message", message)
+            return String(j.text.dropLast()) + ",\"correlation\":{}}"
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Hummingbird
+import Logging
+import MLHookCore
+import Signing
+
+/// What a fresh data directory is seeded with, and what `credentials.json` holds.
+public struct AMLLocalCredentials: Codable, Sendable, Equatable {
+    public var tenantID: String
+    public var clientID: String
+    public var clientSecret: String
+    public var subscriptionID: String
+    public var resourceGroup: String
+    public var workspace: String
+    public var baseURL: String
+
+    enum CodingKeys: String, CodingKey {
+        case tenantID = "tenant_id", clientID = "client_id", clientSecret = "client_secret", subscriptionID = "subscription_id"
+        case resourceGroup = "resource_group", workspace, baseURL = "base_url"
+    }
+}
+
+/// Builds the local Azure-ML-compatible server over a data directory.
+public struct AMLLocal: Sendable {
+    public let server: AMLLocalServer
+    public let settings: AMLLocalSettings
+    /// The seeded identity and names (also written to `DIR/credentials.json` once the port is known).
+    public let credentials: AMLLocalCredentials
+
+    /// Opens (seeding when fresh) the data directory and marks runs interrupted by a previous stop as Failed.
+    public init(settings: AMLLocalSettings, logger: Logger) throws {
+        let store = try AMLLocalStore(dataDirectory: settings.dataDirectory)
+        let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key")
+        let executor = RunExecutor(store: store, settings: settings, logger: logger)
+        try executor.recover()
+        self.settings = settings
+        self.credentials = try Self.seed(store, settings: settings)
+        self.server = AMLLocalServer(store: store, tokens: tokens, executor: executor, settings: settings, logger: logger)
+    }
+
+    /// Seeds one tenant, subscription, resource group, workspace, `cpu-cluster` (max 2 nodes) and a service
+    /// principal with a random secret; on later starts, reads them back.
+    static func seed(_ store: AMLLocalStore, settings: AMLLocalSettings) throws -> AMLLocalCredentials {
+        if let saved = try store.get("seed", "", "credentials"), let data = saved.text.data(using: .utf8),
+           let c = try? JSONDecoder().decode(AMLLocalCredentials.self, from: data) {
+            return c
+        }
+        let c = AMLLocalCredentials(tenantID: settings.tenant, clientID: UUID().uuidString.lowercased(),
+                                    clientSecret: ByteEncoding.hex(ConstantTime.randomBytes(24)),
+                                    subscriptionID: UUID().uuidString.lowercased(), resourceGroup: "mlhook-local",
+                                    workspace: "mlhook-local", baseURL: "")
+        try store.put("principal", c.tenantID.lowercased(), c.clientID,
+                      ["clientId": .string(c.clientID), "secretSHA256": .string(Digest.sha256Hex(Array(c.clientSecret.utf8)))])
+        try store.put("group", c.subscriptionID.lowercased(), c.resourceGroup, [
+            "id": .string("/subscriptions/\(c.subscriptionID)/resourceGroups/\(c.resourceGroup)"), "name": .string(c.resourceGroup),
+            "type": "Microsoft.Resources/resourceGroups", "location": "local", "properties": ["provisioningState": "Succeeded"],
+        ])
+        let wsID = "/subscriptions/\(c.subscriptionID)/resourceGroups/\(c.resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces/\(c.workspace)"
+        try store.put("workspace", AMLLocalServer.groupKey(c.subscriptionID, c.resourceGroup), c.workspace,
+                      AMLLocalServer.workspaceBody(id: wsID, name: c.workspace, location: "local", tenant: c.tenantID,
+                                                   base: "", properties: [:], existing: nil))
+        let wsKey = AMLLocalServer.workspaceKey(c.subscriptionID, c.resourceGroup, c.workspace)
+        try store.put("compute", wsKey, "cpu-cluster", [
+            "id": .string(wsID + "/computes/cpu-cluster"), "name": "cpu-cluster", "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "location": "local",
+            "properties": ["computeType": "AmlCompute", "provisioningState": "Succeeded", "createdOn": .string(AMLLocalServer.now()),
+                           "modifiedOn": .string(AMLLocalServer.now()), "isAttachedCompute": false,
+                           "properties": ["vmSize": "Standard_D1", "vmPriority": "Dedicated", "allocationState": "Steady",
+                                          "scaleSettings": ["maxNodeCount": 2, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": "PT30M"]]],
+        ])
+        let encoded = try JSONEncoder().encode(c)
+        try store.put("seed", "", "credentials", JSONValue(json: [UInt8](encoded)) ?? [:])
+        return c
+    }
+
+    /// Records the bound base URL and writes `DIR/credentials.json` (mode 0600).
+    public func bound(port: Int, host: String = "127.0.0.1") throws {
+        let base = "http://\(host):\(port)"
+        settings.base.value.withLock { $0 = base }
+        var c = credentials
+        c.baseURL = base
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let path = settings.dataDirectory + "/credentials.json"
+        FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600])
+    }
+
+    /// A router serving every host kind at the root.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        server.addRoutes(to: router)
+        return router
+    }
+}

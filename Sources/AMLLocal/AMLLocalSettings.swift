@@ -1,0 +1,30 @@
+import Foundation
+import Synchronization
+
+/// How the local server runs.
+public struct AMLLocalSettings: Sendable {
+    /// Where state, uploaded projects, run directories and logs live.
+    public var dataDirectory: String
+    /// The interpreter that runs scripts.
+    public var interpreter = "python3"
+    /// Largest request body (uploads) accepted.
+    public var maxUploadBytes = 256 << 20
+    /// Largest total a project zip may unpack to.
+    public var maxUnpackedBytes = 1 << 30
+    /// How long Creating/Updating lasts for workspaces and computes, in seconds.
+    public var provisioningDelay: TimeInterval = 0.2
+    /// The tenant id the seeded service principal belongs to.
+    public var tenant = "00000000-0000-0000-0000-00000000aaaa"
+    /// The URL clients reach the server at (set once the port is bound).
+    let base = BaseURL()
+
+    public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+
+    /// The base URL every host kind is served at.
+    public var baseURL: String { base.value.withLock { $0 } }
+}
+
+/// The bound base URL, shared by copies of the settings.
+final class BaseURL: Sendable {
+    let value = Mutex("http://127.0.0.1")
+}

@@ -1,0 +1,236 @@
+import Foundation
+import Logging
+import MLHookCore
+import Synchronization
+
+/// Runs uploaded scripts for real with python3, with at most `maxNodeCount` runs executing at once per
+/// compute; the others wait in Queued. Cancel and the run-duration limit kill the run's whole process group.
+final class RunExecutor: Sendable {
+    /// A run ready to execute.
+    struct Ticket: Sendable {
+        let wsKey: String
+        let runID: String
+        let computeKey: String
+        let directory: URL
+        let script: String
+        let arguments: [String]
+        let environment: [String: String]
+        let maxSeconds: Int?
+    }
+
+    private struct State {
+        var queue: [Ticket] = []
+        var running: [String: Int] = [:]
+        var processes: [String: Int32] = [:]
+        var canceling: Set<String> = []
+        var timedOut: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+    private let runLock = Mutex(())
+    let store: AMLLocalStore
+    let settings: AMLLocalSettings
+    let logger: Logger
+    static let setsid = ["/usr/bin/setsid", "/bin/setsid"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    init(store: AMLLocalStore, settings: AMLLocalSettings, logger: Logger) {
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Marks runs that were executing when the server stopped as Failed.
+    func recover() throws {
+        for (scope, run) in try store.all("run") {
+            guard let status = run["status"]?.string, !Self.terminal.contains(status), let id = run["runId"]?.string else { continue }
+            try store.put("run", scope, id, run.setting("status", "Failed").setting("endTimeUtc", .string(AMLLocalServer.now()))
+                .setting("error", Self.error("ServiceError", "aml-local stopped while this run was \(status); it was not completed.")))
+        }
+    }
+
+    static let terminal: Set<String> = ["Completed", "Failed", "Canceled"]
+
+    static func error(_ code: String, _ message: String) -> JSONValue {
+        ["error": ["code": .string(code), "message": .string(message)]]
+    }
+
+    /// Reads, changes and writes a run under one lock, so concurrent transitions never lose each other.
+    @discardableResult
+    func update(_ wsKey: String, _ runID: String, _ change: (JSONValue) -> JSONValue?) -> JSONValue? {
+        runLock.withLock { _ in
+            guard let run = try? store.get("run", wsKey, runID), let next = change(run) else { return nil }
+            do { try store.put("run", wsKey, runID, next) } catch { logger.error("aml-local: cannot save run \(runID): \(error)") }
+            return next
+        }
+    }
+
+    func submit(_ ticket: Ticket) {
+        update(ticket.wsKey, ticket.runID) { $0["status"]?.string == "NotStarted" ? $0.setting("status", "Queued") : nil }
+        state.withLock { $0.queue.append(ticket) }
+        pump()
+    }
+
+    /// A compute's capacity or a slot changed: start what fits.
+    func capacityChanged() { pump() }
+
+    func running(on computeKey: String) -> Int { state.withLock { $0.running[computeKey] ?? 0 } }
+
+    private func capacity(_ computeKey: String) -> Int {
+        let parts = computeKey.split(separator: "/").map(String.init)
+        guard parts.count == 4, let c = try? store.get("compute", parts[0...2].joined(separator: "/"), parts[3]) else { return 0 }
+        return c.value(at: "properties.properties.scaleSettings.maxNodeCount")?.int ?? 0
+    }
+
+    private func pump() {
+        let computes = Set(state.withLock { $0.queue.map(\.computeKey) })
+        let caps = Dictionary(uniqueKeysWithValues: computes.map { ($0, capacity($0)) })
+        let start: [Ticket] = state.withLock { s in
+            var started: [Ticket] = []
+            var remaining: [Ticket] = []
+            for t in s.queue {
+                if (s.running[t.computeKey] ?? 0) < (caps[t.computeKey] ?? 0) {
+                    s.running[t.computeKey, default: 0] += 1
+                    started.append(t)
+                } else {
+                    remaining.append(t)
+                }
+            }
+            s.queue = remaining
+            return started
+        }
+        for t in start { Task { await self.execute(t) } }
+    }
+
+    /// Cancels a queued or running run.
+    /// - Returns: The run after the request.
+    func cancel(_ wsKey: String, _ runID: String) -> JSONValue? {
+        let key = wsKey + "/" + runID
+        let (wasQueued, pid): (Bool, Int32?) = state.withLock { s in
+            if let i = s.queue.firstIndex(where: { $0.wsKey == wsKey && $0.runID == runID }) {
+                s.queue.remove(at: i)
+                return (true, nil)
+            }
+            if let pid = s.processes[key] {
+                s.canceling.insert(key)
+                return (false, pid)
+            }
+            return (false, nil)
+        }
+        if wasQueued {
+            return update(wsKey, runID) { $0.setting("status", "Canceled").setting("endTimeUtc", .string(AMLLocalServer.now())) }
+        }
+        if let pid {
+            let run = update(wsKey, runID) { $0.setting("status", "CancelRequested") }
+            kill(-pid, SIGTERM)
+            Task {
+                try? await Task.sleep(for: .seconds(2))
+                if self.state.withLock({ $0.processes[key] == pid }) { kill(-pid, SIGKILL) }
+            }
+            return run
+        }
+        return try? store.get("run", wsKey, runID)
+    }
+
+    private func execute(_ t: Ticket) async {
+        let key = t.wsKey + "/" + t.runID
+        defer {
+            state.withLock { s in
+                s.running[t.computeKey, default: 1] -= 1
+                s.processes[key] = nil
+                s.canceling.remove(key)
+                s.timedOut.remove(key)
+            }
+            pump()
+        }
+        update(t.wsKey, t.runID) { $0.setting("status", "Preparing").setting("startTimeUtc", .string(AMLLocalServer.now())) }
+        let logs = t.directory.deletingLastPathComponent().appendingPathComponent("logs")
+        let outPath = logs.appendingPathComponent("70_driver_log.txt").path
+        let errPath = logs.appendingPathComponent("70_driver_stderr.txt").path
+        try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
+            finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
+            return
+        }
+        defer { try? out.close(); try? err.close() }
+
+        let process = Process()
+        // setsid makes the script a process-group leader, so cancel can kill everything it started.
+        if let setsid = Self.setsid {
+            process.executableURL = URL(fileURLWithPath: setsid)
+            process.arguments = [settings.interpreter, t.script] + t.arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [settings.interpreter, t.script] + t.arguments
+        }
+        process.currentDirectoryURL = t.directory
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in t.environment { env[k] = v }
+        env["AZUREML_RUN_ID"] = t.runID
+        env["AZUREML_ARM_WORKSPACE_NAME"] = t.wsKey.split(separator: "/").last.map(String.init)
+        env["PYTHONUNBUFFERED"] = "1"
+        process.environment = env
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+
+        let status: Int32 = await withCheckedContinuation { continuation in
+            process.terminationHandler = { p in continuation.resume(returning: p.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(returning: -1)
+                return
+            }
+            let pid = process.processIdentifier
+            let alreadyCanceled = state.withLock { s -> Bool in
+                s.processes[key] = pid
+                return s.canceling.contains(key)
+            }
+            update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }
+            if alreadyCanceled { kill(-pid, SIGTERM) }
+            if let limit = t.maxSeconds {
+                Task {
+                    try? await Task.sleep(for: .seconds(limit))
+                    let stillRunning = self.state.withLock { s -> Bool in
+                        guard s.processes[key] == pid else { return false }
+                        s.timedOut.insert(key)
+                        return true
+                    }
+                    if stillRunning { kill(-pid, SIGKILL) }
+                }
+            }
+        }
+        let (canceled, timedOut) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key)) }
+        if status == -1 && Self.setsid == nil && !canceled {
+            finish(t, status: "Failed", error: Self.error("ServiceError", "could not start \(settings.interpreter)"))
+        } else if canceled {
+            finish(t, status: "Canceled", error: .null)
+        } else if timedOut {
+            finish(t, status: "Failed", error: Self.error("UserError", "The run exceeded MaxRunDurationSeconds (\(t.maxSeconds ?? 0) s) and was stopped."))
+        } else if status == 0 {
+            update(t.wsKey, t.runID) { $0.setting("status", "Finalizing") }
+            finish(t, status: "Completed", error: .null)
+        } else {
+            let tail = Self.tail(errPath, lines: 10)
+            finish(t, status: "Failed", error: Self.error("UserError", "Script \(t.script) exited with code \(status)." + (tail.isEmpty ? "" : "\n" + tail)))
+        }
+    }
+
+    private func finish(_ t: Ticket, status: String, error: JSONValue) {
+        update(t.wsKey, t.runID) { run in
+            run.setting("status", .string(status)).setting("endTimeUtc", .string(AMLLocalServer.now())).setting("error", error)
+        }
+        logger.info("aml-local: run \(t.runID) \(status)")
+    }
+
+    /// The last `lines` lines of a file.
+    static func tail(_ path: String, lines: Int) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "" }
+        let text = String(decoding: data.suffix(16_384), as: UTF8.self)
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines + 1).joined(separator: "\n")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

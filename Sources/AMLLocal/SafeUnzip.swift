@@ -1,0 +1,58 @@
+import Foundation
+import ZIPFoundation
+
+/// Unpacks an uploaded project zip into a directory, refusing anything that could escape it.
+enum SafeUnzip {
+    /// Extracts every entry of `zip` under `directory`.
+    /// - Parameters:
+    ///   - maxBytes: The most uncompressed bytes in total (a zip bomb is refused, not extracted).
+    /// - Throws: `AMLError` (400) for `..` entries, absolute paths, links, oversize archives or a corrupt zip.
+    static func extract(_ zip: [UInt8], to directory: URL, maxBytes: Int, maxEntries: Int = 10_000) throws(AMLError) {
+        let archive: Archive
+        do { archive = try Archive(data: Data(zip), accessMode: .read) } catch {
+            throw AMLError.validation("projectZipFile is not a valid zip archive")
+        }
+        var entries: [Entry] = []
+        var total: UInt64 = 0
+        for entry in archive {
+            let path = entry.path
+            if path.hasPrefix("/") || path.hasPrefix("\\") || path.contains("\\") || path.split(separator: "/").contains("..")
+                || path.contains("\0") || (path.count > 1 && path.dropFirst().hasPrefix(":")) {
+                throw AMLError.validation("projectZipFile entry \"\(path)\" would be written outside the project directory")
+            }
+            if entry.type == .symlink {
+                throw AMLError.validation("projectZipFile entry \"\(path)\" is a link; links are not accepted")
+            }
+            total += entry.uncompressedSize
+            guard total <= UInt64(maxBytes) else {
+                throw AMLError.validation("projectZipFile unpacks to more than \(maxBytes) bytes")
+            }
+            entries.append(entry)
+            guard entries.count <= maxEntries else { throw AMLError.validation("projectZipFile has more than \(maxEntries) entries") }
+        }
+        let fm = FileManager.default
+        for entry in entries {
+            let target = directory.appendingPathComponent(entry.path)
+            do {
+                if entry.type == .directory {
+                    try fm.createDirectory(at: target, withIntermediateDirectories: true)
+                    continue
+                }
+                try fm.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                fm.createFile(atPath: target.path, contents: nil)
+                let handle = try FileHandle(forWritingTo: target)
+                defer { try? handle.close() }
+                var written = 0
+                _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    written += chunk.count
+                    guard written <= maxBytes else { throw AMLError.validation("projectZipFile entry \"\(entry.path)\" is larger than it declares") }
+                    handle.write(chunk)
+                }
+            } catch let e as AMLError {
+                throw e
+            } catch {
+                throw AMLError.validation("projectZipFile entry \"\(entry.path)\" could not be extracted: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import AMLLocal
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+
+struct AMLLocalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aml-local",
+        abstract: "Run the local Azure-ML-compatible server: AAD tokens, ARM, discovery, run history, execution and models on one URL.",
+        discussion: """
+            Runs are real: startrun unpacks the zip and runs the script with python3. A fresh data directory is \
+            seeded with a tenant, subscription, resource group, workspace, compute cpu-cluster (max 2 nodes) and a \
+            service principal; DIR/credentials.json holds them with the secret and base_url.
+            """
+    )
+
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8940
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(name: .customLong("data-dir"), help: "State, projects, run directories and logs.") var dataDir = ".mlhook/aml-local"
+    @Option(help: "The interpreter that runs scripts.") var interpreter = "python3"
+
+    func run() async throws {
+        let logger = bootstrapLogging(.init())
+        var settings = AMLLocalSettings(dataDirectory: dataDir)
+        settings.interpreter = interpreter
+        let aml: AMLLocal
+        do { aml = try AMLLocal(settings: settings, logger: logger) } catch {
+            printError("cannot open \(dataDir): \(error)")
+            throw ExitCode(1)
+        }
+        let app = Application(
+            router: aml.router(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "aml-local"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                do { try aml.bound(port: bound, host: host) } catch { logger.error("cannot write credentials.json: \(error)") }
+                let c = aml.credentials
+                logger.notice("aml-local listening on http://\(host):\(bound)")
+                FileHandle.standardOutput.write(Data("""
+                    aml-local is serving every Azure ML host kind at http://\(host):\(bound)
+                      tenant_id:       \(c.tenantID)
+                      client_id:       \(c.clientID)
+                      subscription_id: \(c.subscriptionID)
+                      resource_group:  \(c.resourceGroup)
+                      workspace:       \(c.workspace)
+                      compute:         cpu-cluster (max 2 nodes)
+                      client_secret:   in \(dataDir)/credentials.json (with everything above and base_url)
+
+                    """.utf8))
+            },
+            logger: logger
+        )
+        try await app.runService()
+    }
+}
