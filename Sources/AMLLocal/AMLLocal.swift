@@ -85,6 +85,9 @@ public struct AMLLocal: Sendable {
         FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600])
     }
 
+    /// Stops all runs (their process groups are killed); call when the server stops.
+    public func shutdown() { server.executor.shutdown() }
+
     /// A router serving every host kind at the root.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()

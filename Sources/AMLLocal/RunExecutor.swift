@@ -24,6 +24,7 @@ final class RunExecutor: Sendable {
         var processes: [String: Int32] = [:]
         var canceling: Set<String> = []
         var timedOut: Set<String> = []
+        var stopping = false
     }
 
     private let state = Mutex(State())
@@ -31,7 +32,6 @@ final class RunExecutor: Sendable {
     let store: AMLLocalStore
     let settings: AMLLocalSettings
     let logger: Logger
-    static let setsid = ["/usr/bin/setsid", "/bin/setsid"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     init(store: AMLLocalStore, settings: AMLLocalSettings, logger: Logger) {
         self.store = store
@@ -87,6 +87,7 @@ final class RunExecutor: Sendable {
         let start: [Ticket] = state.withLock { s in
             var started: [Ticket] = []
             var remaining: [Ticket] = []
+            if s.stopping { return started }
             for t in s.queue {
                 if (s.running[t.computeKey] ?? 0) < (caps[t.computeKey] ?? 0) {
                     s.running[t.computeKey, default: 0] += 1
@@ -99,6 +100,16 @@ final class RunExecutor: Sendable {
             return started
         }
         for t in start { Task { await self.execute(t) } }
+    }
+
+    /// Stops every run's process group and starts nothing more; the runs are marked Failed at the next start.
+    func shutdown() {
+        let pids = state.withLock { s -> [Int32] in
+            s.stopping = true
+            s.queue.removeAll()
+            return Array(s.processes.values)
+        }
+        for pid in pids { kill(-pid, SIGKILL) }
     }
 
     /// Cancels a queued or running run.
@@ -156,14 +167,11 @@ final class RunExecutor: Sendable {
         defer { try? out.close(); try? err.close() }
 
         let process = Process()
-        // setsid makes the script a process-group leader, so cancel can kill everything it started.
-        if let setsid = Self.setsid {
-            process.executableURL = URL(fileURLWithPath: setsid)
-            process.arguments = [settings.interpreter, t.script] + t.arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [settings.interpreter, t.script] + t.arguments
-        }
+        // Foundation's Process starts the child as the leader of a new process group (checked below), and env
+        // execs the interpreter in place, so kill(-pid) reaches everything the script starts. (setsid would
+        // fork, because the child already leads its group, and report exit 0 at once.)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [settings.interpreter, t.script] + t.arguments
         process.currentDirectoryURL = t.directory
         var env = ProcessInfo.processInfo.environment
         for (k, v) in t.environment { env[k] = v }
@@ -185,6 +193,9 @@ final class RunExecutor: Sendable {
                 return
             }
             let pid = process.processIdentifier
+            if getpgid(pid) != pid {
+                logger.warning("aml-local: run \(t.runID) is not a process-group leader; cancel stops only its main process")
+            }
             let alreadyCanceled = state.withLock { s -> Bool in
                 s.processes[key] = pid
                 return s.canceling.contains(key)
@@ -204,7 +215,7 @@ final class RunExecutor: Sendable {
             }
         }
         let (canceled, timedOut) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key)) }
-        if status == -1 && Self.setsid == nil && !canceled {
+        if status == -1 && !canceled {
             finish(t, status: "Failed", error: Self.error("ServiceError", "could not start \(settings.interpreter)"))
         } else if canceled {
             finish(t, status: "Canceled", error: .null)
@@ -220,6 +231,8 @@ final class RunExecutor: Sendable {
     }
 
     private func finish(_ t: Ticket, status: String, error: JSONValue) {
+        // After shutdown the run's fate is written by recover() at the next start, not by a dying process.
+        guard !state.withLock({ $0.stopping }) else { return }
         update(t.wsKey, t.runID) { run in
             run.setting("status", .string(status)).setting("endTimeUtc", .string(AMLLocalServer.now())).setting("error", error)
         }

@@ -51,6 +51,7 @@ struct AMLLocalCommand: AsyncParsableCommand {
             },
             logger: logger
         )
+        defer { aml.shutdown() }
         try await app.runService()
     }
 }

@@ -1,0 +1,141 @@
+import AMLLocal
+import Foundation
+import HTTPTypes
+import MLHookCore
+import TestSupport
+import Testing
+
+@Suite struct AMLLocalAuthTests {
+    @Test func tokensV1AsStringsV2AsIntegersAndBadSecretIsInvalidClient() async throws {
+        let h = try AMLHarness()
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let v1 = try await api.token()
+            #expect(v1.status == .ok && v1.json["token_type"]?.string == "Bearer")
+            #expect(v1.json["expires_in"]?.string != nil && v1.json["expires_on"]?.string != nil, "v1 numbers are strings")
+            let v2 = try await api.token(v2: true)
+            #expect(v2.json["expires_in"]?.int != nil && v2.json["access_token"]?.string != nil, "v2 numbers are integers")
+            let bad = try await api.token(secret: "wrong")
+            #expect(bad.status == .unauthorized && bad.json["error"]?.string == "invalid_client")
+            #expect(bad.json["error_description"]?.string?.hasPrefix("AADSTS7000215") == true)
+        }
+    }
+
+    @Test func everyCallButDiscoveryNeedsAValidTokenAndARMNeedsAnApiVersion() async throws {
+        let h = try AMLHarness()
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let none = try await api.request(.get, "/subscriptions/\(h.c.subscriptionID)/resourceGroups?api-version=2019-11-01", token: nil)
+            #expect(none.status == .unauthorized && none.json.value(at: "error.code")?.string == "AuthenticationFailed")
+            #expect(none.json.value(at: "error.message")?.string == "Authentication failed. The 'Authorization' header is missing.")
+            let forged = try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: "aml.9999999999.x.00")
+            #expect(forged.status == .unauthorized)
+            let token = try await api.accessToken()
+            let noVersion = try await api.request(.get, "/subscriptions/\(h.c.subscriptionID)/resourceGroups", token: token)
+            #expect(noVersion.status == .badRequest && noVersion.json.value(at: "error.code")?.string == "MissingApiVersionParameter")
+            let groups = try await api.request(.get, "/subscriptions/\(h.c.subscriptionID)/resourceGroups?api-version=2019-11-01", token: token)
+            #expect(groups.json.value(at: "value.0.name")?.string == "mlhook-local")
+            // Data plane: with or without api-version.
+            #expect(try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: token).status == .ok)
+            #expect(try await api.request(.get, "/history/v1.0/\(h.ws)/experiments?api-version=2019-11-01", token: token).status == .ok)
+            let discovery = try await api.request(.get, "/discovery", token: nil)
+            for key in ["api", "history", "modelmanagement", "experimentation", "hyperdrive", "studio"] {
+                #expect(discovery.json[key]?.string?.hasPrefix("http://127.0.0.1:") == true, "discovery key \(key)")
+            }
+        }
+    }
+}
+
+@Suite struct AMLLocalResourceTests {
+    @Test func workspaceAndComputeLifecyclesFollowTheLongRunningOperationRules() async throws {
+        let h = try AMLHarness()
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let token = try await api.accessToken()
+            let rg = "/subscriptions/\(h.c.subscriptionID)/resourceGroups/\(h.c.resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces"
+            // The article's workspace PUT (with a trailing slash variant for the list).
+            let put = try await api.request(.put, "\(rg)/second?api-version=2019-11-01", token: token, headers: [("Content-Type", "application/json")],
+                                            body: Array(#"{"location":"eastus","properties":{"friendlyName":"Second","description":"d"},"identity":{"type":"systemAssigned"}}"#.utf8))
+            #expect(put.status == .accepted && put.headers[HTTPField.Name("Location")!] != nil)
+            #expect(put.json.value(at: "properties.provisioningState")?.string == "Creating")
+            let location = try #require(put.headers[HTTPField.Name("Location")!]).replacingOccurrences(of: "http://127.0.0.1:\(api.client.port!)", with: "")
+            #expect(try await api.request(.get, location, token: token).status == .accepted)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await api.request(.get, location, token: token).status == .ok)
+            let list = try await api.request(.get, "\(rg)/?api-version=2019-11-01", token: token)
+            #expect(list.json["value"]?.array?.count == 2)
+            #expect(try await api.request(.get, "\(rg)/second?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string == "Succeeded")
+
+            // Compute: the article's body, with userAccountCredentials at the top level.
+            let computes = "\(rg)/\(h.c.workspace)/computes"
+            let create = try await api.request(.put, "\(computes)/gpu-box?api-version=2019-11-01", token: token, headers: [("Content-Type", "application/json")],
+                body: Array(#"{"location":"eastus","properties":{"computeType":"AmlCompute","properties":{"vmSize":"Standard_D1","vmPriority":"Dedicated","scaleSettings":{"maxNodeCount":1,"minNodeCount":0,"nodeIdleTimeBeforeScaleDown":"PT30M"}}},"userAccountCredentials":{"adminUserName":"admin","adminUserPassword":"hunter2"}}"#.utf8))
+            #expect(create.status == .created && create.headers[HTTPField.Name("Azure-AsyncOperation")!] != nil)
+            #expect(!create.text.contains("hunter2"), "credentials are never returned")
+            try await Task.sleep(for: .milliseconds(300))
+            let scale = try await api.request(.patch, "\(computes)/gpu-box?api-version=2019-11-01", token: token, headers: [("Content-Type", "application/json")],
+                                              body: Array(#"{"properties":{"scaleSettings":{"maxNodeCount":4,"minNodeCount":0}}}"#.utf8))
+            #expect(scale.status == .ok && scale.json.value(at: "properties.provisioningState")?.string == "Updating")
+            try await Task.sleep(for: .milliseconds(300))
+            let got = try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json
+            #expect(got.value(at: "properties.provisioningState")?.string == "Succeeded")
+            #expect(got.value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 4)
+            let noAction = try await api.request(.delete, "\(computes)/gpu-box?api-version=2019-11-01", token: token)
+            #expect(noAction.status == .badRequest && noAction.text.contains("underlyingResourceAction"))
+            #expect(try await api.request(.delete, "\(computes)/gpu-box?api-version=2019-11-01&underlyingResourceAction=Delete", token: token).status == .accepted)
+            #expect(try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).status == .notFound)
+        }
+    }
+
+    @Test func modelsHaveVersionsPerNameAndDeleteMeansGone() async throws {
+        let h = try AMLHarness()
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let token = try await api.accessToken()
+            let models = "/modelmanagement/v1.0/\(h.ws)/models"
+            for _ in 0..<2 {
+                let r = try await api.request(.post, models, token: token, headers: [("Content-Type", "application/json")],
+                                              body: Array(#"{"name":"churn","url":"aml://artifact/x/model.pkl","mimeType":"application/octet-stream","kvTags":{"commit":"9f1c"}}"#.utf8))
+                #expect(r.status == .ok)
+            }
+            // msrest sends ids percent-encoded.
+            let one = try await api.request(.get, "\(models)/churn%3A1", token: token)
+            #expect(one.json["version"]?.int == 1 && one.json["id"]?.string == "churn:1")
+            let page = try await api.request(.get, "\(models)?name=churn&count=1", token: token).json
+            #expect(page["value"]?.array?.count == 1 && page["nextLink"]?.string?.contains("$skipToken=1") == true)
+            let patched = try await api.request(.patch, "\(models)/churn:2", token: token, headers: [("Content-Type", "application/json-patch+json")],
+                                                body: Array(#"[{"op":"replace","path":"/description","value":"best"}]"#.utf8))
+            #expect(patched.json["description"]?.string == "best")
+            #expect(try await api.request(.delete, "\(models)/churn%3A1", token: token).status == .ok)
+            #expect(try await api.request(.delete, "\(models)/churn%3A1", token: token).status == .noContent)
+            let missing = try await api.request(.get, "\(models)/churn:1", token: token)
+            #expect(missing.status == .notFound && missing.json["code"]?.string == "NotFound" && missing.json["statusCode"]?.int == 404)
+        }
+    }
+
+    @Test func stateSurvivesARestartAndInterruptedRunsFail() async throws {
+        let dir = try TemporaryDirectory("aml-restart")
+        defer { dir.remove() }
+        let first = try AMLHarness(dir: dir)
+        let runID = "interrupted-run"
+        try await first.live { api in
+            let token = try await api.accessToken()
+            _ = try await api.request(.post, "/modelmanagement/v1.0/\(first.ws)/models", token: token, headers: [("Content-Type", "application/json")],
+                                      body: Array(#"{"name":"kept","url":"https://x/m.pkl"}"#.utf8))
+            _ = try await api.startRun(token, files: ["sleep.py": "import time\ntime.sleep(30)\n"],
+                                       definition: #"{"configuration":{"script":"sleep.py","target":"cpu-cluster"}}"#, runID: runID)
+            _ = try await api.waitFor(token, run: runID, ["Running"])
+        }
+        first.aml.shutdown()
+        // A second server on the same directory: same identity, same models; the run it did not finish is Failed.
+        let second = try AMLHarness(dir: dir)
+        #expect(second.c == first.c)
+        try await second.live { api in
+            let token = try await api.accessToken()
+            #expect(try await api.request(.get, "/modelmanagement/v1.0/\(second.ws)/models/kept:1", token: token).status == .ok)
+            let run = try await api.request(.get, "/history/v1.0/\(second.ws)/experiments/demo/runs/\(runID)", token: token).json
+            #expect(run["status"]?.string == "Failed")
+            #expect(run.value(at: "error.error.message")?.string?.contains("aml-local stopped") == true)
+        }
+    }
+}
