@@ -88,6 +88,16 @@ struct AMLClient: @unchecked Sendable {
                                  headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")], body: body)
     }
 
+    /// Polls `value` until it equals `expected` or 10 s pass.
+    func until<T: Equatable>(_ expected: T, _ value: () async throws -> T?) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await value() == expected { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     /// Polls a run until it reaches one of `statuses` or 30 s pass.
     func waitFor(_ token: String, run: String, experiment: String = "demo", _ statuses: Set<String>) async throws -> JSONValue {
         let deadline = ContinuousClock.now + .seconds(30)

@@ -48,7 +48,7 @@ import Testing
 
 @Suite struct AMLLocalResourceTests {
     @Test func workspaceAndComputeLifecyclesFollowTheLongRunningOperationRules() async throws {
-        let h = try AMLHarness()
+        let h = try AMLHarness(provisioningDelay: 1.5)
         defer { h.dir.remove() }
         try await h.live { api in
             let token = try await api.accessToken()
@@ -60,8 +60,7 @@ import Testing
             #expect(put.json.value(at: "properties.provisioningState")?.string == "Creating")
             let location = try #require(put.headers[HTTPField.Name("Location")!]).replacingOccurrences(of: "http://127.0.0.1:\(api.client.port!)", with: "")
             #expect(try await api.request(.get, location, token: token).status == .accepted)
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(try await api.request(.get, location, token: token).status == .ok)
+            #expect(try await api.until(.ok) { try await api.request(.get, location, token: token).status })
             let list = try await api.request(.get, "\(rg)/?api-version=2019-11-01", token: token)
             #expect(list.json["value"]?.array?.count == 2)
             #expect(try await api.request(.get, "\(rg)/second?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string == "Succeeded")
@@ -72,11 +71,15 @@ import Testing
                 body: Array(#"{"location":"eastus","properties":{"computeType":"AmlCompute","properties":{"vmSize":"Standard_D1","vmPriority":"Dedicated","scaleSettings":{"maxNodeCount":1,"minNodeCount":0,"nodeIdleTimeBeforeScaleDown":"PT30M"}}},"userAccountCredentials":{"adminUserName":"admin","adminUserPassword":"hunter2"}}"#.utf8))
             #expect(create.status == .created && create.headers[HTTPField.Name("Azure-AsyncOperation")!] != nil)
             #expect(!create.text.contains("hunter2"), "credentials are never returned")
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await api.until("Succeeded") {
+                try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string
+            })
             let scale = try await api.request(.patch, "\(computes)/gpu-box?api-version=2019-11-01", token: token, headers: [("Content-Type", "application/json")],
                                               body: Array(#"{"properties":{"scaleSettings":{"maxNodeCount":4,"minNodeCount":0}}}"#.utf8))
             #expect(scale.status == .ok && scale.json.value(at: "properties.provisioningState")?.string == "Updating")
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await api.until("Succeeded") {
+                try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string
+            })
             let got = try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json
             #expect(got.value(at: "properties.provisioningState")?.string == "Succeeded")
             #expect(got.value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 4)
