@@ -7,3 +7,11 @@ scripts/bootstrap.sh
 # --build-tests also builds the mlhook binary that the crash tests start.
 swift build --build-tests
 swift test --skip-build --disable-xctest
+# The REST article's curl commands against a real `mlhook aml-local`.
+tests/article/replay.sh .build/debug/mlhook
+# The official Python SDK (azureml-core, pinned) against a real `mlhook aml-local`.
+if [ ! -x .venv-sdk/bin/pytest ]; then
+  python3 -m venv .venv-sdk
+  .venv-sdk/bin/pip install -q "azureml-core==1.61.0.post4" "pytest>=8"
+fi
+MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning tests/sdk

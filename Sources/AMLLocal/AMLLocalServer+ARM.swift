@@ -55,6 +55,10 @@ extension AMLLocalServer {
     /// A resource as clients see it: pending provisioning completed once its time has come, internals removed.
     func materialize(_ body: JSONValue) -> JSONValue {
         var b = body
+        // The discovery URL follows the bound address (a workspace may have been seeded before it was known).
+        if b.value(at: "properties.discoveryUrl") != nil {
+            b = b.setting(path: "properties.discoveryUrl", .string(settings.baseURL + "/discovery"))
+        }
         if let ready = b["_readyAt"]?.int, Double(ready) <= Date().timeIntervalSince1970 * 1000,
            let state = b.value(at: "properties.provisioningState")?.string, state == "Creating" || state == "Updating" {
             b = b.setting(path: "properties.provisioningState", "Succeeded")
@@ -103,7 +107,7 @@ extension AMLLocalServer {
                 .setting(path: "properties.provisioningState", existing == nil ? "Creating" : "Updating")
                 .setting("_readyAt", .number(Double(readyAt)))
             try guardStore({ try store.put("workspace", groupKey, name, w) })
-            return Self.json(existing == nil ? .accepted : .ok, w.publicView, headers: try startOperation(target: id))
+            return Self.json(existing == nil ? .accepted : .ok, materialize(w), headers: try startOperation(target: id))
         case .patch:
             guard let w = try guardStore({ try store.get("workspace", groupKey, name) }) else { throw AMLError.notFound("Workspace \(name)") }
             let body = try call.json()
