@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "MLHookServer",
             dependencies: [
-                "Signing", "MLHookCore", "Store",
+                "Signing", "MLHookCore", "Store", "AMLLocal",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -82,7 +82,16 @@ public struct AMLLocal: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = settings.dataDirectory + "/credentials.json"
-        FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600])
+        try? FileManager.default.removeItem(atPath: path)
+        guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+
+    /// Adds (or replaces the secret of) a service principal that may get tokens.
+    public func addPrincipal(tenantID: String, clientID: String, secret: String) throws {
+        try server.store.put("principal", tenantID.lowercased(), clientID,
+                             ["clientId": .string(clientID), "secretSHA256": .string(Digest.sha256Hex(Array(secret.utf8)))])
     }
 
     /// Stops all runs (their process groups are killed); call when the server stops.

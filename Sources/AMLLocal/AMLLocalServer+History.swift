@@ -167,11 +167,6 @@ extension AMLLocalServer {
                               script: script, arguments: arguments, environment: environment, maxSeconds: maxSeconds))
         return Self.json(.ok, ["runId": .string(runID)])
     }
-
-    /// Scoring of locally deployed models is not offered yet: say so plainly.
-    func score(_ call: Call) async throws(AMLError) -> Response {
-        throw AMLError(.notImplemented, "NotImplemented", "aml-local does not deploy models for scoring yet.")
-    }
 }
 
 extension TokenIssuer {

@@ -6,6 +6,7 @@ import MLHookCore
 extension AMLLocalServer {
     /// Model management (`/modelmanagement/v1.0{ws}/models…`, and the legacy `/api/…` form).
     func models(_ call: Call, ws: String, rest: [String]) throws(AMLError) -> Response {
+        if rest.first?.lowercased() == "services" { return try services(call, ws: ws, rest: rest) }
         guard rest.first?.lowercased() == "models" else {
             throw AMLError(.notFound, "NotFound", "No route for \(rest.joined(separator: "/")).")
         }

@@ -158,8 +158,8 @@ final class RunExecutor: Sendable {
         let outPath = logs.appendingPathComponent("70_driver_log.txt").path
         let errPath = logs.appendingPathComponent("70_driver_stderr.txt").path
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
             finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
             return

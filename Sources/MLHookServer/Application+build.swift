@@ -1,3 +1,4 @@
+import AMLLocal
 import Foundation
 import Hummingbird
 import Logging
@@ -30,6 +31,19 @@ public func buildApplication(
     ]
     if let path = runtime.configPath {
         services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger))
+    }
+    if let aml = runtime.amlLocal {
+        let local = runtime.config.azureml
+        let logger = runtime.logger
+        services.append(Application(
+            router: aml.router(),
+            configuration: .init(address: .hostname(local.localHost, port: local.localPort), serverName: "aml-local"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? local.localPort
+                do { try aml.bound(port: port, host: local.localHost) } catch { logger.error("aml-local: cannot write credentials.json: \(error)") }
+                logger.notice("embedded aml-local (azureml.mode: local) at http://\(local.localHost):\(port), credentials in \(local.localDataDirectory)/credentials.json")
+            },
+            logger: logger))
     }
     return Application(
         router: router,

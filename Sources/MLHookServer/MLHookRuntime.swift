@@ -1,3 +1,4 @@
+import AMLLocal
 import Foundation
 import Logging
 import MLHookCore
@@ -19,6 +20,8 @@ public struct MLHookRuntime: Sendable {
     public let schedulerClock: any SchedulerClock
     /// The file to reload on SIGHUP or change (nil: embedded defaults, nothing to reload).
     public let configPath: String?
+    /// The embedded Azure-ML-compatible server (`azureml.mode: local`).
+    public var amlLocal: AMLLocal?
 
     public init(config: MLHookConfig, sources: [IngressSource], store: any EventStore, logger: Logger,
                 now: @escaping @Sendable () -> Date = { Date() }, schedulerClock: any SchedulerClock = SystemSchedulerClock(),
@@ -40,7 +43,11 @@ public struct MLHookRuntime: Sendable {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
         let store = try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous, logger: logger)
-        return MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
+        var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
+        if loaded.config.azureml.mode == .local {
+            runtime.amlLocal = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
+        }
+        return runtime
     }
 
     /// Builds every source's verifier from its resolved secrets; collects every problem before failing.

@@ -1,5 +1,7 @@
 import AMLLocal
 import ArgumentParser
+import MLHookCore
+import MLHookServer
 import Foundation
 import Hummingbird
 import Logging
@@ -19,6 +21,8 @@ struct AMLLocalCommand: AsyncParsableCommand {
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(name: .customLong("data-dir"), help: "State, projects, run directories and logs.") var dataDir = ".mlhook/aml-local"
     @Option(help: "The interpreter that runs scripts.") var interpreter = "python3"
+    @Option(help: "A YAML file with extra service principals: principals: [{ tenant_id, client_id, client_secret: { env: NAME } }].")
+    var config: String?
 
     func run() async throws {
         let logger = bootstrapLogging(.init())
@@ -28,6 +32,23 @@ struct AMLLocalCommand: AsyncParsableCommand {
         do { aml = try AMLLocal(settings: settings, logger: logger) } catch {
             printError("cannot open \(dataDir): \(error)")
             throw ExitCode(1)
+        }
+        if let config {
+            do {
+                guard let data = FileManager.default.contents(atPath: config) else {
+                    throw ConfigError([ConfigIssue(file: config, line: 0, key: "", message: "cannot read the file")])
+                }
+                let parsed = try AMLLocalFileConfig.parse(yaml: String(decoding: data, as: UTF8.self), file: config)
+                let resolver = SecretResolver()
+                for (i, p) in parsed.principals.enumerated() {
+                    let secret = try resolver.resolve(p.secret, key: "principals[\(i)].client_secret")
+                    try aml.addPrincipal(tenantID: p.tenantID, clientID: p.clientID, secret: secret.text)
+                }
+                logger.notice("aml-local: \(parsed.principals.count) service principal(s) from \(config)")
+            } catch let error as ConfigError {
+                printError("\(config) is invalid:\n\(error.description)")
+                throw ExitCode(2)
+            }
         }
         let app = Application(
             router: aml.router(),

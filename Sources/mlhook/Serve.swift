@@ -34,6 +34,7 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("embedded defaults: GitHub webhooks at http://\(config.server.host):\(port)/hooks/github, secret in .mlhook/secrets/github, store \(config.store.path)")
             }
         }
+        defer { runtime.amlLocal?.shutdown() }
         try await app.runService()
     }
 }

@@ -15,6 +15,7 @@ import Testing
         #expect(loaded.config.store == defaults.store)
         #expect(loaded.config.log == defaults.log)
         #expect(loaded.config.scheduler == defaults.scheduler)
+        #expect(loaded.config.azureml == defaults.azureml)
         #expect(loaded.config.rules.isEmpty)
         var github = SourceConfig(name: "github", type: .github)
         github.secrets = [.env("GITHUB_WEBHOOK_SECRET")]

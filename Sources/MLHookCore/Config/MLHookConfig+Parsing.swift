@@ -64,6 +64,18 @@ extension MLHookConfig {
             if let n = top.node("rules") {
                 config.rules = parseRules(n, reader: reader, sourceNames: Set(config.sources.map(\.name)))
             }
+            if let n = top.node("azureml"), let m = reader.mapping(n, "azureml") {
+                config.azureml.mode = m.choice("mode", default: AzureMLConfig.Mode.local)
+                if let ln = m.node("local"), let lm = reader.mapping(ln, m.keyPath("local")) {
+                    if let d = lm.string("data_dir") { config.azureml.localDataDirectory = d }
+                    if let listen = lm.string("listen") {
+                        if let (h, p) = parseListen(listen) { config.azureml.localHost = h; config.azureml.localPort = p }
+                        else { reader.error(lm.node("listen"), lm.keyPath("listen"), "expected host:port, got \"\(listen)\"") }
+                    }
+                    lm.finish()
+                }
+                m.finish()
+            }
             if let n = top.node("scheduler"), let m = reader.mapping(n, "scheduler") {
                 config.scheduler.catchUpSeconds = m.int("catch_up_seconds", default: config.scheduler.catchUpSeconds, range: 0...(30 * 86_400))
                 m.finish()

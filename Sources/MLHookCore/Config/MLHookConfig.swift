@@ -17,6 +17,8 @@ public struct MLHookConfig: Sendable, Equatable {
     public var rules: [Rule] = []
     /// Cron schedule settings.
     public var scheduler = SchedulerConfig()
+    /// Which Azure ML mlhook talks to.
+    public var azureml = AzureMLConfig()
 
     public init() {}
 
@@ -41,6 +43,20 @@ public enum SynchronousMode: String, Sendable, Equatable, CaseIterable {
     case full
     /// fsync only at checkpoints: a 2xx survives a process crash (kill -9), not power loss.
     case normal
+}
+
+/// `azureml:` settings.
+public struct AzureMLConfig: Sendable, Equatable {
+    /// `local`: mlhook starts the embedded Azure-ML-compatible server; `cloud`: the real endpoints.
+    public enum Mode: String, Sendable, Equatable, CaseIterable { case local, cloud }
+
+    public var mode = Mode.local
+    /// Where the embedded server keeps its state.
+    public var localDataDirectory = ".mlhook/aml-local"
+    /// Where the embedded server listens (port 0: any free port).
+    public var localHost = "127.0.0.1"
+    public var localPort = 0
+    public init() {}
 }
 
 /// `scheduler:` settings.

@@ -1,0 +1,157 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MLHookCore
+import NIOCore
+import Signing
+
+extension AMLLocalServer {
+    /// Local deployments: `PUT|GET|DELETE {M}/services/{name}`, `POST {M}/services/{name}/listkeys`.
+    ///
+    /// A deployment serves one registered model whose `url` is a `file://` directory holding its entry script
+    /// (`score.py` unless `entryScript` says otherwise) and its artifacts.
+    func services(_ call: Call, ws: String, rest: [String]) throws(AMLError) -> Response {
+        guard rest.count >= 2 else {
+            return Self.json(.ok, ["value": .array(try guardStore({ try store.list("service", ws) }).map(\.publicView))])
+        }
+        let name = rest[1]
+        if rest.count == 3, rest[2].lowercased() == "listkeys", call.method == .post {
+            guard let s = try guardStore({ try store.get("service", ws, name) }) else { throw AMLError(.notFound, "NotFound", "Service \(name) was not found.") }
+            return Self.json(.ok, ["primaryKey": s["_primaryKey"] ?? nil, "secondaryKey": s["_secondaryKey"] ?? nil])
+        }
+        switch call.method {
+        case .get:
+            guard let s = try guardStore({ try store.get("service", ws, name) }) else { throw AMLError(.notFound, "NotFound", "Service \(name) was not found.") }
+            return Self.json(.ok, s.publicView)
+        case .put:
+            guard case .success = ActionSchema.check(.name(max: 32, dots: false), name) else {
+                throw AMLError(.badRequest, "BadRequest", "service name \"\(name)\" must be letters, digits, - and _ (at most 32)")
+            }
+            let body = try call.json()
+            guard let modelID = body["modelId"]?.string ?? body["modelIds"]?.array?.first?.string,
+                  let model = try guardStore({ try store.get("model", ws, modelID) }) else {
+                throw AMLError(.badRequest, "BadRequest", "modelId must name a registered model (name:version).")
+            }
+            guard let url = model["url"]?.string, url.hasPrefix("file://"), let dir = URL(string: url)?.path,
+                  FileManager.default.fileExists(atPath: dir) else {
+                throw AMLError(.badRequest, "BadRequest", "model \(modelID) has no local directory: register it with a file:// url to deploy it locally.")
+            }
+            let entry = body["entryScript"]?.string ?? "score.py"
+            guard case .success = ActionSchema.check(.relativePath, entry),
+                  FileManager.default.fileExists(atPath: dir + "/" + entry) else {
+                throw AMLError(.badRequest, "BadRequest", "entry script \(entry) is not in \(dir).")
+            }
+            let id = UUID().uuidString.lowercased()
+            let service: JSONValue = [
+                "name": .string(name), "id": .string(id), "modelIds": [.string(modelID)], "entryScript": .string(entry),
+                "state": "Healthy", "computeType": "local", "createdTime": .string(Self.now()),
+                "scoringUri": .string("\(settings.baseURL)/score/\(id)"),
+                "_dir": .string(dir), "_primaryKey": .string(ByteEncoding.hex(ConstantTime.randomBytes(16))),
+                "_secondaryKey": .string(ByteEncoding.hex(ConstantTime.randomBytes(16))),
+            ]
+            try guardStore {
+                if let old = try store.get("service", ws, name), let oldID = old["id"]?.string { try store.delete("scoring", "", oldID) }
+                try store.put("service", ws, name, service)
+                try store.put("scoring", "", id, ["ws": .string(ws), "service": .string(name)])
+            }
+            return Self.json(.ok, service.publicView)
+        case .delete:
+            guard let s = try guardStore({ try store.get("service", ws, name) }) else { return Self.json(.noContent, "") }
+            try guardStore {
+                try store.delete("service", ws, name)
+                if let id = s["id"]?.string { try store.delete("scoring", "", id) }
+            }
+            return Self.json(.ok, "{}")
+        default:
+            throw AMLError(.methodNotAllowed, "MethodNotAllowed", "\(call.method) is not supported on a service.")
+        }
+    }
+
+    /// `POST /score/{id}` with `Authorization: Bearer {key}` and a JSON body such as `{"data": [...]}`:
+    /// runs the entry script's `init()` and `run(raw_body)` in python3 and answers its return value as JSON.
+    func score(_ call: Call) async throws(AMLError) -> Response {
+        guard call.segments.count == 2, call.method == .post,
+              let link = try guardStore({ try store.get("scoring", "", call.segments[1]) }),
+              let ws = link["ws"]?.string, let name = link["service"]?.string,
+              let service = try guardStore({ try store.get("service", ws, name) }) else {
+            throw AMLError(.notFound, "NotFound", "No scoring endpoint here.")
+        }
+        let key = (call.headers[.authorization] ?? "").split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
+        let keys = [service["_primaryKey"]?.string, service["_secondaryKey"]?.string].compactMap { $0 }
+        guard keys.contains(where: { ConstantTime.tokenEquals($0, key) }) else {
+            throw AMLError(.unauthorized, "Unauthorized", "The scoring key is missing or wrong.")
+        }
+        guard JSONValue(json: call.body) != nil else { throw AMLError(.badRequest, "BadRequest", "the body must be JSON, such as {\"data\": [...]}") }
+        let dir = service["_dir"]?.string ?? "", entry = service["entryScript"]?.string ?? "score.py"
+        let result = await Self.runScoring(interpreter: settings.interpreter, directory: dir, entry: entry, input: call.body)
+        switch result {
+        case .success(let output):
+            guard JSONValue(json: Array(output.utf8)) != nil else {
+                throw AMLError(.internalServerError, "ScoringFailed", "run() did not return JSON-serializable data.")
+            }
+            return Self.json(.ok, output)
+        case .failure(let message):
+            throw AMLError(.internalServerError, "ScoringFailed", message.message)
+        }
+    }
+
+    /// The harness that loads the entry script the way Azure ML's scoring server does.
+    static let harness = """
+        import importlib.util, json, os, sys
+        directory, entry = sys.argv[1], sys.argv[2]
+        os.environ.setdefault("AZUREML_MODEL_DIR", directory)
+        sys.path.insert(0, directory)
+        spec = importlib.util.spec_from_file_location("score", os.path.join(directory, entry))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "init"):
+            module.init()
+        result = module.run(sys.stdin.read())
+        sys.stdout.write(result if isinstance(result, str) else json.dumps(result))
+        """
+
+    struct ScoringFailure: Error { let message: String }
+
+    /// Runs one scoring request in a fresh interpreter, with a 60-second limit.
+    static func runScoring(interpreter: String, directory: String, entry: String, input: [UInt8]) async -> Result<String, ScoringFailure> {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("aml-score-\(UUID().uuidString)")
+        do { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
+            return .failure(ScoringFailure(message: "cannot create a scratch directory"))
+        }
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let inPath = tmp.appendingPathComponent("in").path, outPath = tmp.appendingPathComponent("out").path
+        let errPath = tmp.appendingPathComponent("err").path
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(input))
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        guard let stdin = FileHandle(forReadingAtPath: inPath), let stdout = FileHandle(forWritingAtPath: outPath),
+              let stderr = FileHandle(forWritingAtPath: errPath) else {
+            return .failure(ScoringFailure(message: "cannot open scratch files"))
+        }
+        defer { try? stdin.close(); try? stdout.close(); try? stderr.close() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [interpreter, "-c", harness, directory, entry]
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        p.standardError = stderr
+        let status: Int32 = await withCheckedContinuation { continuation in
+            p.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try p.run() } catch {
+                p.terminationHandler = nil
+                continuation.resume(returning: -1)
+                return
+            }
+            let pid = p.processIdentifier
+            Task {
+                try? await Task.sleep(for: .seconds(60))
+                if p.isRunning { kill(-pid, SIGKILL) }
+            }
+        }
+        guard status == 0 else {
+            return .failure(ScoringFailure(message: "the entry script failed (exit \(status)): " + RunExecutor.tail(errPath, lines: 5)))
+        }
+        return .success(String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self))
+    }
+}
