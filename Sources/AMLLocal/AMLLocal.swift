@@ -30,7 +30,7 @@ public struct AMLLocal: Sendable {
     /// Opens (seeding when fresh) the data directory and marks runs interrupted by a previous stop as Failed.
     public init(settings: AMLLocalSettings, logger: Logger) throws {
         let store = try AMLLocalStore(dataDirectory: settings.dataDirectory)
-        let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key")
+        let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key", lifetime: settings.tokenLifetime)
         let executor = RunExecutor(store: store, settings: settings, logger: logger)
         try executor.recover()
         self.settings = settings

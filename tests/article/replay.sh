@@ -137,8 +137,18 @@ grep -qi '^location:' <(curl -s -D - -o /dev/null -X PUT "$BASE/subscriptions/$S
   && { passed=$((passed + 1)); echo "ok   workspace PUT carries a Location header"; } \
   || { failed=$((failed + 1)); echo "FAIL workspace PUT has no Location header"; }
 
-# Scoring a deployed model (the article's last call) needs a local deployment, which aml-local does not offer yet.
-echo "skip score a deployed model: aml-local has no model deployments yet"
+# 13. Score a deployed model: register a local model directory, deploy it, then the article's scoring call.
+mkdir -p "$work/model"
+printf 'import json\ndef init():\n    pass\ndef run(raw):\n    return [sum(r) for r in json.loads(raw)["data"]]\n' > "$work/model/score.py"
+c -X POST "$API/modelmanagement/v1.0/$WSPATH/models" -H "Authorization:Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"summer\",\"url\":\"file://$work/model\"}"
+c -X PUT "$API/modelmanagement/v1.0/$WSPATH/services/summer" -H "Authorization:Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"modelId":"summer:1"}'
+check "deploy model (setup)" 200 "d['state']=='Healthy'"
+SCORING=$(python3 -c "import json; print(json.load(open('$work/body'))['scoringUri'])" 2>/dev/null)
+c -X POST "$API/modelmanagement/v1.0/$WSPATH/services/summer/listkeys" -H "Authorization:Bearer $TOKEN"
+KEY=$(python3 -c "import json; print(json.load(open('$work/body'))['primaryKey'])" 2>/dev/null)
+c "$SCORING" -H "Authorization:Bearer $KEY" -H 'Content-Type: application/json' -d '{ "data" : [ [1, 2, 3], [10, 20] ] }'
+check "score a deployed model" 200 "d==[6, 30]"
 
-echo "article: $passed passed, $failed failed, 1 skipped"
+echo "article: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
