@@ -47,6 +47,12 @@ server: { listen: "127.0.0.1:$mport" }
 store: { path: "$work/mlhook.db", synchronous: $SYNCHRONOUS }
 sources:
   - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
+# A realistic rule, so every stored event is also normalized and planned while the load runs.
+rules:
+  - name: retrain-on-main
+    when: { source: github, kind: push, branches: [main], paths: ["train/**"] }
+    actions:
+      - start_run: { experiment: "{{ repository.name | slug }}", script: train.py, compute: cpu-cluster }
 YAML
 BENCH_SECRET="$secret" "$BIN" serve --config "$work/mlhook.yaml" > "$work/mlhook.log" 2>&1 &
 mpid=$!; pids+=("$mpid")

@@ -65,7 +65,10 @@ final class RunExecutor: Sendable {
     }
 
     func submit(_ ticket: Ticket) {
-        update(ticket.wsKey, ticket.runID) { $0["status"]?.string == "NotStarted" ? $0.setting("status", "Queued") : nil }
+        update(ticket.wsKey, ticket.runID) { run -> JSONValue? in
+            // Optional.none leaves the run alone (a bare `nil` here would be JSONValue's null literal).
+            run["status"]?.string == "NotStarted" ? Optional(run.setting("status", "Queued")) : Optional<JSONValue>.none
+        }
         state.withLock { $0.queue.append(ticket) }
         pump()
     }

@@ -40,9 +40,12 @@ public struct EventPlanner: Service {
     public func planPending() async throws -> Int {
         let events = try await store.unplanned(limit: 100)
         let config = live.snapshot.config
-        for stored in events {
-            let verdict = Self.verdict(for: stored, config: config)
-            try await store.recordPlan(id: stored.summary.id, state: verdict.state, plan: verdict.plan, explanation: verdict.explanation)
+        let verdicts = events.map { ($0, Self.verdict(for: $0, config: config)) }
+        // One transaction (one fsync) for the whole batch, not one per event.
+        try await store.recordPlans(verdicts.map {
+            PlanVerdict(id: $0.0.summary.id, state: $0.1.state, plan: $0.1.plan, explanation: $0.1.explanation)
+        })
+        for (stored, verdict) in verdicts {
             let meta: Logger.Metadata = ["event_id": .string(stored.summary.id), "delivery_id": .string(stored.summary.deliveryID),
                                          "source": .string(stored.summary.source)]
             if verdict.state == .planned {

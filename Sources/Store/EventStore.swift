@@ -26,9 +26,9 @@ public protocol EventStore: Sendable {
     /// Events not yet planned, oldest first.
     func unplanned(limit: Int) async throws -> [StoredEvent]
 
-    /// Records the planner's verdict: `planned` with the planned actions (JSON), or `ignored`; the explanation
-    /// says, rule by rule, why.
-    func recordPlan(id: String, state: EventState, plan: String?, explanation: String) async throws
+    /// Records the planner's verdicts in one transaction: `planned` with the planned actions (JSON), or
+    /// `ignored`; each explanation says, rule by rule, why.
+    func recordPlans(_ verdicts: [PlanVerdict]) async throws
 
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
@@ -47,6 +47,21 @@ public enum AppendOutcome: Sendable, Equatable {
         switch self {
         case .stored(let id), .duplicate(let id): id
         }
+    }
+}
+
+/// The planner's verdict on one event.
+public struct PlanVerdict: Sendable, Equatable {
+    public var id: String
+    public var state: EventState
+    public var plan: String?
+    public var explanation: String
+
+    public init(id: String, state: EventState, plan: String?, explanation: String) {
+        self.id = id
+        self.state = state
+        self.plan = plan
+        self.explanation = explanation
     }
 }
 

@@ -183,10 +183,10 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    public func recordPlan(id: String, state: EventState, plan: String?, explanation: String) async throws {
+    public func recordPlans(_ verdicts: [PlanVerdict]) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?",
-                           arguments: [state.rawValue, plan, explanation, id])
+            let update = try db.cachedStatement(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?")
+            for v in verdicts { try update.execute(arguments: [v.state.rawValue, v.plan, v.explanation, v.id]) }
         }
     }
 

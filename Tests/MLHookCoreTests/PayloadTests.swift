@@ -90,3 +90,28 @@ import Testing
         #expect(many.count == 10_000)
     }
 }
+
+/// The direct parser agrees with Foundation on every real payload, and handles escapes and surrogates.
+@Suite struct JSONValueParsingTests {
+    @Test(arguments: ["github", "gitlab", "gitea", "bitbucket", "bitbucket-server"])
+    func agreesWithJSONDecoderOnEveryFixture(provider: String) throws {
+        for name in try Fixtures.names(provider) where name.hasSuffix(".json") {
+            let bytes = try Fixtures.webhook(provider, name)
+            let fast = JSONValue.parse(bytes)
+            let reference = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            #expect(fast == reference, "\(provider)/\(name)")
+        }
+    }
+
+    @Test func escapesNumbersAndErrors() {
+        #expect(JSONValue.parse(Array(#"{"a":"x\"y\\z\n\u00e9\ud83d\ude00","n":-1.5e2,"t":true,"z":null,"l":[1,{}]}"#.utf8))
+                == ["a": "x\"y\\z\né😀", "n": -150.0, "t": true, "z": nil, "l": [1, [:]]])
+        for bad in [#"{"a":}"#, #"{"a":1"#, #"[1,]"#, #""\x""#, #"{"a":1} x"#, "nul", "-"] {
+            #expect(JSONValue.parse(Array(bad.utf8)).map { "\($0)" } == Optional<String>.none, "\(bad)")
+        }
+        let doc: JSONValue = ["list": [1, 2]]
+        #expect(doc.value(at: "list.1") == 2 && doc.value(at: "list.5").map { "\($0)" } == Optional<String>.none, "out of range is missing, not null")
+        let deep = Array((String(repeating: "[", count: 200) + String(repeating: "]", count: 200)).utf8)
+        #expect(JSONValue.parse(deep).map { "\($0)" } == Optional<String>.none, "nesting beyond the limit is refused, not recursed into")
+    }
+}

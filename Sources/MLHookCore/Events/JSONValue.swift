@@ -11,7 +11,7 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
 
     /// Decodes JSON bytes; nil when they are not JSON.
     public init?(json bytes: [UInt8]) {
-        guard let v = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else { return nil }
+        guard let v = JSONValue.parse(bytes) else { return nil }
         self = v
     }
 
@@ -19,7 +19,9 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     public subscript(key: String) -> JSONValue? {
         switch self {
         case .object(let d): return d[key]
-        case .array(let a): return Int(key).flatMap { $0 >= 0 && $0 < a.count ? a[$0] : nil }
+        case .array(let a):
+            guard let i = Int(key), i >= 0, i < a.count else { return nil }
+            return a[i]
         default: return nil
         }
     }
