@@ -71,6 +71,17 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
+        .target(
+            name: "AzureML",
+            dependencies: [
+                "MLHookCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
         .executableTarget(
             name: "mlhook",
             dependencies: [
@@ -100,6 +111,16 @@ let package = Package(
         .testTarget(
             name: "MLHookCoreTests",
             dependencies: ["MLHookCore", "TestSupport"]
+        ),
+        .testTarget(
+            name: "AzureMLTests",
+            dependencies: [
+                "AzureML", "AMLLocal", "MLHookCore", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "AMLLocalTests",

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Where and as whom the client talks to Azure ML. Every base URL is configurable, so sovereign clouds and
+/// the local server (`mlhook aml-local`) work with the same code.
+public struct AzureMLSettings: Sendable, Equatable {
+    /// How the client authenticates.
+    public enum Credential: Sendable, Equatable {
+        /// Service-principal client credentials (AAD v1 `resource` or v2 `scope`).
+        case servicePrincipal(tenantID: String, clientID: String, secret: String, v2: Bool)
+        /// A bearer token used as is (local use, tests).
+        case staticToken(String)
+    }
+
+    public var credential: Credential
+    public var subscriptionID: String
+    public var resourceGroup: String
+    public var workspace: String
+    /// AAD authority, such as https://login.microsoftonline.com.
+    public var authorityURL = "https://login.microsoftonline.com"
+    /// ARM, such as https://management.azure.com.
+    public var armURL = "https://management.azure.com"
+    /// The token audience.
+    public var resource = "https://management.azure.com/"
+    /// When set, data-plane calls go here instead of the workspace's discovery answer.
+    public var dataPlaneOverride: String?
+    /// The discovery key used for models: `modelmanagement` (the SDK) or `api` (the article).
+    public var modelsServiceKey = "modelmanagement"
+    /// The discovery key used for run history and execution: `history` (the SDK) or `api` (the article).
+    public var historyServiceKey = "history"
+    /// api-version sent to ARM.
+    public var armAPIVersion = "2019-11-01"
+    /// api-version sent on the data plane (none by default, as the SDK does).
+    public var dataPlaneAPIVersion: String?
+    public var retry = RetryPolicy()
+
+    public init(credential: Credential, subscriptionID: String, resourceGroup: String, workspace: String) {
+        self.credential = credential
+        self.subscriptionID = subscriptionID
+        self.resourceGroup = resourceGroup
+        self.workspace = workspace
+    }
+
+    /// `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.MachineLearningServices/workspaces/{w}`.
+    public var workspacePath: String {
+        "/subscriptions/\(subscriptionID)/resourceGroups/\(resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces/\(workspace)"
+    }
+}
+
+/// Which failures are retried, how often, and for how long in all.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Attempts per call, the first included.
+    public var maxAttempts = 4
+    /// Backoff before attempt n+1 is base·2ⁿ with full jitter, capped; `Retry-After` wins when larger.
+    public var baseDelay: TimeInterval = 0.5
+    public var maxDelay: TimeInterval = 30
+    /// No attempt starts after this much time since the first.
+    public var deadline: TimeInterval = 120
+    /// Per-attempt timeout.
+    public var attemptTimeout: TimeInterval = 60
+
+    public init() {}
+}
