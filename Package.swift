@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "mlhook",
             dependencies: [
-                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal",
+                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal", "AzureML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

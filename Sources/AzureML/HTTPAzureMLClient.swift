@@ -191,6 +191,11 @@ public final class HTTPAzureMLClient: Sendable {
         return items
     }
 
+    /// Experiments with the article's `GET …/experiments` form (one page; the SDK and swagger use `experiments:query`).
+    public func experimentsByGet() async throws -> [JSONValue] {
+        try await transport.send(.GET, try await dataPlane(settings.historyServiceKey, "history", "/experiments")).json["value"]?.array ?? []
+    }
+
     /// Gets an experiment, creating it when it does not exist (as the SDK does).
     public func experiment(_ name: String) async throws -> JSONValue {
         let url = try await dataPlane(settings.historyServiceKey, "history", "/experiments/\(name)")
@@ -291,6 +296,11 @@ public final class HTTPAzureMLClient: Sendable {
     /// Scores a deployed model: POST `{"data": [...]}` with the service key.
     public func score(uri: String, key: String, data: JSONValue) async throws -> JSONValue {
         try await transport.send(.POST, uri, body: .json(["data": data]), headers: [("Authorization", "Bearer \(key)")], authenticate: false).json
+    }
+
+    /// Fetches a URL the service handed out (log files: pre-signed, so no token is sent).
+    public func download(_ url: String) async throws -> [UInt8] {
+        try await transport.send(.GET, url, authenticate: false).body
     }
 
     /// Percent-encodes a path segment (`name:1` → `name%3A1`, as msrest does).

@@ -1,5 +1,7 @@
 import AMLLocal
+import AsyncHTTPClient
 import AzureML
+import NIOCore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -75,12 +77,13 @@ import Testing
             let details = try await api.runDetails(experiment: "client-demo", runID: id)
             #expect(details["logFiles"]?.object.keys.contains("azureml-logs/70_driver_log.txt") == true)
             #expect(try await api.experiments().compactMap { $0["name"]?.string }.contains("client-demo"))
+            #expect(try await api.experimentsByGet().compactMap { $0["name"]?.string }.contains("client-demo"), "the article's GET form")
             #expect(try await api.experiment("made-by-get").value(at: "name")?.string == "made-by-get", "get or create")
         }
     }
 
     @Test func cancelAModelsLifecycleAndScoring() async throws {
-        try await withClient { api, _, dir in
+        try await withClient { api, aml, dir in
             let zip = try Zips.folder(dir, ["sleep.py": "import time\ntime.sleep(30)\n"])
             let id = try await api.startRun(experiment: "e", zip: zip, definition: ["configuration": ["script": "sleep.py", "target": "cpu-cluster"]], runID: "to-cancel")
             for try await s in api.watch(experiment: "e", runID: id, minInterval: 0.02) where s == "Running" {
@@ -93,6 +96,25 @@ import Testing
             try "import json\ndef run(raw):\n    return {'n': len(json.loads(raw)['data'])}\n".write(toFile: modelDir + "/score.py", atomically: true, encoding: .utf8)
             let registered = try await api.registerModel(["name": "m", "url": .string("file://\(modelDir)"), "mimeType": "application/octet-stream"])
             #expect(registered["id"]?.string == "m:1")
+            // Deploy m:1 (aml-local's local deployment route), then score through the client with the service key.
+            let c = aml.credentials
+            var tokenRequest = HTTPClientRequest(url: "\(api.settings.armURL)/\(c.tenantID)/oauth2/token")
+            tokenRequest.method = .POST
+            tokenRequest.body = .bytes(ByteBuffer(string: "grant_type=client_credentials&client_id=\(c.clientID)&client_secret=\(c.clientSecret)&resource=x"))
+            let tokenBody = try await HTTPClient.shared.execute(tokenRequest, timeout: .seconds(10)).body.collect(upTo: 1 << 16)
+            let token = JSONValue(json: Array(tokenBody.readableBytesView))?["access_token"]?.string ?? ""
+            var deploy = HTTPClientRequest(url: "\(api.settings.armURL)/modelmanagement/v1.0\(api.settings.workspacePath)/services/m-svc")
+            deploy.method = .PUT
+            deploy.headers.add(name: "Authorization", value: "Bearer \(token)")
+            deploy.body = .bytes(ByteBuffer(string: #"{"modelId":"m:1"}"#))
+            let deployed = JSONValue(json: Array(try await HTTPClient.shared.execute(deploy, timeout: .seconds(10)).body.collect(upTo: 1 << 16).readableBytesView)) ?? .null
+            var keys = HTTPClientRequest(url: "\(api.settings.armURL)/modelmanagement/v1.0\(api.settings.workspacePath)/services/m-svc/listkeys")
+            keys.method = .POST
+            keys.headers.add(name: "Authorization", value: "Bearer \(token)")
+            let key = JSONValue(json: Array(try await HTTPClient.shared.execute(keys, timeout: .seconds(10)).body.collect(upTo: 1 << 16).readableBytesView))?["primaryKey"]?.string ?? ""
+            let scored = try await api.score(uri: deployed["scoringUri"]?.string ?? "", key: key, data: [[1, 2], [3]])
+            #expect(scored == ["n": 2])
+            await #expect(throws: AzureMLError.self) { _ = try await api.score(uri: deployed["scoringUri"]?.string ?? "", key: "wrong", data: []) }
             _ = try await api.registerModel(["name": "m", "url": "aml://x", "mimeType": "application/octet-stream"])
             #expect(try await api.models(name: "m").count == 2)
             #expect(try await api.model("m:2")["version"]?.int == 2, "ids are percent-encoded on the way")
@@ -109,5 +131,28 @@ enum Zips {
         try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(toFile: src + "/" + name, atomically: true, encoding: .utf8) }
         return try SourceZipper.zip(directory: URL(fileURLWithPath: src))
+    }
+}
+
+@Suite struct SourceZipperTests {
+    @Test func linksLeavingTheFolderAndOversizeTreesAreRefused() throws {
+        let dir = try TemporaryDirectory("zipper")
+        defer { dir.remove() }
+        let src = dir.file("src")
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
+        try "print(1)".write(toFile: src + "/sub/a.py", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: src + "/inside", withDestinationPath: src + "/sub/a.py")
+        let ok = try SourceZipper.zip(directory: URL(fileURLWithPath: src))
+        #expect(!ok.isEmpty, "a link that stays inside the folder is fine")
+        try FileManager.default.createSymbolicLink(atPath: src + "/escape", withDestinationPath: "/etc/hostname")
+        #expect(throws: SourceZipper.Failure.self) { try SourceZipper.zip(directory: URL(fileURLWithPath: src)) }
+        try FileManager.default.removeItem(atPath: src + "/escape")
+        try String(repeating: "x", count: 5000).write(toFile: src + "/big.txt", atomically: true, encoding: .utf8)
+        do {
+            _ = try SourceZipper.zip(directory: URL(fileURLWithPath: src), maxBytes: 4096)
+            Issue.record("an oversize tree was zipped")
+        } catch {
+            #expect(error.description.contains("larger than 4096 bytes"))
+        }
     }
 }

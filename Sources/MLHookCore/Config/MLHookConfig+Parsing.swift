@@ -66,6 +66,20 @@ extension MLHookConfig {
             }
             if let n = top.node("azureml"), let m = reader.mapping(n, "azureml") {
                 config.azureml.mode = m.choice("mode", default: AzureMLConfig.Mode.local)
+                if let cn = m.node("cloud"), let cm = reader.mapping(cn, m.keyPath("cloud")) {
+                    var c = AzureMLCloudConfig()
+                    c.tenantID = cm.string("tenant_id")
+                    c.clientID = cm.string("client_id")
+                    if let sn = cm.node("client_secret") { c.clientSecret = parseSecretReference(sn, path: cm.keyPath("client_secret"), reader: reader) }
+                    c.subscriptionID = cm.string("subscription_id")
+                    c.resourceGroup = cm.string("resource_group")
+                    c.workspace = cm.string("workspace")
+                    c.authorityURL = cm.string("authority_url") ?? c.authorityURL
+                    c.armURL = cm.string("arm_url") ?? c.armURL
+                    c.armAPIVersion = cm.string("api_version") ?? c.armAPIVersion
+                    cm.finish()
+                    config.azureml.cloud = c
+                }
                 if let ln = m.node("local"), let lm = reader.mapping(ln, m.keyPath("local")) {
                     if let d = lm.string("data_dir") { config.azureml.localDataDirectory = d }
                     if let listen = lm.string("listen") {

@@ -56,6 +56,22 @@ public struct AzureMLConfig: Sendable, Equatable {
     /// Where the embedded server listens (port 0: any free port).
     public var localHost = "127.0.0.1"
     public var localPort = 0
+    /// The real service, for `mode: cloud`.
+    public var cloud = AzureMLCloudConfig()
+    public init() {}
+}
+
+/// `azureml.cloud:` settings: the workspace and the service principal.
+public struct AzureMLCloudConfig: Sendable, Equatable {
+    public var tenantID: String?
+    public var clientID: String?
+    public var clientSecret: SecretReference?
+    public var subscriptionID: String?
+    public var resourceGroup: String?
+    public var workspace: String?
+    public var authorityURL = "https://login.microsoftonline.com"
+    public var armURL = "https://management.azure.com"
+    public var armAPIVersion = "2019-11-01"
     public init() {}
 }
 

@@ -1,0 +1,318 @@
+import AzureML
+import ArgumentParser
+import Foundation
+import MLHookCore
+import MLHookServer
+
+/// `mlhook aml …`: the REST article's calls, made friendly.
+struct AMLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aml",
+        abstract: "Talk to Azure ML (or the local server): groups, workspaces, computes, experiments, runs, models.",
+        discussion: """
+            Credentials, first found wins: --credentials FILE (the credentials.json aml-local writes), the environment \
+            (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, \
+            AZUREML_WORKSPACE_NAME), or --config FILE (azureml.cloud, or in local mode the embedded server's credentials.json).
+            """,
+        subcommands: [Groups.self, Workspaces.self, Computes.self, Experiments.self, Runs.self, Models.self]
+    )
+}
+
+/// Connection options shared by every `mlhook aml` command.
+struct AMLOptions: ParsableArguments {
+    @Option(help: "A credentials.json (tenant_id, client_id, client_secret, subscription_id, resource_group, workspace, base_url).")
+    var credentials: String?
+    @Option(help: "An mlhook configuration whose azureml section says where Azure ML is.") var config: String?
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func client() throws -> HTTPAzureMLClient {
+        do {
+            return HTTPAzureMLClient(settings: try settings())
+        } catch let e as ValidationError {
+            printError(e.message)
+            throw ExitCode(2)
+        }
+    }
+
+    func settings() throws -> AzureMLSettings {
+        if let credentials { return try Self.fromFile(credentials) }
+        let env = ProcessInfo.processInfo.environment
+        if let tenant = env["AZURE_TENANT_ID"], let client = env["AZURE_CLIENT_ID"], let secret = env["AZURE_CLIENT_SECRET"],
+           let sub = env["AZURE_SUBSCRIPTION_ID"] {
+            guard let rg = env["AZURE_RESOURCE_GROUP"] ?? env["AZUREML_RESOURCE_GROUP"], let ws = env["AZUREML_WORKSPACE_NAME"] ?? env["AZURE_ML_WORKSPACE"] else {
+                throw ValidationError("AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE_NAME are needed with the AZURE_* credentials")
+            }
+            var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
+                                    subscriptionID: sub, resourceGroup: rg, workspace: ws)
+            if let authority = env["AZURE_AUTHORITY_HOST"] { s.authorityURL = authority.hasPrefix("http") ? authority : "https://" + authority }
+            return s
+        }
+        let loaded: LoadedConfig
+        do { loaded = try ConfigLoader.load(path: config) } catch {
+            throw ValidationError("configuration is invalid:\n\(error.description)")
+        }
+        let az = loaded.config.azureml
+        if az.mode == .local {
+            let path = az.localDataDirectory + "/credentials.json"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no credentials: pass --credentials, set AZURE_* variables, or start mlhook serve / mlhook aml-local (which writes \(path))")
+            }
+            return try Self.fromFile(path)
+        }
+        let c = az.cloud
+        guard let tenant = c.tenantID, let client = c.clientID, let secretRef = c.clientSecret, let sub = c.subscriptionID,
+              let rg = c.resourceGroup, let ws = c.workspace else {
+            throw ValidationError("azureml.cloud needs tenant_id, client_id, client_secret, subscription_id, resource_group and workspace")
+        }
+        let secret: String
+        do { secret = try SecretResolver().resolve(secretRef, key: "azureml.cloud.client_secret").text } catch {
+            throw ValidationError(error.description)
+        }
+        var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
+                                subscriptionID: sub, resourceGroup: rg, workspace: ws)
+        s.authorityURL = c.authorityURL
+        s.armURL = c.armURL
+        s.armAPIVersion = c.armAPIVersion
+        return s
+    }
+
+    static func fromFile(_ path: String) throws -> AzureMLSettings {
+        guard let data = FileManager.default.contents(atPath: path), let j = JSONValue(json: [UInt8](data)) else {
+            throw ValidationError("cannot read credentials from \(path)")
+        }
+        func need(_ k: String) throws -> String {
+            guard let v = j[k]?.string, !v.isEmpty else { throw ValidationError("\(path) has no \(k)") }
+            return v
+        }
+        var s = AzureMLSettings(credential: .servicePrincipal(tenantID: try need("tenant_id"), clientID: try need("client_id"),
+                                                              secret: try need("client_secret"), v2: false),
+                                subscriptionID: try need("subscription_id"), resourceGroup: try need("resource_group"), workspace: try need("workspace"))
+        if let base = j["base_url"]?.string, !base.isEmpty {
+            s.authorityURL = base
+            s.armURL = base
+        }
+        return s
+    }
+
+    /// Prints documents as JSON, or one human line each.
+    func show(_ items: [JSONValue], _ line: (JSONValue) -> String) {
+        if json { items.forEach { print($0.text) } } else { items.forEach { print(line($0)) } }
+    }
+}
+
+/// Runs an Azure ML operation, turning its failure into a clear message and exit status 1.
+func azure<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let e as AzureMLError {
+        printError(e.description)
+        throw ExitCode(1)
+    } catch let e as SourceZipper.Failure {
+        printError(e.description)
+        throw ExitCode(2)
+    }
+}
+
+extension AMLCommand {
+    struct Groups: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resource groups.", subcommands: [List.self], defaultSubcommand: List.self)
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls")
+            @OptionGroup var o: AMLOptions
+            func run() async throws {
+                let api = try o.client()
+                o.show(try await azure { try await api.resourceGroups() }) { "\($0["name"]?.string ?? "?")\t\($0["location"]?.string ?? "")" }
+            }
+        }
+    }
+
+    struct Workspaces: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Workspaces.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls")
+            @OptionGroup var o: AMLOptions
+            func run() async throws {
+                let api = try o.client()
+                o.show(try await azure { try await api.workspaces() }) {
+                    "\($0["name"]?.string ?? "?")\t\($0.value(at: "properties.provisioningState")?.string ?? "")\t\($0["location"]?.string ?? "")"
+                }
+            }
+        }
+        struct Show: AsyncParsableCommand {
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "Workspace name (default: the configured one).") var name: String?
+            func run() async throws {
+                let api = try o.client()
+                print(try await azure { try await api.workspace(name) }.text)
+            }
+        }
+    }
+
+    struct Computes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Compute clusters.", subcommands: [List.self, Scale.self, Remove.self], defaultSubcommand: List.self)
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls")
+            @OptionGroup var o: AMLOptions
+            func run() async throws {
+                let api = try o.client()
+                o.show(try await azure { try await api.computes() }) { c in
+                    let scale = c.value(at: "properties.properties.scaleSettings")
+                    return "\(c["name"]?.string ?? "?")\t\(c.value(at: "properties.provisioningState")?.string ?? "")\tnodes \(c.value(at: "properties.properties.currentNodeCount")?.int ?? 0) (min \(scale?["minNodeCount"]?.int ?? 0), max \(scale?["maxNodeCount"]?.int ?? 0))"
+                }
+            }
+        }
+        struct Scale: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Change a cluster's node range; waits until it is applied.")
+            @OptionGroup var o: AMLOptions
+            @Argument var name: String
+            @Option var min: Int?
+            @Option var max: Int
+            @Option(help: "Idle seconds before scaling down.") var idleSeconds: Int?
+            func run() async throws {
+                let api = try o.client()
+                let c = try await azure { try await api.scaleCompute(name, minNodes: min, maxNodes: max, idleSeconds: idleSeconds) }
+                print(o.json ? c.text : "\(name): \(c.value(at: "properties.provisioningState")?.string ?? "?"), max \(max) nodes")
+            }
+        }
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete (or --detach) a compute.")
+            @OptionGroup var o: AMLOptions
+            @Argument var name: String
+            @Flag var detach = false
+            func run() async throws {
+                let api = try o.client()
+                try await azure { try await api.deleteCompute(name, detach: detach) }
+                print("\(name): \(detach ? "detached" : "deleted")")
+            }
+        }
+    }
+
+    struct Experiments: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Experiments.", subcommands: [List.self], defaultSubcommand: List.self)
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls")
+            @OptionGroup var o: AMLOptions
+            func run() async throws {
+                let api = try o.client()
+                o.show(try await azure { try await api.experiments() }) { "\($0["name"]?.string ?? "?")\t\($0["createdUtc"]?.string ?? "")" }
+            }
+        }
+    }
+
+    struct Models: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Registered models.", subcommands: [List.self, Show.self, Register.self, Remove.self], defaultSubcommand: List.self)
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls")
+            @OptionGroup var o: AMLOptions
+            @Option var name: String?
+            func run() async throws {
+                let api = try o.client()
+                o.show(try await azure { try await api.models(name: name) }) { "\($0["id"]?.string ?? "?")\t\($0["createdTime"]?.string ?? "")\t\($0["url"]?.string ?? "")" }
+            }
+        }
+        struct Show: AsyncParsableCommand {
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "name:version") var id: String
+            func run() async throws {
+                let api = try o.client()
+                print(try await azure { try await api.model(id) }.text)
+            }
+        }
+        struct Register: AsyncParsableCommand {
+            @OptionGroup var o: AMLOptions
+            @Option var name: String
+            @Option var url: String
+            @Option(help: "key=value, repeatable.") var tag: [String] = []
+            func run() async throws {
+                let api = try o.client()
+                var tags: [String: JSONValue] = [:]
+                for t in tag {
+                    let kv = t.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2 else { printError("--tag takes key=value, got \(t)"); throw ExitCode(2) }
+                    tags[kv[0]] = .string(kv[1])
+                }
+                let m = try await azure { try await api.registerModel(["name": .string(name), "url": .string(url), "mimeType": "application/octet-stream", "kvTags": .object(tags)]) }
+                print(o.json ? m.text : "registered \(m["id"]?.string ?? "?")")
+            }
+        }
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "rm")
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "name:version") var id: String
+            func run() async throws {
+                let api = try o.client()
+                try await azure { try await api.deleteModel(id) }
+                print("\(id): deleted")
+            }
+        }
+    }
+
+    struct Runs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Runs.", subcommands: [Start.self, Show.self, Cancel.self])
+
+        struct Start: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Zip a folder and start a run; --wait follows it to the end and prints the log tail.")
+            @OptionGroup var o: AMLOptions
+            @Option var experiment: String
+            @Option(help: "The folder to zip (its root holds the script).") var dir: String
+            @Option var script: String
+            @Option(help: "A script argument, repeatable.") var arg: [String] = []
+            @Option var compute: String
+            @Option(help: "Run id (default: experiment_<time>); the same id never runs twice.") var runId: String?
+            @Flag var wait = false
+
+            func run() async throws {
+                let api = try o.client()
+                let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
+                let id = runId ?? "\(experiment)_\(Int(Date().timeIntervalSince1970 * 1000))"
+                let definition: JSONValue = ["Configuration": ["Script": .string(script), "Arguments": .array(arg.map { .string($0) }),
+                                                               "Target": .string(compute)]]
+                let started = try await azure { try await api.startRun(experiment: experiment, zip: zip, definition: definition, runID: id) }
+                if !o.json { print("started \(started) in \(experiment)") }
+                guard wait else {
+                    if o.json { print(JSONValue.object(["runId": .string(started)]).text) }
+                    return
+                }
+                var last = "Unknown"
+                try await azure {
+                    for try await status in api.watch(experiment: experiment, runID: started) {
+                        last = status
+                        if !o.json { print("\(Date().formatted(.iso8601))  \(status)") }
+                    }
+                }
+                let details = try await azure { try await api.runDetails(experiment: experiment, runID: started) }
+                if o.json {
+                    print(details.text)
+                } else if let url = details["logFiles"]?.object["azureml-logs/70_driver_log.txt"]?.string,
+                          let data = try? await api.download(url) {
+                    print("--- log tail ---")
+                    print(String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n"))
+                }
+                if last != "Completed" {
+                    if let message = details.value(at: "error.error.message")?.string { printError("run \(started) \(last): \(message)") }
+                    throw ExitCode(3)
+                }
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            @OptionGroup var o: AMLOptions
+            @Argument var experiment: String
+            @Argument var runId: String
+            func run() async throws {
+                let api = try o.client()
+                let r = try await azure { try await api.run(experiment: experiment, runID: runId) }
+                print(o.json ? r.text : "\(runId)\t\(r["status"]?.string ?? "?")\t\(r["target"]?.string ?? "")\t\(r["startTimeUtc"]?.string ?? "")\t\(r["endTimeUtc"]?.string ?? "")")
+            }
+        }
+
+        struct Cancel: AsyncParsableCommand {
+            @OptionGroup var o: AMLOptions
+            @Argument var experiment: String
+            @Argument var runId: String
+            func run() async throws {
+                let api = try o.client()
+                try await azure { try await api.cancelRun(experiment: experiment, runID: runId) }
+                print("\(runId): cancel requested")
+            }
+        }
+    }
+}

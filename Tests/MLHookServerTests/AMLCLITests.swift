@@ -1,0 +1,41 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `mlhook aml …` (the client CLI) against `mlhook aml-local`, both the real binary.
+@Suite struct AMLCLITests {
+    @Test func startWaitScaleAndModelsWithExitStatuses() async throws {
+        let dir = try TemporaryDirectory("aml-cli")
+        defer { dir.remove() }
+        let server = try await ServerProcess(arguments: ["aml-local", "--port", "0", "--data-dir", dir.file("aml")], environment: [:], directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        #expect(try await eventually { FileManager.default.fileExists(atPath: dir.file("aml/credentials.json")) })
+        let creds = ["--credentials", dir.file("aml/credentials.json")]
+        try FileManager.default.createDirectory(atPath: dir.file("train"), withIntermediateDirectories: true)
+        try "import sys\nprint('hello from', sys.argv[1:])\n".write(toFile: dir.file("train/hello.py"), atomically: true, encoding: .utf8)
+        try "import sys\nsys.exit(4)\n".write(toFile: dir.file("train/bad.py"), atomically: true, encoding: .utf8)
+
+        let ok = try runMLHook(["aml", "runs", "start", "--experiment", "demo", "--dir", dir.file("train"), "--script", "hello.py",
+                                "--arg", "234", "--compute", "cpu-cluster", "--wait"] + creds, directory: dir.path)
+        #expect(ok.status == 0 && ok.output.contains("Completed") && ok.output.contains("hello from ['234']"), "\(ok.output)")
+        let bad = try runMLHook(["aml", "runs", "start", "--experiment", "demo", "--dir", dir.file("train"), "--script", "bad.py",
+                                 "--compute", "cpu-cluster", "--wait"] + creds, directory: dir.path)
+        #expect(bad.status == 3 && bad.output.contains("exited with code 4"), "a watched run that fails exits non-zero")
+        let refused = try runMLHook(["aml", "runs", "start", "--experiment", "demo", "--dir", dir.file("train"), "--script", "nope.py",
+                                     "--compute", "cpu-cluster"] + creds, directory: dir.path)
+        #expect(refused.status == 1 && refused.output.contains("not in projectZipFile"))
+
+        let scale = try runMLHook(["aml", "computes", "scale", "cpu-cluster", "--min", "0", "--max", "4"] + creds, directory: dir.path)
+        #expect(scale.status == 0 && scale.output.contains("Succeeded"))
+        let list = try runMLHook(["aml", "computes", "ls", "--json"] + creds, directory: dir.path)
+        #expect(list.output.contains("\"maxNodeCount\":4"))
+        let reg = try runMLHook(["aml", "models", "register", "--name", "m", "--url", "https://x/m.pkl", "--tag", "commit=9f1c"] + creds, directory: dir.path)
+        #expect(reg.status == 0 && reg.output.contains("registered m:1"))
+        #expect(try runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path).status == 0)
+        #expect(try runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path).status == 0, "already gone counts as done")
+        let missing = try runMLHook(["aml", "models", "show", "m:1"] + creds, directory: dir.path)
+        #expect(missing.status == 1 && missing.output.contains("notFound"))
+        let noCreds = try runMLHook(["aml", "groups", "ls", "--credentials", dir.file("nope.json")], directory: dir.path)
+        #expect(noCreds.status == 2 && noCreds.output.contains("cannot read credentials"))
+    }
+}
