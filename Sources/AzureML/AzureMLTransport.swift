@@ -62,7 +62,13 @@ struct AzureMLTransport: Sendable {
             var failure: AzureMLError
             var retryAfter: TimeInterval?
             do {
-                let response = try await http.execute(request, timeout: .milliseconds(Int64(policy.attemptTimeout * 1000)))
+                // An attempt never outlives the overall deadline (AHC retries connecting until its own timeout).
+                let remaining = policy.deadline - Date().timeIntervalSince(start)
+                guard remaining > 0 else {
+                    throw AzureMLError(code: .timeout, message: "\(method) \(url): no time left within the \(Int(policy.deadline)) s deadline")
+                }
+                let timeout = min(policy.attemptTimeout, remaining)
+                let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
                 let bytes = Array(try await response.body.collect(upTo: 256 << 20).readableBytesView)
                 let reply = Reply(status: Int(response.status.code), headers: response.headers, body: bytes)
                 if (200..<300).contains(reply.status) || accept.contains(reply.status) { return reply }

@@ -204,3 +204,34 @@ final class FakeAzure: Sendable {
         }
     }
 }
+
+extension FaultInjectionTests {
+    @Test func aStaticTokenIsSentAsIs() async throws {
+        let fake = FakeAzure()
+        fake.script(Self.groups, [.init(status: .ok, body: #"{"value":[]}"#)])
+        let app = Application(router: fake.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            var s = AzureMLSettings(credential: .staticToken("local-token"), subscriptionID: "sub", resourceGroup: "rg", workspace: "ws")
+            s.armURL = "http://127.0.0.1:\(client.port!)"
+            _ = try await HTTPAzureMLClient(settings: s).resourceGroups()
+        }
+        #expect(fake.authorizations == ["Bearer local-token"] && fake.tokenRequests == 0)
+    }
+
+    @Test func connectionErrorsAreRetriedWithinTheDeadline() async throws {
+        // A port nobody listens on: every attempt is a connection error.
+        var s = AzureMLSettings(credential: .staticToken("t"), subscriptionID: "sub", resourceGroup: "rg", workspace: "ws")
+        s.armURL = "http://127.0.0.1:1"
+        s.retry = Self.quick
+        s.retry.maxAttempts = 1000
+        s.retry.deadline = 0.5
+        let start = ContinuousClock.now
+        do {
+            _ = try await HTTPAzureMLClient(settings: s).resourceGroups()
+            Issue.record("a closed port answered")
+        } catch let e as AzureMLError {
+            #expect(e.code == .transport)
+        }
+        #expect(ContinuousClock.now - start < .seconds(5), "the overall deadline stops the retries")
+    }
+}
