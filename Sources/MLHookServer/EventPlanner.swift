@@ -41,10 +41,21 @@ public struct EventPlanner: Service {
         let events = try await store.unplanned(limit: 100)
         let config = live.snapshot.config
         let verdicts = events.map { ($0, Self.verdict(for: $0, config: config)) }
-        // One transaction (one fsync) for the whole batch, not one per event.
+        let maxAttempts = Dictionary(config.rules.map { ($0.name, $0.maxAttempts) }, uniquingKeysWith: { a, _ in a })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let jobs: [NewJob] = verdicts.flatMap { stored, verdict in
+            verdict.actions.map { a in
+                NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: stored.summary.id, rule: a.rule,
+                       actionIndex: a.index, action: a.type.rawValue,
+                       parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
+                       maxAttempts: maxAttempts[a.rule] ?? 5)
+            }
+        }
+        // One transaction (one fsync) for the whole batch: verdicts and their jobs together, never one without the other.
         try await store.recordPlans(verdicts.map {
             PlanVerdict(id: $0.0.summary.id, state: $0.1.state, plan: $0.1.plan, explanation: $0.1.explanation)
-        })
+        }, jobs: jobs)
         for (stored, verdict) in verdicts {
             let meta: Logger.Metadata = ["event_id": .string(stored.summary.id), "delivery_id": .string(stored.summary.deliveryID),
                                          "source": .string(stored.summary.source)]
@@ -57,19 +68,38 @@ public struct EventPlanner: Service {
         return events.count
     }
 
+    /// What the planner decided for one event.
+    public struct Verdict: Sendable {
+        public var state: EventState
+        public var plan: String?
+        public var explanation: String
+        public var actions: [PlannedAction]
+        /// What makes two deliveries the same event for jobs: a push is its repository and commit (so a
+        /// redelivery, or the same commit through two hooks, runs once); anything else its source and delivery id.
+        public var identity: String
+        public var count: Int { actions.count }
+    }
+
     /// The planner's verdict for one stored event. Pure.
-    public static func verdict(for stored: StoredEvent, config: MLHookConfig) -> (state: EventState, plan: String?, explanation: String, count: Int) {
-        let e = normalize(stored, config: config)
-        guard let e else {
-            return (.ignored, nil, "source \(stored.summary.source) is no longer configured", 0)
+    public static func verdict(for stored: StoredEvent, config: MLHookConfig) -> Verdict {
+        let fallback = "\(stored.summary.source):\(stored.summary.deliveryID)"
+        guard let e = normalize(stored, config: config) else {
+            return Verdict(state: .ignored, plan: nil, explanation: "source \(stored.summary.source) is no longer configured", actions: [], identity: fallback)
         }
         let plan = Planner.plan(e, rules: config.rules)
         let actions = plan.actions
-        guard !actions.isEmpty else { return (.ignored, nil, plan.explanation, 0) }
+        guard !actions.isEmpty else { return Verdict(state: .ignored, plan: nil, explanation: plan.explanation, actions: [], identity: fallback) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
-        return (.planned, json, plan.explanation, actions.count)
+        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback))
+    }
+
+    static func identity(_ e: NormalizedEvent, fallback: String) -> String {
+        if [.push, .tag].contains(e.kind), let repo = e.repository?.fullName.lowercased(), let sha = e.after?.lowercased(), !sha.isEmpty {
+            return "git:\(repo)@\(sha)" + (e.kind == .tag ? ":tag:\(e.tag ?? "")" : "")
+        }
+        return fallback
     }
 
     /// The normalized form of a stored event, or nil when its source is gone.

@@ -26,9 +26,18 @@ public protocol EventStore: Sendable {
     /// Events not yet planned, oldest first.
     func unplanned(limit: Int) async throws -> [StoredEvent]
 
-    /// Records the planner's verdicts in one transaction: `planned` with the planned actions (JSON), or
-    /// `ignored`; each explanation says, rule by rule, why.
-    func recordPlans(_ verdicts: [PlanVerdict]) async throws
+    /// Records the planner's verdicts and creates their jobs in one transaction: `planned` with the planned
+    /// actions (JSON), or `ignored`; each explanation says, rule by rule, why. A job whose idempotency key
+    /// exists already is not created again (the same commit through two hooks, a redelivery).
+    /// - Returns: How many jobs were created.
+    @discardableResult
+    func recordPlans(_ verdicts: [PlanVerdict], jobs: [NewJob]) async throws -> Int
+
+    /// Jobs, newest first.
+    func jobs(limit: Int?, state: JobState?) async throws -> [JobRecord]
+
+    /// One job by id.
+    func job(id: String) async throws -> JobRecord?
 
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
@@ -47,6 +56,56 @@ public enum AppendOutcome: Sendable, Equatable {
         switch self {
         case .stored(let id), .duplicate(let id): id
         }
+    }
+}
+
+/// Where a job is in its life.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    case queued, running, watching, succeeded, failed, dead
+}
+
+/// A job to create: one planned action of one event.
+public struct NewJob: Sendable, Equatable {
+    /// `{rule}#{action index}@{event identity}`: the same key never makes a second job.
+    public var idempotencyKey: String
+    public var eventID: String
+    public var rule: String
+    public var actionIndex: Int
+    public var action: String
+    /// The rendered parameters (JSON).
+    public var parameters: String
+    public var maxAttempts: Int
+
+    public init(idempotencyKey: String, eventID: String, rule: String, actionIndex: Int, action: String, parameters: String, maxAttempts: Int) {
+        self.idempotencyKey = idempotencyKey
+        self.eventID = eventID
+        self.rule = rule
+        self.actionIndex = actionIndex
+        self.action = action
+        self.parameters = parameters
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// A stored job.
+public struct JobRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var idempotencyKey: String
+    public var eventID: String
+    public var rule: String
+    public var actionIndex: Int
+    public var action: String
+    public var parameters: String
+    public var state: JobState
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var createdAt: Date
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, rule, action, parameters, state, attempts
+        case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index"
+        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
     }
 }
 

@@ -98,6 +98,29 @@ public final class SQLiteEventStore: EventStore {
                 CREATE INDEX events_unplanned ON events(seq) WHERE state = 'received';
                 """)
         }
+        m.registerMigration("v3 jobs") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    idempotency_key TEXT NOT NULL UNIQUE,
+                    event_id TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    action_index INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    parameters TEXT NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'queued',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    next_attempt_at REAL NOT NULL,
+                    lease_until REAL,
+                    last_error TEXT
+                );
+                CREATE INDEX jobs_runnable ON jobs(next_attempt_at) WHERE state = 'queued';
+                CREATE INDEX jobs_event ON jobs(event_id);
+                """)
+        }
         return m
     }
 
@@ -183,11 +206,46 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    public func recordPlans(_ verdicts: [PlanVerdict]) async throws {
+    @discardableResult
+    public func recordPlans(_ verdicts: [PlanVerdict], jobs: [NewJob]) async throws -> Int {
         try await pool.write { db in
             let update = try db.cachedStatement(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?")
             for v in verdicts { try update.execute(arguments: [v.state.rawValue, v.plan, v.explanation, v.id]) }
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING
+                """)
+            let now = Date().timeIntervalSince1970
+            var created = 0
+            for j in jobs {
+                try insert.execute(arguments: ["job_" + String(EventID.make().dropFirst(4)), j.idempotencyKey, j.eventID, j.rule,
+                                               j.actionIndex, j.action, j.parameters, j.maxAttempts, now, now])
+                created += db.changesCount
+            }
+            return created
         }
+    }
+
+    public func jobs(limit: Int?, state: JobState?) async throws -> [JobRecord] {
+        try await pool.read { db in
+            var sql = "SELECT * FROM jobs"
+            var args: StatementArguments = []
+            if let state { sql += " WHERE state = ?"; args += [state.rawValue] }
+            sql += " ORDER BY seq DESC"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.job)
+        }
+    }
+
+    public func job(id: String) async throws -> JobRecord? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.job) }
+    }
+
+    private static func job(_ row: Row) -> JobRecord {
+        JobRecord(id: row["id"], idempotencyKey: row["idempotency_key"], eventID: row["event_id"], rule: row["rule"],
+                  actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
+                  state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
+                  createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"])
     }
 
     public func isReady() async -> Bool {

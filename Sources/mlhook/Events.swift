@@ -114,3 +114,48 @@ struct ConfigCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the jobs planned events created.", subcommands: [List.self, Show.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List jobs, newest first: id, state, rule#action, action, event, attempts.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Show at most N jobs (default: all).") var limit: Int?
+        @Option(help: "Only jobs in this state (queued, running, watching, succeeded, failed, dead).") var state: String?
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            var wanted: JobState?
+            if let state {
+                guard let s = JobState(rawValue: state) else { printError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"); throw ExitCode(2) }
+                wanted = s
+            }
+            let store = try Events.openStore(options)
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            for j in try await store.jobs(limit: limit, state: wanted) {
+                if json { print(String(decoding: try encoder.encode(j), as: UTF8.self)) } else {
+                    print([j.id, j.state.rawValue, "\(j.rule)#\(j.actionIndex + 1)", j.action, j.eventID, "\(j.attempts)/\(j.maxAttempts)"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job with its parameters.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+
+        func run() async throws {
+            let store = try Events.openStore(options)
+            guard let j = try await store.job(id: id) else { printError("no job \(id)"); throw ExitCode(1) }
+            print("id:              \(j.id)\nstate:           \(j.state.rawValue)\nrule:            \(j.rule) (action \(j.actionIndex + 1): \(j.action))")
+            print("event:           \(j.eventID)\nidempotency key: \(j.idempotencyKey)\nattempts:        \(j.attempts)/\(j.maxAttempts)")
+            print("created at:      \(j.createdAt.formatted(.iso8601))")
+            if let e = j.lastError { print("last error:      \(e)") }
+            print("parameters:      \(j.parameters)")
+        }
+    }
+}

@@ -103,6 +103,25 @@ public enum ParameterValue: Sendable, Equatable, Codable, CustomStringConvertibl
 
     public var string: String? { if case .string(let s) = self { s } else { nil } }
     public var int: Int? { if case .int(let n) = self { n } else { nil } }
+
+    // Natural JSON (`"gpu"`, `4`, `["a"]`, `{"k":"v"}`), the format stored plans and jobs carry.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int.self) { self = .int(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let l = try? c.decode([String].self) { self = .list(l) }
+        else { self = .map(try c.decode([String: String].self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let s): try c.encode(s)
+        case .int(let n): try c.encode(n)
+        case .list(let l): try c.encode(l)
+        case .map(let m): try c.encode(m)
+        }
+    }
 }
 
 /// One action of a rule, with its parameters as templates.
