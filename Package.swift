@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "MLHookServer",
             dependencies: [
-                "Signing", "MLHookCore", "Store", "AMLLocal",
+                "Signing", "MLHookCore", "Store", "AMLLocal", "AzureML",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "MLHookServerTests",
             dependencies: [
-                "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport",
+                "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport", "AMLLocal", "AzureML",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

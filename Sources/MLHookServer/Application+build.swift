@@ -32,6 +32,9 @@ public func buildApplication(
     if let path = runtime.configPath {
         services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger))
     }
+    if let client = runtime.azureMLClient {
+        services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger))
+    }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml
         let logger = runtime.logger

@@ -1,4 +1,5 @@
 import AMLLocal
+import AzureML
 import Foundation
 import Logging
 import MLHookCore
@@ -22,6 +23,8 @@ public struct MLHookRuntime: Sendable {
     public let configPath: String?
     /// The embedded Azure-ML-compatible server (`azureml.mode: local`).
     public var amlLocal: AMLLocal?
+    /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
+    public var azureMLClient: (@Sendable () async throws -> HTTPAzureMLClient)?
 
     public init(config: MLHookConfig, sources: [IngressSource], store: any EventStore, logger: Logger,
                 now: @escaping @Sendable () -> Date = { Date() }, schedulerClock: any SchedulerClock = SystemSchedulerClock(),
@@ -45,7 +48,31 @@ public struct MLHookRuntime: Sendable {
         let store = try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         if loaded.config.azureml.mode == .local {
-            runtime.amlLocal = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
+            let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
+            runtime.amlLocal = aml
+            // The embedded server's address is known once it is bound; build the client then.
+            runtime.azureMLClient = {
+                let c = aml.credentials
+                let base = aml.settings.baseURL
+                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
+                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
+                s.authorityURL = base
+                s.armURL = base
+                return HTTPAzureMLClient(settings: s, logger: logger)
+            }
+        } else {
+            let cloud = loaded.config.azureml.cloud
+            if let tenant = cloud.tenantID, let client = cloud.clientID, let ref = cloud.clientSecret, let sub = cloud.subscriptionID,
+               let rg = cloud.resourceGroup, let ws = cloud.workspace {
+                let secret = try SecretResolver(environment: environment).resolve(ref, key: "azureml.cloud.client_secret").text
+                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
+                                        subscriptionID: sub, resourceGroup: rg, workspace: ws)
+                s.authorityURL = cloud.authorityURL
+                s.armURL = cloud.armURL
+                s.armAPIVersion = cloud.armAPIVersion
+                let made = HTTPAzureMLClient(settings: s, logger: logger)
+                runtime.azureMLClient = { made }
+            }
         }
         return runtime
     }

@@ -39,6 +39,21 @@ public protocol EventStore: Sendable {
     /// One job by id.
     func job(id: String) async throws -> JobRecord?
 
+    /// Claims the oldest runnable job for `lease` seconds (a worker that dies loses it when the lease
+    /// expires), skipping rules whose running jobs reached their concurrency and actions not in `actions`;
+    /// counts the attempt.
+    func claimJob(now: Date, lease: TimeInterval, ruleLimits: [String: Int], actions: Set<String>) async throws -> JobRecord?
+
+    /// Ends an attempt: `succeeded`/`failed`/`dead` are final; `queued` with `retryAt` schedules another try.
+    func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws
+
+    /// Running jobs whose lease expired go back to the queue.
+    @discardableResult
+    func releaseExpiredLeases(now: Date) async throws -> Int
+
+    /// The attempts of a job, oldest first: start, end, error.
+    func attempts(jobID: String) async throws -> [JobAttempt]
+
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
     func prune(receivedBefore date: Date) async throws -> Int
@@ -101,12 +116,23 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var maxAttempts: Int
     public var createdAt: Date
     public var lastError: String?
+    /// What the action produced (JSON), once it succeeded.
+    public var result: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, rule, action, parameters, state, attempts
+        case id, rule, action, parameters, state, attempts, result
         case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index"
         case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
     }
+}
+
+/// One attempt at a job.
+public struct JobAttempt: Sendable, Equatable, Codable {
+    public var number: Int
+    public var startedAt: Date
+    public var endedAt: Date
+    public var outcome: JobState
+    public var error: String?
 }
 
 /// The planner's verdict on one event.

@@ -121,6 +121,15 @@ public final class SQLiteEventStore: EventStore {
                 CREATE INDEX jobs_event ON jobs(event_id);
                 """)
         }
+        m.registerMigration("v4 attempts") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN result TEXT;
+                CREATE TABLE job_attempts (
+                    job_id TEXT NOT NULL, number INTEGER NOT NULL, started_at REAL NOT NULL, ended_at REAL NOT NULL,
+                    outcome TEXT NOT NULL, error TEXT, PRIMARY KEY (job_id, number)
+                );
+                """)
+        }
         return m
     }
 
@@ -245,7 +254,63 @@ public final class SQLiteEventStore: EventStore {
         JobRecord(id: row["id"], idempotencyKey: row["idempotency_key"], eventID: row["event_id"], rule: row["rule"],
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
-                  createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"])
+                  createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"])
+    }
+
+    public func claimJob(now: Date, lease: TimeInterval, ruleLimits: [String: Int], actions: Set<String>) async throws -> JobRecord? {
+        try await pool.write { db in
+            var busy: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY rule") {
+                busy[row["rule"]] = row["n"]
+            }
+            let full = ruleLimits.filter { (busy[$0.key] ?? 0) >= $0.value }.map(\.key)
+            guard !actions.isEmpty else { return nil }
+            var sql = "SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ? AND action IN ("
+                + actions.map { _ in "?" }.joined(separator: ",") + ")"
+            var args: StatementArguments = [now.timeIntervalSince1970]
+            for a in actions.sorted() { args += [a] }
+            if !full.isEmpty {
+                sql += " AND rule NOT IN (" + full.map { _ in "?" }.joined(separator: ",") + ")"
+                for r in full { args += [r] }
+            }
+            sql += " ORDER BY seq LIMIT 1"
+            guard let id = try String.fetchOne(db, sql: sql, arguments: args) else { return nil }
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ? WHERE id = ?",
+                           arguments: [now.timeIntervalSince1970 + lease, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.job)
+        }
+    }
+
+    public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
+        try await pool.write { db in
+            let attempts = try Int.fetchOne(db, sql: "SELECT attempts FROM jobs WHERE id = ?", arguments: [id]) ?? 0
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO job_attempts (job_id, number, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [id, attempts, startedAt.timeIntervalSince1970, now.timeIntervalSince1970, state.rawValue, error])
+            try db.execute(sql: """
+                UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL,
+                       next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
+                """, arguments: [state.rawValue, error, result, retryAt?.timeIntervalSince1970, id])
+        }
+    }
+
+    @discardableResult
+    public func releaseExpiredLeases(now: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running' AND lease_until < ?",
+                           arguments: [now.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    public func attempts(jobID: String) async throws -> [JobAttempt] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number", arguments: [jobID]).map { row in
+                JobAttempt(number: row["number"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                           endedAt: Date(timeIntervalSince1970: row["ended_at"]), outcome: JobState(rawValue: row["outcome"]) ?? .failed,
+                           error: row["error"])
+            }
+        }
     }
 
     public func isReady() async -> Bool {

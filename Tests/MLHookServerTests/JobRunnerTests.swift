@@ -1,0 +1,106 @@
+import AMLLocal
+import AzureML
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MLHookCore
+import MLHookServer
+import Store
+import TestSupport
+import Testing
+
+/// Workers claim jobs with a lease, perform them against Azure ML (here aml-local), record every attempt,
+/// retry what is retryable and fail what is not.
+@Suite struct JobRunnerTests {
+    static let config = """
+        sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+        rules:
+          - { name: ops, when: { kind: push }, actions: [ { scale_compute: { name: cpu-cluster, max_nodes: 2 } } ] }
+        """
+
+    func job(_ key: String, _ action: String, _ params: String, maxAttempts: Int = 3) -> NewJob {
+        NewJob(idempotencyKey: key, eventID: "evt_x", rule: "ops", actionIndex: 0, action: action, parameters: params, maxAttempts: maxAttempts)
+    }
+
+    func until(_ runner: JobRunner) async throws {
+        while try await runner.runOne() {}
+    }
+
+    @Test func actionsSucceedOrFailAndEveryAttemptIsRecorded() async throws {
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        let aml = try AMLLocal(settings: { var s = AMLLocalSettings(dataDirectory: h.dir.file("aml")); s.provisioningDelay = 0.05; return s }(),
+                               logger: Logger(label: "aml"))
+        let app = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
+        try await app.test(.live) { _ in
+            let client: @Sendable () async throws -> HTTPAzureMLClient = {
+                let c = aml.credentials
+                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
+                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
+                s.authorityURL = aml.settings.baseURL
+                s.armURL = aml.settings.baseURL
+                return HTTPAzureMLClient(settings: s)
+            }
+            try await h.store.recordPlans([], jobs: [
+                job("scale", "scale_compute", #"{"name":"cpu-cluster","max_nodes":3,"min_nodes":0}"#),
+                job("gone", "delete_model", #"{"id":"never-registered:1"}"#),
+                job("missing", "scale_compute", #"{"name":"no-such-compute","max_nodes":1}"#),
+                job("run", "start_run", #"{"experiment":"e","script":"t.py","compute":"cpu-cluster"}"#),
+            ])
+            let runner = JobRunner(store: h.store, live: h.runtime.live, client: client, logger: h.logs.logger())
+            try await until(runner)
+            let jobs = Dictionary(uniqueKeysWithValues: try await h.store.jobs(limit: nil, state: nil).map { ($0.idempotencyKey, $0) })
+            #expect(jobs["scale"]?.state == .succeeded && jobs["scale"]?.result?.contains("\"maxNodeCount\":3") == true)
+            #expect(try await client().compute("cpu-cluster").value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 3)
+            #expect(jobs["gone"]?.state == .succeeded, "deleting an absent model counts as done")
+            let missing = try #require(jobs["missing"])
+            #expect(missing.state == .failed && missing.attempts == 1 && missing.lastError?.contains("notFound") == true, "a 404 is not retried")
+            let attempts = try await h.store.attempts(jobID: missing.id)
+            #expect(attempts.count == 1 && attempts[0].outcome == .failed && attempts[0].error != nil)
+            #expect(jobs["run"]?.state == .queued && jobs["run"]?.attempts == 0, "start_run waits for its runner, untouched")
+        }
+        aml.shutdown()
+    }
+
+    @Test func retryableFailuresAreRetriedUntilDead() async throws {
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        let client: @Sendable () async throws -> HTTPAzureMLClient = {
+            var s = AzureMLSettings(credential: .staticToken("t"), subscriptionID: "s", resourceGroup: "g", workspace: "w")
+            s.armURL = "http://127.0.0.1:1"  // nobody listens: connection errors, which are retryable
+            s.retry.maxAttempts = 1
+            s.retry.deadline = 2
+            return HTTPAzureMLClient(settings: s)
+        }
+        try await h.store.recordPlans([], jobs: [job("flaky", "scale_compute", #"{"name":"cpu-cluster","max_nodes":1}"#, maxAttempts: 3)])
+        let runner = JobRunner(store: h.store, live: h.runtime.live, client: client, logger: h.logs.logger(), baseBackoff: 0.01, maxBackoff: 0.02)
+        for _ in 0..<20 {
+            _ = try await runner.runOne()
+            if try await h.store.jobs(limit: nil, state: .dead).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        let dead = try #require(try await h.store.jobs(limit: nil, state: .dead).first)
+        #expect(dead.attempts == 3)
+        let attempts = try await h.store.attempts(jobID: dead.id)
+        #expect(attempts.map(\.outcome) == [.queued, .queued, .dead], "each attempt recorded with its outcome")
+        #expect(h.logs.lines.contains { $0.message == "job will be retried" && $0.metadata["job_id"] == dead.id })
+    }
+
+    @Test func anExpiredLeaseReturnsTheJobToTheQueue() async throws {
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        try await h.store.recordPlans([], jobs: [job("leased", "scale_compute", #"{"name":"c","max_nodes":1}"#)])
+        let now = Date()
+        let claimed = try #require(try await h.store.claimJob(now: now, lease: 30, ruleLimits: [:], actions: ["scale_compute"]))
+        #expect(try await h.store.claimJob(now: now, lease: 30, ruleLimits: [:], actions: ["scale_compute"]) == nil, "one worker at a time")
+        #expect(try await h.store.releaseExpiredLeases(now: now.addingTimeInterval(10)) == 0)
+        #expect(try await h.store.releaseExpiredLeases(now: now.addingTimeInterval(31)) == 1, "the worker died: the lease ran out")
+        let again = try #require(try await h.store.claimJob(now: now.addingTimeInterval(31), lease: 30, ruleLimits: [:], actions: ["scale_compute"]))
+        #expect(again.id == claimed.id && again.attempts == 2)
+        // A rule at its concurrency limit is skipped.
+        try await h.store.recordPlans([], jobs: [job("second", "scale_compute", #"{"name":"c","max_nodes":1}"#)])
+        #expect(try await h.store.claimJob(now: now.addingTimeInterval(32), lease: 30, ruleLimits: ["ops": 1], actions: ["scale_compute"]) == nil)
+    }
+}
