@@ -33,7 +33,9 @@ public func buildApplication(
         services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger))
     }
     if let client = runtime.azureMLClient {
-        services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger))
+        let cache = URL(fileURLWithPath: runtime.config.store.path).deletingLastPathComponent().appendingPathComponent("git-cache").path
+        services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger,
+                                  git: GitSource(cacheDirectory: cache)))
     }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml

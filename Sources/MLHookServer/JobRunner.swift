@@ -9,8 +9,9 @@ import Store
 /// retryable failures with exponential backoff and jitter (honouring nothing longer than `maxBackoff`) until
 /// `max_attempts`, after which the job is dead. Non-retryable failures fail the job at once.
 ///
-/// `start_run` jobs need the git fetcher and the run watcher, which come with the next part of the job engine;
-/// until then they stay queued rather than being marked done or failed.
+/// `start_run` fetches the event's commit with git, zips the rule's `dir`, starts the run with a run id derived
+/// from the job (so a retried start never makes a second run) and leaves the job `watching`; `watchOne()`
+/// follows watching jobs until their run is terminal, also after a restart.
 public struct JobRunner: Service {
     let store: any EventStore
     let live: LiveConfig
@@ -21,13 +22,15 @@ public struct JobRunner: Service {
     let baseBackoff: TimeInterval
     let maxBackoff: TimeInterval
     let now: @Sendable () -> Date
+    let git: GitSource?
 
     /// Actions this runner performs.
-    static let supported: Set<String> = ["scale_compute", "register_model", "delete_model", "cancel_run", "score"]
+    static let supported: Set<String> = ["scale_compute", "register_model", "delete_model", "cancel_run", "score", "start_run"]
 
     public init(store: any EventStore, live: LiveConfig, client: @escaping @Sendable () async throws -> HTTPAzureMLClient,
                 logger: Logger, workers: Int = 4, lease: TimeInterval = 300, baseBackoff: TimeInterval = 2, maxBackoff: TimeInterval = 600,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                git: GitSource? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.git = git
         self.store = store
         self.live = live
         self.client = client
@@ -42,7 +45,36 @@ public struct JobRunner: Service {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<workers { group.addTask { await self.loop() } }
+            group.addTask { await self.watchLoop() }
         }
+    }
+
+    func watchLoop() async {
+        while !Task.isCancelledOrShuttingDown {
+            do { _ = try await watchOne() } catch { logger.error("run watcher: \(error)") }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+
+    /// Polls every watching job's run once; finishes the jobs whose run is terminal.
+    /// - Returns: How many jobs finished.
+    public func watchOne() async throws -> Int {
+        var finished = 0
+        for job in try await store.jobs(limit: nil, state: .watching) {
+            guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let exp = r["experiment"]?.string, let id = r["run_id"]?.string else { continue }
+            let run: JSONValue
+            do { run = try await client().run(experiment: exp, runID: id) } catch {
+                logger.notice("run watcher: cannot read run \(id): \(error)", metadata: ["job_id": .string(job.id)])
+                continue
+            }
+            guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { continue }
+            let result = r.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil).setting("end", run["endTimeUtc"] ?? nil)
+            let error = status == "Completed" ? nil : (run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
+            try await store.finishWatch(id: job.id, state: status == "Completed" ? .succeeded : .failed, error: error, result: result.text)
+            logger.info("run \(status)", metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID), "run_id": .string(id)])
+            finished += 1
+        }
+        return finished
     }
 
     func loop() async {
@@ -63,8 +95,10 @@ public struct JobRunner: Service {
                                      "action": .string(job.action), "attempt": .stringConvertible(job.attempts)]
         do {
             let result = try await perform(job)
-            try await store.finishAttempt(id: job.id, state: .succeeded, error: nil, result: result.text, retryAt: nil, startedAt: started, now: now())
-            logger.info("job succeeded", metadata: meta)
+            // A started run is watched to its end; every other action is done now.
+            let state: JobState = job.action == "start_run" ? .watching : .succeeded
+            try await store.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil, startedAt: started, now: now())
+            logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"
@@ -97,6 +131,8 @@ public struct JobRunner: Service {
                                                idleSeconds: p["idle_seconds"]?.int)
             return ["compute": .string(try s("name")), "provisioningState": c.value(at: "properties.provisioningState") ?? nil,
                     "maxNodeCount": c.value(at: "properties.properties.scaleSettings.maxNodeCount") ?? nil]
+        case "start_run":
+            return try await startRun(job, p, api)
         case "delete_model":
             try await api.deleteModel(try s("id"))
             return ["deleted": .string(try s("id"))]
@@ -129,6 +165,34 @@ public struct JobRunner: Service {
         default:
             throw JobError("unknown action \(job.action)")
         }
+    }
+}
+
+extension JobRunner {
+    /// Fetches the commit, zips `dir`, starts the run with the job's run id.
+    func startRun(_ job: JobRecord, _ p: [String: ParameterValue], _ api: HTTPAzureMLClient) async throws -> JSONValue {
+        guard let git else { throw JobError("start_run needs a git cache (the job runner was built without one)") }
+        var url = p["repository"]?.string
+        var commit = p["ref"]?.string
+        if url == nil || commit == nil, let stored = try await store.event(id: job.eventID),
+           let e = EventPlanner.normalize(stored, config: live.snapshot.config) {
+            url = url ?? e.repository?.cloneURL
+            commit = commit ?? e.after
+        }
+        guard let url, let commit, !commit.isEmpty else {
+            throw JobError("start_run needs a commit: the event carries no repository and the action sets no repository/ref")
+        }
+        let zip = try await git.zip(url: url, commit: commit, folder: p["dir"]?.string ?? ".")
+        var configuration: JSONValue = ["Script": .string(p["script"]?.string ?? ""), "Target": .string(p["compute"]?.string ?? "")]
+        if case .list(let args)? = p["arguments"] { configuration = configuration.setting("Arguments", .array(args.map { .string($0) })) }
+        if case .map(let env)? = p["environment"] {
+            configuration = configuration.setting("Environment", ["EnvironmentVariables": .object(env.mapValues { .string($0) })])
+        }
+        if let limit = p["max_run_seconds"]?.int { configuration = configuration.setting("MaxRunDurationSeconds", .number(Double(limit))) }
+        let experiment = p["experiment"]?.string ?? "default"
+        let runID = "mlhook_" + job.id
+        let id = try await api.startRun(experiment: experiment, zip: zip, definition: ["Configuration": configuration], runID: runID)
+        return ["experiment": .string(experiment), "run_id": .string(id), "commit": .string(commit)]
     }
 }
 

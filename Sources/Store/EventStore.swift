@@ -47,6 +47,9 @@ public protocol EventStore: Sendable {
     /// Ends an attempt: `succeeded`/`failed`/`dead` are final; `queued` with `retryAt` schedules another try.
     func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws
 
+    /// Ends a watching job when its run is terminal.
+    func finishWatch(id: String, state: JobState, error: String?, result: String) async throws
+
     /// Running jobs whose lease expired go back to the queue.
     @discardableResult
     func releaseExpiredLeases(now: Date) async throws -> Int

@@ -294,6 +294,13 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
+    public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET state = ?, last_error = ?, result = ? WHERE id = ? AND state = 'watching'",
+                           arguments: [state.rawValue, error, result, id])
+        }
+    }
+
     @discardableResult
     public func releaseExpiredLeases(now: Date) async throws -> Int {
         try await pool.write { db in

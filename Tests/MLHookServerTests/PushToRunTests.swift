@@ -1,0 +1,111 @@
+import AMLLocal
+import AzureML
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MLHookCore
+import MLHookServer
+import NIOCore
+import Signing
+import Store
+import TestSupport
+import Testing
+
+/// A signed GitHub push naming a commit of a real git repo becomes a real python3 run on aml-local, watched to
+/// Completed; the same delivery twice makes one run.
+@Suite struct PushToRunTests {
+    func git(_ args: [String], in dir: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["git", "-C", dir] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aSignedPushBecomesACompletedRun() async throws {
+        let config = """
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: retrain
+                when: { source: github, kind: push, branches: [main], paths: ["train/**"] }
+                actions:
+                  - start_run: { experiment: "{{ repository.name | slug }}", dir: train, script: train.py, arguments: ["--commit", "{{ after | short }}"], compute: cpu-cluster }
+            """
+        let h = try IngressHarness(config: config)
+        defer { h.dir.remove() }
+        // A real repository with a training script.
+        let repo = h.dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        try "import sys\nprint('training at', sys.argv[1:])\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        _ = try git(["add", "."], in: repo)
+        _ = try git(["-c", "user.email=ci@example.com", "-c", "user.name=CI", "commit", "-q", "-m", "train"], in: repo)
+        let sha = try git(["rev-parse", "HEAD"], in: repo)
+        #expect(sha.count == 40)
+
+        // GitHub's documented push payload, pointed at that commit and repository.
+        var payload = try #require(try JSONSerialization.jsonObject(with: Data(try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json"))) as? [String: Any])
+        payload["ref"] = "refs/heads/main"
+        payload["after"] = sha
+        var repository = payload["repository"] as? [String: Any] ?? [:]
+        repository["clone_url"] = "file://\(repo)"
+        payload["repository"] = repository
+        var commits = payload["commits"] as? [[String: Any]] ?? []
+        if !commits.isEmpty { commits[0]["added"] = ["train/train.py"] }
+        payload["commits"] = commits
+        let body = [UInt8](try JSONSerialization.data(withJSONObject: payload))
+
+        let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml")), logger: Logger(label: "aml"))
+        let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                 onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
+        try await amlApp.test(.live) { _ in
+            try await h.app.test(.router) { client in
+                let headers = HTTPFields(try WebhookSigner.github(secret: h.secret("GH"), body: body).map { ($0.name, $0.value) }
+                    + [("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "push-1"), ("Content-Type", "application/json")])
+                for _ in 0..<2 {  // the same delivery posted twice
+                    try await client.execute(uri: "/hooks/github", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { _ in }
+                }
+            }
+            let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
+            _ = try await planner.planPending()
+            let makeClient: @Sendable () async throws -> HTTPAzureMLClient = {
+                let c = aml.credentials
+                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
+                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
+                s.authorityURL = aml.settings.baseURL
+                s.armURL = aml.settings.baseURL
+                return HTTPAzureMLClient(settings: s)
+            }
+            let runner = JobRunner(store: h.store, live: h.runtime.live, client: makeClient, logger: h.logs.logger(),
+                                   git: GitSource(cacheDirectory: h.dir.file("git-cache")))
+            while try await runner.runOne() {}
+            let job = try #require(try await h.store.jobs(limit: nil, state: nil).first)
+            #expect(job.state == .watching, "\(job.lastError ?? "")")
+            var finished: JobRecord?
+            for _ in 0..<300 {
+                _ = try await runner.watchOne()
+                if let j = try await h.store.job(id: job.id), j.state != .watching { finished = j; break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let done = try #require(finished)
+            #expect(done.state == .succeeded, "\(done.lastError ?? "")")
+            let result = try #require(JSONValue(json: Array((done.result ?? "").utf8)))
+            #expect(result["status"]?.string == "Completed" && result["commit"]?.string == sha && result["run_id"]?.string == "mlhook_\(job.id)")
+            // Exactly one run, and it ran the commit's script with the rendered arguments.
+            let api = try await makeClient()
+            let details = try await api.runDetails(experiment: "hello-world", runID: "mlhook_\(job.id)")
+            let log = try await api.download(details["logFiles"]?.object["azureml-logs/70_driver_log.txt"]?.string ?? "")
+            #expect(String(decoding: log, as: UTF8.self).contains("training at ['--commit', '\(sha.prefix(7))']"))
+            #expect(try await h.store.jobs(limit: nil, state: nil).count == 1, "the same delivery twice: one job, one run")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/runs")).count == 1)
+        }
+        aml.shutdown()
+    }
+}
