@@ -48,12 +48,12 @@ import Testing
 
 extension AMLLocalAuthTests {
     @Test func anExpiredTokenIsRefused() async throws {
-        let h = try AMLHarness(tokenLifetime: 1)
+        let h = try AMLHarness(tokenLifetime: 3)
         defer { h.dir.remove() }
         try await h.live { api in
             let token = try await api.accessToken()
             #expect(try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: token).status == .ok)
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(3200))
             let expired = try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: token)
             #expect(expired.status == .unauthorized && expired.text.contains("expired"))
             #expect(expired.json.value(at: "error.code")?.string == "AuthenticationFailed")
