@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "Signing", "MLHookCore", "Store", "AMLLocal", "AzureML",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

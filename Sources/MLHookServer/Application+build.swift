@@ -36,6 +36,7 @@ public func buildApplication(
         let cache = URL(fileURLWithPath: runtime.config.store.path).deletingLastPathComponent().appendingPathComponent("git-cache").path
         services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger,
                                   git: GitSource(cacheDirectory: cache)))
+        services.append(CallbackDeliverer(store: runtime.store, live: runtime.live, logger: runtime.logger))
     }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml

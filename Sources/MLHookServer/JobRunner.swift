@@ -70,7 +70,9 @@ public struct JobRunner: Service {
             guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { continue }
             let result = r.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil).setting("end", run["endTimeUtc"] ?? nil)
             let error = status == "Completed" ? nil : (run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
-            try await store.finishWatch(id: job.id, state: status == "Completed" ? .succeeded : .failed, error: error, result: result.text)
+            let final: JobState = status == "Completed" ? .succeeded : .failed
+            try await store.finishWatch(id: job.id, state: final, error: error, result: result.text)
+            try await enqueueCallbacks(job, state: final, result: result, error: error)
             logger.info("run \(status)", metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID), "run_id": .string(id)])
             finished += 1
         }
@@ -99,6 +101,7 @@ public struct JobRunner: Service {
             let state: JobState = job.action == "start_run" ? .watching : .succeeded
             try await store.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil, startedAt: started, now: now())
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
+            if state == .succeeded { try await enqueueCallbacks(job, state: state, result: result, error: nil) }
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"
@@ -112,6 +115,7 @@ public struct JobRunner: Service {
                 let state: JobState = retryable ? .dead : .failed
                 try await store.finishAttempt(id: job.id, state: state, error: message, result: nil, retryAt: nil, startedAt: started, now: now())
                 logger.error("job \(state.rawValue)", metadata: meta)
+                try await enqueueCallbacks(job, state: state, result: nil, error: message)
             }
         }
         return true
@@ -193,6 +197,32 @@ extension JobRunner {
         let runID = "mlhook_" + job.id
         let id = try await api.startRun(experiment: experiment, zip: zip, definition: ["Configuration": configuration], runID: runID)
         return ["experiment": .string(experiment), "run_id": .string(id), "commit": .string(commit)]
+    }
+}
+
+extension JobRunner {
+    /// Queues the rule's callbacks for a finished job (url targets; Slack and GitHub statuses come later).
+    func enqueueCallbacks(_ job: JobRecord, state: JobState, result: JSONValue?, error: String?) async throws {
+        guard let rule = live.snapshot.config.rules.first(where: { $0.name == job.rule }), !rule.callbacks.isEmpty else { return }
+        var event: JSONValue = ["id": .string(job.eventID)]
+        var provenance: JSONValue = [:]
+        if let stored = try await store.event(id: job.eventID) {
+            event = ["id": .string(job.eventID), "source": .string(stored.summary.source), "kind": .string(stored.summary.kind),
+                     "delivery_id": .string(stored.summary.deliveryID)]
+            if let e = EventPlanner.normalize(stored, config: live.snapshot.config) {
+                provenance = ["repository": e.repository.map { .string($0.fullName) } ?? nil, "commit": e.after.map(JSONValue.string) ?? nil,
+                              "ref": e.ref.map(JSONValue.string) ?? nil, "actor": e.actor.map(JSONValue.string) ?? nil]
+            }
+        }
+        let body: JSONValue = [
+            "type": "mlhook.job.finished", "timestamp": .string(Date().formatted(.iso8601)),
+            "data": ["job_id": .string(job.id), "status": .string(state.rawValue), "rule": .string(job.rule), "action": .string(job.action),
+                     "event": event, "result": result ?? nil, "error": error.map(JSONValue.string) ?? nil, "provenance": provenance],
+        ]
+        for (i, target) in rule.callbacks.enumerated() {
+            guard case .url(let url, _) = target else { continue }
+            try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "url", url: url, body: body.text))
+        }
     }
 }
 

@@ -50,6 +50,18 @@ public protocol EventStore: Sendable {
     /// Ends a watching job when its run is terminal.
     func finishWatch(id: String, state: JobState, error: String?, result: String) async throws
 
+    /// Queues a callback (once per job and target: a second enqueue is ignored).
+    func enqueueCallback(_ callback: NewCallback) async throws
+
+    /// Callbacks due for delivery.
+    func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord]
+
+    /// Records a delivery attempt: delivered, retried at `retryAt`, or dead.
+    func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws
+
+    /// Callbacks, newest first.
+    func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord]
+
     /// Running jobs whose lease expired go back to the queue.
     @discardableResult
     func releaseExpiredLeases(now: Date) async throws -> Int
@@ -126,6 +138,53 @@ public struct JobRecord: Sendable, Equatable, Codable {
         case id, rule, action, parameters, state, attempts, result
         case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index"
         case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
+    }
+}
+
+/// Where a callback is.
+public enum CallbackState: String, Sendable, Codable, CaseIterable { case pending, delivered, dead }
+
+/// A callback to deliver.
+public struct NewCallback: Sendable, Equatable {
+    public var jobID: String
+    public var eventID: String
+    public var rule: String
+    /// The target's position in the rule's `callback:` list.
+    public var targetIndex: Int
+    public var kind: String
+    public var url: String
+    /// The JSON body.
+    public var body: String
+
+    public init(jobID: String, eventID: String, rule: String, targetIndex: Int, kind: String, url: String, body: String) {
+        self.jobID = jobID
+        self.eventID = eventID
+        self.rule = rule
+        self.targetIndex = targetIndex
+        self.kind = kind
+        self.url = url
+        self.body = body
+    }
+}
+
+/// A stored callback.
+public struct CallbackRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var jobID: String
+    public var eventID: String
+    public var rule: String
+    public var targetIndex: Int
+    public var kind: String
+    public var url: String
+    public var body: String
+    public var state: CallbackState
+    public var attempts: Int
+    public var lastStatus: Int?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, rule, kind, url, body, state, attempts
+        case jobID = "job_id", eventID = "event_id", targetIndex = "target_index", lastStatus = "last_status", lastError = "last_error"
     }
 }
 

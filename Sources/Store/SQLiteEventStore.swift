@@ -130,6 +130,20 @@ public final class SQLiteEventStore: EventStore {
                 );
                 """)
         }
+        m.registerMigration("v5 callbacks") { db in
+            try db.execute(sql: """
+                CREATE TABLE callbacks (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    job_id TEXT NOT NULL, event_id TEXT NOT NULL, rule TEXT NOT NULL, target_index INTEGER NOT NULL,
+                    kind TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL, last_status INTEGER, last_error TEXT, created_at REAL NOT NULL,
+                    UNIQUE (job_id, target_index)
+                );
+                CREATE INDEX callbacks_due ON callbacks(next_attempt_at) WHERE state = 'pending';
+                """)
+        }
         return m
     }
 
@@ -292,6 +306,50 @@ public final class SQLiteEventStore: EventStore {
                        next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
                 """, arguments: [state.rawValue, error, result, retryAt?.timeIntervalSince1970, id])
         }
+    }
+
+    public func enqueueCallback(_ c: NewCallback) async throws {
+        try await pool.write { db in
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO callbacks (id, job_id, event_id, rule, target_index, kind, url, body, next_attempt_at, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, target_index) DO NOTHING
+                """, arguments: ["msg_" + String(EventID.make().dropFirst(4)), c.jobID, c.eventID, c.rule, c.targetIndex, c.kind, c.url,
+                                  c.body, now, now])
+        }
+    }
+
+    public func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
+                             arguments: [now.timeIntervalSince1970, limit]).map(Self.callback)
+        }
+    }
+
+    public func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE callbacks SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
+                       next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
+                """, arguments: [state.rawValue, status, error, retryAt?.timeIntervalSince1970, id])
+        }
+    }
+
+    public func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord] {
+        try await pool.read { db in
+            var sql = "SELECT * FROM callbacks"
+            var args: StatementArguments = []
+            if let state { sql += " WHERE state = ?"; args += [state.rawValue] }
+            sql += " ORDER BY seq DESC"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.callback)
+        }
+    }
+
+    private static func callback(_ row: Row) -> CallbackRecord {
+        CallbackRecord(id: row["id"], jobID: row["job_id"], eventID: row["event_id"], rule: row["rule"], targetIndex: row["target_index"],
+                       kind: row["kind"], url: row["url"], body: row["body"], state: CallbackState(rawValue: row["state"]) ?? .pending,
+                       attempts: row["attempts"], lastStatus: row["last_status"], lastError: row["last_error"])
     }
 
     public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {

@@ -10,6 +10,7 @@ import MLHookServer
 import NIOCore
 import Signing
 import Store
+import Synchronization
 import TestSupport
 import Testing
 
@@ -37,8 +38,14 @@ import Testing
                 when: { source: github, kind: push, branches: [main], paths: ["train/**"] }
                 actions:
                   - start_run: { experiment: "{{ repository.name | slug }}", dir: train, script: train.py, arguments: ["--commit", "{{ after | short }}"], compute: cpu-cluster }
+                callback:
+                  - url: { url: "RECEIVER/mlhook", secret: { env: CALLBACK_SECRET } }
             """
-        let h = try IngressHarness(config: config)
+        // A callback receiver on loopback that fails twice before it accepts.
+        let receiver = Receiver(failFirst: 2)
+        let receiverApp = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await receiverApp.test(.live) { rc in
+        let h = try IngressHarness(config: config.replacingOccurrences(of: "RECEIVER", with: "http://127.0.0.1:\(rc.port!)"))
         defer { h.dir.remove() }
         // A real repository with a training script.
         let repo = h.dir.file("repo")
@@ -105,7 +112,81 @@ import Testing
             #expect(String(decoding: log, as: UTF8.self).contains("training at ['--commit', '\(sha.prefix(7))']"))
             #expect(try await h.store.jobs(limit: nil, state: nil).count == 1, "the same delivery twice: one job, one run")
             #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/runs")).count == 1)
+
+            // The callback: retried past two failures, then delivered, signed, naming the run and the commit.
+            let secret = "whsec_" + ByteEncoding.base64(Array("callback-secret-32-bytes-long!!!".utf8))
+            let deliverer = CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.logs.logger(),
+                                              environment: ["CALLBACK_SECRET": secret], schedule: [0, 0, 0])
+            for _ in 0..<10 where receiver.accepted.isEmpty {
+                _ = try await deliverer.deliverDue()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let delivered = try #require(receiver.accepted.first)
+            #expect(receiver.attempts == 3)
+            let verifier = try StandardWebhooksVerifier(secrets: [WebhookSecret(secret)])
+            #expect(throws: Never.self) { try delivered.body.withUnsafeBytes { _ = try verifier.verify(headers: delivered.headers, body: $0, now: Date()) } }
+            let doc = try #require(JSONValue(json: delivered.body))
+            #expect(doc.value(at: "data.status")?.string == "succeeded")
+            #expect(doc.value(at: "data.result.run_id")?.string == "mlhook_\(job.id)" && doc.value(at: "data.result.status")?.string == "Completed")
+            #expect(doc.value(at: "data.provenance.commit")?.string == sha && doc.value(at: "data.event.delivery_id")?.string == "push-1")
+            #expect(try await h.store.callbacks(limit: nil, state: .delivered).count == 1)
         }
         aml.shutdown()
+        }
+    }
+
+    @Test func aCallbackThatNeverSucceedsIsDeadLettered() async throws {
+        let receiver = Receiver(failFirst: 1000)
+        let app = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { rc in
+            let h = try IngressHarness(config: """
+                sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+                rules:
+                  - name: r
+                    when: { kind: push }
+                    actions: [ { delete_model: { id: "m:1" } } ]
+                    callback: [ { url: { url: "http://127.0.0.1:\(rc.port!)/cb", secret: { env: CB } } } ]
+                """)
+            defer { h.dir.remove() }
+            try await h.store.enqueueCallback(NewCallback(jobID: "job_1", eventID: "evt_1", rule: "r", targetIndex: 0, kind: "url",
+                                                          url: "http://127.0.0.1:\(rc.port!)/cb", body: #"{"data":{}}"#))
+            // A plain secret works too: its bytes are the key.
+            let deliverer = CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.logs.logger(), environment: ["CB": "plain secret"],
+                                              schedule: [0, 0])
+            for _ in 0..<5 { _ = try await deliverer.deliverDue() }
+            let dead = try #require(try await h.store.callbacks(limit: nil, state: .dead).first)
+            #expect(dead.attempts == 3 && dead.lastStatus == 500 && dead.lastError?.contains("500") == true)
+            #expect(receiver.attempts == 3, "no attempt after the dead letter")
+            let verifier = try StandardWebhooksVerifier(secrets: [WebhookSecret("whsec_" + ByteEncoding.base64(Array("plain secret".utf8)))])
+            let last = try #require(receiver.last)
+            #expect(throws: Never.self) { try last.body.withUnsafeBytes { _ = try verifier.verify(headers: last.headers, body: $0, now: Date()) } }
+        }
+    }
+}
+
+/// A callback receiver that answers 500 to its first `failFirst` requests.
+final class Receiver: Sendable {
+    struct Delivery: Sendable { let headers: HTTPFields; let body: [UInt8] }
+    private let state = Mutex<(attempts: Int, accepted: [Delivery], last: Delivery?)>((0, [], nil))
+    let failFirst: Int
+    init(failFirst: Int) { self.failFirst = failFirst }
+    var attempts: Int { state.withLock { $0.attempts } }
+    var accepted: [Delivery] { state.withLock { $0.accepted } }
+    var last: Delivery? { state.withLock { $0.last } }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("**") { req, _ -> Response in
+            let body = Array(try await req.body.collect(upTo: 1 << 20).readableBytesView)
+            let d = Delivery(headers: req.headers, body: body)
+            let ok = self.state.withLock { s -> Bool in
+                s.attempts += 1
+                s.last = d
+                if s.attempts > self.failFirst { s.accepted.append(d); return true }
+                return false
+            }
+            return Response(status: ok ? .ok : .internalServerError)
+        }
+        return router
     }
 }
