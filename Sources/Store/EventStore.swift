@@ -59,6 +59,15 @@ public protocol EventStore: Sendable {
     /// Records a delivery attempt: delivered, retried at `retryAt`, or dead.
     func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws
 
+    /// Makes a failed or dead job runnable again with a fresh set of attempts. - Returns: whether it was.
+    func retryJob(id: String) async throws -> Bool
+
+    /// Returns a dead-lettered (or delivered) callback to the queue. - Returns: whether it existed.
+    func replayCallback(id: String) async throws -> Bool
+
+    /// One callback by id.
+    func callback(id: String) async throws -> CallbackRecord?
+
     /// Callbacks, newest first.
     func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord]
 

@@ -335,6 +335,28 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
+    public func retryJob(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, next_attempt_at = ?, last_error = NULL
+                WHERE id = ? AND state IN ('failed', 'dead')
+                """, arguments: [Date().timeIntervalSince1970, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func replayCallback(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ?",
+                           arguments: [Date().timeIntervalSince1970, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func callback(id: String) async throws -> CallbackRecord? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM callbacks WHERE id = ?", arguments: [id]).map(Self.callback) }
+    }
+
     public func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord] {
         try await pool.read { db in
             var sql = "SELECT * FROM callbacks"

@@ -116,7 +116,18 @@ struct ConfigCommand: AsyncParsableCommand {
 }
 
 struct Jobs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Read the jobs planned events created.", subcommands: [List.self, Show.self])
+    static let configuration = CommandConfiguration(abstract: "Read the jobs planned events created, and retry them.", subcommands: [List.self, Show.self, Retry.self])
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a failed or dead job again with a fresh set of attempts.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            let store = try Events.openStore(options)
+            guard try await store.retryJob(id: id) else { printError("no failed or dead job \(id)"); throw ExitCode(1) }
+            print("\(id): queued")
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List jobs, newest first: id, state, rule#action, action, event, attempts.")
@@ -156,6 +167,62 @@ struct Jobs: AsyncParsableCommand {
             print("created at:      \(j.createdAt.formatted(.iso8601))")
             if let e = j.lastError { print("last error:      \(e)") }
             print("parameters:      \(j.parameters)")
+            if let r = j.result { print("result:          \(r)") }
+            for a in try await store.attempts(jobID: j.id) {
+                print("attempt \(a.number):       \(a.startedAt.formatted(.iso8601)) → \(a.endedAt.formatted(.iso8601)) \(a.outcome.rawValue)" + (a.error.map { ": \($0)" } ?? ""))
+            }
+        }
+    }
+}
+
+struct Callbacks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read queued, delivered and dead-lettered callbacks; replay them.",
+                                                    subcommands: [List.self, Show.self, Replay.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "id, state, attempts, last status, url, job.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "pending, delivered or dead.") var state: String?
+        @Option var limit: Int?
+        @Flag var json = false
+        func run() async throws {
+            var wanted: CallbackState?
+            if let state {
+                guard let s = CallbackState(rawValue: state) else { printError("--state must be pending, delivered or dead"); throw ExitCode(2) }
+                wanted = s
+            }
+            let store = try Events.openStore(options)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            for c in try await store.callbacks(limit: limit, state: wanted) {
+                if json { print(String(decoding: try encoder.encode(c), as: UTF8.self)) } else {
+                    print([c.id, c.state.rawValue, "\(c.attempts)", c.lastStatus.map(String.init) ?? "-", c.url, c.jobID].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            let store = try Events.openStore(options)
+            guard let c = try await store.callback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
+            print("id: \(c.id)\nstate: \(c.state.rawValue)\nattempts: \(c.attempts)\nurl: \(c.url)\njob: \(c.jobID)\nevent: \(c.eventID)")
+            if let s = c.lastStatus { print("last status: \(s)") }
+            if let e = c.lastError { print("last error: \(e)") }
+            print("body: \(c.body)")
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver a callback again (a dead letter, or a delivered one).")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            let store = try Events.openStore(options)
+            guard try await store.replayCallback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
+            print("\(id): queued for delivery")
         }
     }
 }

@@ -10,7 +10,7 @@ struct MLHookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlhook",
         abstract: "Signed webhooks in, Azure Machine Learning operations out.",
-        subcommands: [Serve.self, Events.self, Jobs.self, Rules.self, ConfigCommand.self, AMLCommand.self, AMLLocalCommand.self]
+        subcommands: [Serve.self, Send.self, Events.self, Jobs.self, Callbacks.self, Rules.self, ConfigCommand.self, AMLCommand.self, AMLLocalCommand.self]
     )
 }
 

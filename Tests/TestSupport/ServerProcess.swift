@@ -105,3 +105,24 @@ func startMLHook(_ arguments: [String], environment: [String: String], directory
     try p.run()
     return (p, pipe.fileHandleForReading)
 }
+
+/// Runs the `mlhook` binary to completion without blocking a thread of the concurrency pool.
+public func runMLHookAsync(_ arguments: [String], environment: [String: String] = [:], directory: String) async throws -> (status: Int32, output: String) {
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-out-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: out, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    guard let handle = FileHandle(forWritingAtPath: out) else { throw CocoaError(.fileWriteUnknown) }
+    defer { try? handle.close() }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    p.standardOutput = handle
+    p.standardError = handle
+    let status: Int32 = try await withCheckedThrowingContinuation { c in
+        p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
+        do { try p.run() } catch { p.terminationHandler = nil; c.resume(throwing: error) }
+    }
+    return (status, String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self))
+}

@@ -1,0 +1,114 @@
+import AsyncHTTPClient
+import ArgumentParser
+import Foundation
+import MLHookCore
+import MLHookServer
+import NIOCore
+import Signing
+import Store
+
+/// `mlhook send`: build and sign a test event for any provider, like `stripe trigger`.
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign a payload as a provider would and POST it; --wait follows the event, its jobs and callbacks.",
+        discussion: """
+            PROVIDER is github, gitea, gitlab, bitbucket, slack or standard; EVENT is the provider's event name \
+            (push, "Push Hook", repo:push, …). The secret is the first one of the configured source named --source \
+            (default: PROVIDER). Example: mlhook send github push --payload push.json --to http://127.0.0.1:8080/hooks/github
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+    @Argument(help: "github, gitea, gitlab, bitbucket, slack or standard.") var provider: String
+    @Argument(help: "The event name the provider would send.") var event: String
+    @Option(help: "The payload file (JSON; a form body for slack).") var payload: String
+    @Option(help: "Where to POST it (default: the configured listen address and source).") var to: String?
+    @Option(help: "The configured source whose secret signs (default: the provider's name).") var source: String?
+    @Option(help: "Delivery id (default: a new UUID).") var delivery: String?
+    @Flag(help: "Follow the event's jobs and callbacks in the local store until they finish.") var wait = false
+
+    func run() async throws {
+        let loaded = try options.load()
+        let name = source ?? provider
+        guard let src = loaded.config.source(named: name) else {
+            printError("no source named \(name) in the configuration (use --source)")
+            throw ExitCode(2)
+        }
+        guard let data = FileManager.default.contents(atPath: payload) else {
+            printError("cannot read \(payload)")
+            throw ExitCode(2)
+        }
+        let body = [UInt8](data)
+        let secret: WebhookSecret
+        do {
+            guard let ref = src.secrets.first else { throw ConfigError([ConfigIssue(file: "<config>", line: 0, key: "sources[\(name)].secrets", message: "has no secret to sign with")]) }
+            secret = try SecretResolver().resolve(ref, key: "sources[\(name)].secrets[0]")
+        } catch let e as ConfigError {
+            printError(e.description)
+            throw ExitCode(2)
+        }
+        let id = delivery ?? UUID().uuidString.lowercased()
+        let now = Int(Date().timeIntervalSince1970)
+        var headers: [(String, String)] = [("Content-Type", provider == "slack" ? "application/x-www-form-urlencoded" : "application/json")]
+        switch provider {
+        case "github": headers += try WebhookSigner.github(secret: secret, body: body).map { ($0.name, $0.value) } + [("X-GitHub-Event", event), ("X-GitHub-Delivery", id)]
+        case "gitea": headers += try WebhookSigner.gitea(secret: secret, body: body).map { ($0.name, $0.value) } + [("X-Gitea-Event", event), ("X-Gitea-Delivery", id)]
+        case "gitlab":
+            let signed = secret.text.hasPrefix("whsec_") ? try WebhookSigner.standard(secret: secret, id: id, timestamp: now, body: body).map { ($0.name, $0.value) }
+                : WebhookSigner.gitlab(token: secret).map { ($0.name, $0.value) } + [("Idempotency-Key", id)]
+            headers += signed + [("X-Gitlab-Event", event)]
+        case "bitbucket": headers += try WebhookSigner.bitbucket(secret: secret, body: body).map { ($0.name, $0.value) } + [("X-Event-Key", event), ("X-Request-UUID", id)]
+        case "slack": headers += try WebhookSigner.slack(secret: secret, body: body, timestamp: now).map { ($0.name, $0.value) }
+        case "standard": headers += try WebhookSigner.standard(secret: secret, id: id, timestamp: now, body: body).map { ($0.name, $0.value) }
+        default:
+            printError("unknown provider \(provider): github, gitea, gitlab, bitbucket, slack or standard")
+            throw ExitCode(2)
+        }
+        let url = to ?? "http://\(loaded.config.server.host == "0.0.0.0" ? "127.0.0.1" : loaded.config.server.host):\(loaded.config.server.port)/hooks/\(name)"
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response: HTTPClientResponse
+        do { response = try await HTTPClient.shared.execute(request, timeout: .seconds(30)) } catch {
+            printError("POST \(url) failed: \(error)")
+            throw ExitCode(1)
+        }
+        let answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        print("\(response.status.code) \(answer)")
+        guard (200..<300).contains(Int(response.status.code)) else { throw ExitCode(1) }
+        guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string else { return }
+        try await follow(eventID, loaded.config)
+    }
+
+    /// Prints the event's state, then each job and callback as they change, until all are final.
+    func follow(_ eventID: String, _ config: MLHookConfig) async throws {
+        let store = try SQLiteEventStore(path: config.store.path, synchronous: config.store.synchronous, logger: .init(label: "mlhook.send"))
+        var seen: [String: String] = [:]
+        let deadline = Date().addingTimeInterval(600)
+        func say(_ key: String, _ line: String) {
+            if seen[key] != line { seen[key] = line; print("\(Date().formatted(.iso8601))  \(line)") }
+        }
+        while Date() < deadline {
+            guard let e = try await store.event(id: eventID) else { try await Task.sleep(for: .milliseconds(200)); continue }
+            say("event", "event \(eventID): \(e.summary.state.rawValue)")
+            if e.summary.state == .ignored {
+                print(e.explanation ?? "")
+                return
+            }
+            let jobs = try await store.jobs(limit: nil, state: nil).filter { $0.eventID == eventID }
+            for j in jobs {
+                let run = JSONValue(json: Array((j.result ?? "").utf8))?["run_id"]?.string.map { " run \($0)" } ?? ""
+                say(j.id, "job \(j.id) \(j.rule)#\(j.actionIndex + 1) \(j.action): \(j.state.rawValue)\(run)" + (j.lastError.map { " (\($0))" } ?? ""))
+            }
+            let callbacks = try await store.callbacks(limit: nil, state: nil).filter { $0.eventID == eventID }
+            for c in callbacks { say(c.id, "callback \(c.id) → \(c.url): \(c.state.rawValue)") }
+            let jobsDone = e.summary.state == .planned && !jobs.isEmpty && jobs.allSatisfy { [.succeeded, .failed, .dead].contains($0.state) }
+            let callbacksDone = callbacks.allSatisfy { $0.state != .pending }
+            if jobsDone && callbacksDone { return }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        printError("gave up waiting after 10 minutes")
+        throw ExitCode(1)
+    }
+}
