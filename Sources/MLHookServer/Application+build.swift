@@ -21,6 +21,8 @@ public func buildApplication(
                                     now: runtime.now, logger: runtime.logger)
     ingress.addRoutes(to: router)
     HealthController(store: runtime.store).addRoutes(to: router)
+    let sample = runtime.runSample ? SampleDemo(store: runtime.store, live: runtime.live, logger: runtime.logger) : nil
+    sample?.addRoutes(to: router)
 
     let pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
                              now: runtime.now, logger: runtime.logger)
@@ -56,7 +58,11 @@ public func buildApplication(
         configuration: .init(address: .hostname(runtime.config.server.host, port: runtime.config.server.port),
                              serverName: "mlhook"),
         services: services,
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            await onServerRunning(port)
+            if let sample { Task { await sample.run(port: port) } }
+        },
         logger: runtime.logger
     )
 }

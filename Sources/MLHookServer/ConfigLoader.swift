@@ -30,7 +30,9 @@ public enum ConfigLoader {
             }
             text = t
         } else {
-            text = MLHookConfig.embeddedDefaultsYAML
+            // The sample callback points at the port the service will listen on.
+            let port = environment["MLHOOK_LISTEN"].flatMap(MLHookConfig.parseListen)?.1 ?? 8080
+            text = MLHookConfig.embeddedDefaults(port: port)
         }
         var loaded = try MLHookConfig.parse(yaml: text, file: file)
         try applyOverrides(&loaded.config, environment: environment)

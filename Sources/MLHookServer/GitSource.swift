@@ -41,8 +41,16 @@ public struct GitSource: Sendable {
         return [UInt8](data)
     }
 
+    /// The trimmed standard output of a git command.
+    func output(_ arguments: [String]) async throws -> String {
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-git-out-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
+        try await git(arguments, stdoutPath: outPath)
+        return String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     @discardableResult
-    func git(_ arguments: [String]) async throws -> String {
+    func git(_ arguments: [String], stdoutPath: String? = nil) async throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["git"] + arguments
@@ -55,7 +63,12 @@ public struct GitSource: Sendable {
         guard let err = FileHandle(forWritingAtPath: errPath) else { throw Failure(description: "cannot capture git's stderr") }
         defer { try? err.close() }
         p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
+        if let stdoutPath {
+            FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: stdoutPath) ?? FileHandle.nullDevice
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+        }
         p.standardInput = FileHandle.nullDevice
         let status: Int32 = await withCheckedContinuation { c in
             p.terminationHandler = { c.resume(returning: $0.terminationStatus) }

@@ -23,6 +23,8 @@ public struct MLHookRuntime: Sendable {
     public let configPath: String?
     /// The embedded Azure-ML-compatible server (`azureml.mode: local`).
     public var amlLocal: AMLLocal?
+    /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
+    public var runSample = false
     /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
     public var azureMLClient: (@Sendable () async throws -> HTTPAzureMLClient)?
 
@@ -50,6 +52,7 @@ public struct MLHookRuntime: Sendable {
         if loaded.config.azureml.mode == .local {
             let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
             runtime.amlLocal = aml
+            runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
             // The embedded server's address is known once it is bound; build the client then.
             runtime.azureMLClient = {
                 let c = aml.credentials

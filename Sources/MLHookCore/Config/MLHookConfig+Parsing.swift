@@ -10,15 +10,29 @@ public struct LoadedConfig: Sendable, Equatable {
 
 extension MLHookConfig {
     /// The configuration `mlhook serve` uses with no `--config`: one GitHub source whose secret is generated
-    /// on first start into `.mlhook/secrets/github` (mode 0600), a store in `.mlhook/`, and loopback only.
-    public static let embeddedDefaultsYAML = """
-        server: { listen: "127.0.0.1:8080" }
+    /// on first start into `.mlhook/secrets/github` (mode 0600), a store in `.mlhook/`, loopback only, the
+    /// embedded Azure-ML-compatible server, and the bundled sample: a rule that trains the sample repository
+    /// (`mlhook/sample`) and calls back the service's own `/sample/callback`.
+    public static let embeddedDefaultsYAML = embeddedDefaults(port: 8080)
+
+    /// The embedded defaults listening on `port` (the sample callback points at the same port).
+    public static func embeddedDefaults(port: Int) -> String {
+        """
+        server: { listen: "127.0.0.1:\(port)" }
         store: { path: ".mlhook/mlhook.db" }
         sources:
           - name: github
             type: github
             secrets: [ { file: ".mlhook/secrets/github", create: true } ]
+        rules:
+          - name: sample-train
+            when: { source: github, kind: push, repository: ["mlhook/sample"], branches: [main], paths: ["train/**"] }
+            actions:
+              - start_run: { experiment: sample, dir: train, script: train.py, arguments: ["--commit", "{{ after | short }}"], compute: cpu-cluster }
+            callback:
+              - url: { url: "http://127.0.0.1:\(port)/sample/callback", secret: { file: ".mlhook/secrets/sample-callback", create: true } }
         """
+    }
 
     /// Parses and validates a YAML configuration.
     /// - Parameters:
