@@ -47,22 +47,32 @@ public struct CallbackDeliverer: Service {
 
     func deliver(_ c: CallbackRecord) async throws {
         let meta: Logger.Metadata = ["callback_id": .string(c.id), "job_id": .string(c.jobID), "event_id": .string(c.eventID)]
-        guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), c.targetIndex < rule.callbacks.count,
-              case .url(_, let secretRef) = rule.callbacks[c.targetIndex] else {
+        let index = c.targetIndex % 1000
+        guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), index < rule.callbacks.count else {
             try await store.recordDelivery(id: c.id, state: .dead, status: nil, error: "the callback target is no longer configured", retryAt: nil)
             return
         }
         var status: Int?
         var failure: String
         do {
-            let secret = try SecretResolver(environment: environment).resolve(secretRef, key: "rules[\(c.rule)].callback[\(c.targetIndex)].url.secret")
-            let signed = try WebhookSigner.standard(secret: Self.standardKey(secret), id: c.id, timestamp: Int(Date().timeIntervalSince1970),
-                                                    body: Array(c.body.utf8))
             var request = HTTPClientRequest(url: c.url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "User-Agent", value: "mlhook")
-            for h in signed { request.headers.add(name: h.name, value: h.value) }
+            let resolver = SecretResolver(environment: environment)
+            switch rule.callbacks[index] {
+            case .url(_, let secretRef):
+                let secret = try resolver.resolve(secretRef, key: "rules[\(c.rule)].callback[\(index)].url.secret")
+                let signed = try WebhookSigner.standard(secret: Self.standardKey(secret), id: c.id, timestamp: Int(Date().timeIntervalSince1970),
+                                                        body: Array(c.body.utf8))
+                for h in signed { request.headers.add(name: h.name, value: h.value) }
+            case .slack:
+                break  // response_url is itself the credential
+            case .githubStatus(let tokenRef, _, _):
+                let token = try resolver.resolve(tokenRef, key: "rules[\(c.rule)].callback[\(index)].github_status.token")
+                request.headers.add(name: "Authorization", value: "Bearer \(token.text)")
+                request.headers.add(name: "Accept", value: "application/vnd.github+json")
+            }
             request.body = .bytes(ByteBuffer(string: c.body))
             let response = try await http.execute(request, timeout: .seconds(10))
             _ = try? await response.body.collect(upTo: 1 << 16)

@@ -102,6 +102,7 @@ public struct JobRunner: Service {
             try await store.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil, startedAt: started, now: now())
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
             if state == .succeeded { try await enqueueCallbacks(job, state: state, result: result, error: nil) }
+            if state == .watching { try await enqueueCallbacks(job, state: state, result: result, error: nil, onlyPending: true) }
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"
@@ -201,15 +202,18 @@ extension JobRunner {
 }
 
 extension JobRunner {
-    /// Queues the rule's callbacks for a finished job (url targets; Slack and GitHub statuses come later).
-    func enqueueCallbacks(_ job: JobRecord, state: JobState, result: JSONValue?, error: String?) async throws {
+    /// Queues the rule's callbacks for a job: when it is finished, every target; when a run has just started
+    /// (`onlyPending`), the `pending` commit status of `github_status` targets.
+    func enqueueCallbacks(_ job: JobRecord, state: JobState, result: JSONValue?, error: String?, onlyPending: Bool = false) async throws {
         guard let rule = live.snapshot.config.rules.first(where: { $0.name == job.rule }), !rule.callbacks.isEmpty else { return }
         var event: JSONValue = ["id": .string(job.eventID)]
         var provenance: JSONValue = [:]
+        var normalized: NormalizedEvent?
         if let stored = try await store.event(id: job.eventID) {
             event = ["id": .string(job.eventID), "source": .string(stored.summary.source), "kind": .string(stored.summary.kind),
                      "delivery_id": .string(stored.summary.deliveryID)]
-            if let e = EventPlanner.normalize(stored, config: live.snapshot.config) {
+            normalized = EventPlanner.normalize(stored, config: live.snapshot.config)
+            if let e = normalized {
                 provenance = ["repository": e.repository.map { .string($0.fullName) } ?? nil, "commit": e.after.map(JSONValue.string) ?? nil,
                               "ref": e.ref.map(JSONValue.string) ?? nil, "actor": e.actor.map(JSONValue.string) ?? nil]
             }
@@ -219,9 +223,33 @@ extension JobRunner {
             "data": ["job_id": .string(job.id), "status": .string(state.rawValue), "rule": .string(job.rule), "action": .string(job.action),
                      "event": event, "result": result ?? nil, "error": error.map(JSONValue.string) ?? nil, "provenance": provenance],
         ]
+        let runID = result?["run_id"]?.string
         for (i, target) in rule.callbacks.enumerated() {
-            guard case .url(let url, _) = target else { continue }
-            try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "url", url: url, body: body.text))
+            switch target {
+            case .url(let url, _):
+                guard !onlyPending else { continue }
+                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "url", url: url, body: body.text))
+            case .slack:
+                // Slack's response_url takes at most 5 responses within 30 minutes: one per finished job.
+                guard !onlyPending, let responseURL = normalized?.command?.responseURL else { continue }
+                let line = normalized?.command?.line ?? job.rule
+                let mark = state == .succeeded ? "✅" : "❌"
+                var text = "\(mark) `\(line)`: \(job.action) \(state.rawValue)"
+                if let runID { text += " (run \(runID)" + (result?["status"]?.string.map { ", \($0)" } ?? "") + ")" }
+                if let error { text += "\n> " + String(error.prefix(300)) }
+                let message: JSONValue = ["response_type": "in_channel", "text": .string(text)]
+                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "slack",
+                                                            url: responseURL, body: message.text))
+            case .githubStatus(_, let apiBase, let context):
+                guard let repo = normalized?.repository?.fullName, let sha = normalized?.after, !sha.isEmpty else { continue }
+                let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
+                var description = onlyPending ? "run \(runID ?? "") started" : "\(job.action) \(state.rawValue)"
+                if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }
+                let status: JSONValue = ["state": .string(ghState), "context": .string(context), "description": .string(String(description.prefix(140)))]
+                // The pending status and the final one are two deliveries of the same target.
+                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i + (onlyPending ? 1000 : 0),
+                                                            kind: "github_status", url: "\(apiBase)/repos/\(repo)/statuses/\(sha)", body: status.text))
+            }
         }
     }
 }

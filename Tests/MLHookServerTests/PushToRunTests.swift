@@ -166,8 +166,9 @@ import Testing
 
 /// A callback receiver that answers 500 to its first `failFirst` requests.
 final class Receiver: Sendable {
-    struct Delivery: Sendable { let headers: HTTPFields; let body: [UInt8] }
+    struct Delivery: Sendable { let headers: HTTPFields; let body: [UInt8]; let path: String }
     private let state = Mutex<(attempts: Int, accepted: [Delivery], last: Delivery?)>((0, [], nil))
+    var paths: [String] { state.withLock { $0.accepted.map(\.path) } }
     let failFirst: Int
     init(failFirst: Int) { self.failFirst = failFirst }
     var attempts: Int { state.withLock { $0.attempts } }
@@ -178,7 +179,7 @@ final class Receiver: Sendable {
         let router = Router()
         router.post("**") { req, _ -> Response in
             let body = Array(try await req.body.collect(upTo: 1 << 20).readableBytesView)
-            let d = Delivery(headers: req.headers, body: body)
+            let d = Delivery(headers: req.headers, body: body, path: req.uri.path)
             let ok = self.state.withLock { s -> Bool in
                 s.attempts += 1
                 s.last = d
