@@ -42,6 +42,7 @@ public struct EventPlanner: Service {
         let config = live.snapshot.config
         let verdicts = events.map { ($0, Self.verdict(for: $0, config: config)) }
         let maxAttempts = Dictionary(config.rules.map { ($0.name, $0.maxAttempts) }, uniquingKeysWith: { a, _ in a })
+        let superseding = Set(config.rules.filter(\.supersede).map(\.name))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let jobs: [NewJob] = verdicts.flatMap { stored, verdict in
@@ -49,7 +50,8 @@ public struct EventPlanner: Service {
                 NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: stored.summary.id, rule: a.rule,
                        actionIndex: a.index, action: a.type.rawValue,
                        parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
-                       maxAttempts: maxAttempts[a.rule] ?? 5)
+                       maxAttempts: maxAttempts[a.rule] ?? 5,
+                       supersedeScope: superseding.contains(a.rule) && a.type == .startRun ? verdict.branchScope : nil)
             }
         }
         // One transaction (one fsync) for the whole batch: verdicts and their jobs together, never one without the other.
@@ -77,6 +79,8 @@ public struct EventPlanner: Service {
         /// What makes two deliveries the same event for jobs: a push is its repository and commit (so a
         /// redelivery, or the same commit through two hooks, runs once); anything else its source and delivery id.
         public var identity: String
+        /// `repository@branch` for pushes (what `supersede` compares).
+        public var branchScope: String?
         public var count: Int { actions.count }
     }
 
@@ -92,7 +96,9 @@ public struct EventPlanner: Service {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
-        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback))
+        let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
+        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback),
+                       branchScope: scope)
     }
 
     static func identity(_ e: NormalizedEvent, fallback: String) -> String {

@@ -59,6 +59,14 @@ public struct JobRunner: Service {
     /// Polls every watching job's run once; finishes the jobs whose run is terminal.
     /// - Returns: How many jobs finished.
     public func watchOne() async throws -> Int {
+        // Superseded runs are canceled; the watch below then sees them end Canceled.
+        let superseded = try await store.cancelRequested()
+        for job in superseded {
+            guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let exp = r["experiment"]?.string, let id = r["run_id"]?.string else { continue }
+            do { try await client().cancelRun(experiment: exp, runID: id) } catch {
+                logger.notice("cannot cancel superseded run \(id): \(error)", metadata: ["job_id": .string(job.id)])
+            }
+        }
         var finished = 0
         for job in try await store.jobs(limit: nil, state: .watching) {
             guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let exp = r["experiment"]?.string, let id = r["run_id"]?.string else { continue }
@@ -69,7 +77,9 @@ public struct JobRunner: Service {
             }
             guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { continue }
             let result = r.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil).setting("end", run["endTimeUtc"] ?? nil)
-            let error = status == "Completed" ? nil : (run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
+            let wasSuperseded = status == "Canceled" && superseded.contains { $0.id == job.id }
+            let error = status == "Completed" ? nil
+                : (wasSuperseded ? "superseded by a newer push to the same branch" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
             let final: JobState = status == "Completed" ? .succeeded : .failed
             try await store.finishWatch(id: job.id, state: final, error: error, result: result.text)
             try await enqueueCallbacks(job, state: final, result: result, error: error)

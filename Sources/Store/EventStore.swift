@@ -47,6 +47,9 @@ public protocol EventStore: Sendable {
     /// Ends an attempt: `succeeded`/`failed`/`dead` are final; `queued` with `retryAt` schedules another try.
     func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws
 
+    /// Watching jobs whose run should be canceled (superseded).
+    func cancelRequested() async throws -> [JobRecord]
+
     /// Ends a watching job when its run is terminal.
     func finishWatch(id: String, state: JobState, error: String?, result: String) async throws
 
@@ -114,8 +117,12 @@ public struct NewJob: Sendable, Equatable {
     /// The rendered parameters (JSON).
     public var parameters: String
     public var maxAttempts: Int
+    /// With `supersede`: `repository@branch`; a newer job in the same rule and scope cancels this one.
+    public var supersedeScope: String?
 
-    public init(idempotencyKey: String, eventID: String, rule: String, actionIndex: Int, action: String, parameters: String, maxAttempts: Int) {
+    public init(idempotencyKey: String, eventID: String, rule: String, actionIndex: Int, action: String, parameters: String, maxAttempts: Int,
+                supersedeScope: String? = nil) {
+        self.supersedeScope = supersedeScope
         self.idempotencyKey = idempotencyKey
         self.eventID = eventID
         self.rule = rule

@@ -144,6 +144,12 @@ public final class SQLiteEventStore: EventStore {
                 CREATE INDEX callbacks_due ON callbacks(next_attempt_at) WHERE state = 'pending';
                 """)
         }
+        m.registerMigration("v6 supersede") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN supersede_scope TEXT;
+                ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return m
     }
 
@@ -235,15 +241,28 @@ public final class SQLiteEventStore: EventStore {
             let update = try db.cachedStatement(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?")
             for v in verdicts { try update.execute(arguments: [v.state.rawValue, v.plan, v.explanation, v.id]) }
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING
+                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at, supersede_scope)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING
                 """)
             let now = Date().timeIntervalSince1970
             var created = 0
             for j in jobs {
-                try insert.execute(arguments: ["job_" + String(EventID.make().dropFirst(4)), j.idempotencyKey, j.eventID, j.rule,
-                                               j.actionIndex, j.action, j.parameters, j.maxAttempts, now, now])
-                created += db.changesCount
+                let id = "job_" + String(EventID.make().dropFirst(4))
+                try insert.execute(arguments: [id, j.idempotencyKey, j.eventID, j.rule, j.actionIndex, j.action, j.parameters, j.maxAttempts,
+                                               now, now, j.supersedeScope])
+                guard db.changesCount == 1 else { continue }
+                created += 1
+                if let scope = j.supersedeScope {
+                    // A newer push to the same branch: older queued jobs of the rule end here; running or watching
+                    // ones get their run canceled by the watcher.
+                    try db.execute(sql: """
+                        UPDATE jobs SET state = 'failed', last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ? AND state = 'queued'
+                        """, arguments: ["superseded by job \(id)", j.rule, scope, id])
+                    try db.execute(sql: """
+                        UPDATE jobs SET cancel_requested = 1, last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ?
+                               AND state IN ('running', 'watching')
+                        """, arguments: ["superseded by job \(id)", j.rule, scope, id])
+                }
             }
             return created
         }
@@ -372,6 +391,12 @@ public final class SQLiteEventStore: EventStore {
         CallbackRecord(id: row["id"], jobID: row["job_id"], eventID: row["event_id"], rule: row["rule"], targetIndex: row["target_index"],
                        kind: row["kind"], url: row["url"], body: row["body"], state: CallbackState(rawValue: row["state"]) ?? .pending,
                        attempts: row["attempts"], lastStatus: row["last_status"], lastError: row["last_error"])
+    }
+
+    public func cancelRequested() async throws -> [JobRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE cancel_requested = 1 AND state = 'watching'").map(Self.job)
+        }
     }
 
     public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {

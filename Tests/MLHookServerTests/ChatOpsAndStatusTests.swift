@@ -127,3 +127,57 @@ import Testing
         }
     }
 }
+
+/// `supersede: true`: a newer push to the same branch cancels the rule's older run.
+@Suite struct SupersedeTests {
+    @Test func aNewerPushCancelsTheOlderRunOfTheRule() async throws {
+        let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
+        defer { h.dir.remove() }
+        let repo = h.dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let git = PushToRunTests()
+        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
+        try "import time\ntime.sleep(60)\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
+        _ = try git.git(["add", "."], in: repo)
+        _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "slow"], in: repo)
+        let slow = try git.git(["rev-parse", "HEAD"], in: repo)
+        try "print('fast')\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
+        _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-am", "fast"], in: repo)
+        let fast = try git.git(["rev-parse", "HEAD"], in: repo)
+        let config = try MLHookConfig.parse(yaml: """
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: train
+                when: { kind: push, branches: [main] }
+                supersede: true
+                actions: [ { start_run: { experiment: sup, dir: ".", script: t.py, compute: cpu-cluster, repository: "file://\(repo)", ref: "{{ after }}" } } ]
+            """, file: "t.yaml").config
+        h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
+        @Sendable func push(_ sha: String) throws -> InboundEvent {
+            var e = try IngressHarness.pushEvent(branch: "main")
+            e.body = Array(String(decoding: e.body, as: UTF8.self).replacingOccurrences(
+                of: "\"after\": \"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"", with: "\"after\": \"\(sha)\"").utf8)
+            return e
+        }
+        let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
+        try await ChatOpsAndStatusTests().withAML(h) { runner, _ in
+            _ = try await h.store.append(try push(slow))
+            _ = try await planner.planPending()
+            while try await runner.runOne() {}
+            let first = try #require(try await h.store.jobs(limit: nil, state: .watching).first)
+            // The newer push to main supersedes it.
+            _ = try await h.store.append(try push(fast))
+            _ = try await planner.planPending()
+            while try await runner.runOne() {}
+            for _ in 0..<300 where try await h.store.jobs(limit: nil, state: .watching).count > 0 {
+                _ = try await runner.watchOne()
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let old = try #require(try await h.store.job(id: first.id))
+            #expect(old.state == .failed && old.lastError?.contains("superseded") == true, "\(old)")
+            #expect(old.result?.contains("\"status\":\"Canceled\"") == true, "the older run was canceled, not left running")
+            let newer = try #require(try await h.store.jobs(limit: nil, state: nil).first { $0.id != first.id })
+            #expect(newer.state == .succeeded && newer.result?.contains(fast) == true)
+        }
+    }
+}
