@@ -291,7 +291,14 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func claimJob(now: Date, lease: TimeInterval, ruleLimits: [String: Int], actions: Set<String>) async throws -> JobRecord? {
-        try await pool.write { db in
+        // Idle workers poll: a read first, so they take SQLite's single write lock (which ingest's group commit
+        // needs) only when there is something to claim.
+        let any = try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?)",
+                              arguments: [now.timeIntervalSince1970]) ?? false
+        }
+        guard any else { return nil }
+        return try await pool.write { db in
             var busy: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY rule") {
                 busy[row["rule"]] = row["n"]
@@ -408,7 +415,12 @@ public final class SQLiteEventStore: EventStore {
 
     @discardableResult
     public func releaseExpiredLeases(now: Date) async throws -> Int {
-        try await pool.write { db in
+        let any = try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until < ?)",
+                              arguments: [now.timeIntervalSince1970]) ?? false
+        }
+        guard any else { return 0 }
+        return try await pool.write { db in
             try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running' AND lease_until < ?",
                            arguments: [now.timeIntervalSince1970])
             return db.changesCount
