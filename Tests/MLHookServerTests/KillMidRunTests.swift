@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import MLHookCore
+import Signing
+import TestSupport
+import Testing
+
+/// kill -9 of `mlhook serve` while its run is executing (on a separate aml-local, as the cloud would keep it):
+/// after a restart the run is watched to its end, exactly one run exists for the commit, and one callback arrives.
+@Suite struct KillMidRunTests {
+    @Test func theWatcherResumesAfterKill9() async throws {
+        let dir = try TemporaryDirectory("mlhook-kill")
+        defer { dir.remove() }
+        let aml = try await ServerProcess(arguments: ["aml-local", "--port", "0", "--data-dir", dir.file("aml")], environment: [:], directory: dir.path)
+        defer { aml.signal(SIGTERM) }
+        #expect(try await eventually { FileManager.default.fileExists(atPath: dir.file("aml/credentials.json")) })
+        let creds = try #require(JSONValue(json: [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("aml/credentials.json"))))))
+        @Sendable func c(_ k: String) -> String { creds[k]?.string ?? "" }
+
+        let repo = dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        try "import time\ntime.sleep(3)\nprint('survived')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        let git = PushToRunTests()
+        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
+        _ = try git.git(["add", "."], in: repo)
+        _ = try git.git(["-c", "user.email=k@x", "-c", "user.name=K", "commit", "-q", "-m", "slow"], in: repo)
+        let sha = try git.git(["rev-parse", "HEAD"], in: repo)
+        var payload = try #require(try JSONSerialization.jsonObject(with: Data(try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json"))) as? [String: Any])
+        payload["ref"] = "refs/heads/main"
+        payload["after"] = sha
+        var repository = payload["repository"] as? [String: Any] ?? [:]
+        repository["clone_url"] = "file://\(repo)"
+        payload["repository"] = repository
+        try JSONSerialization.data(withJSONObject: payload).write(to: URL(fileURLWithPath: dir.file("push.json")))
+
+        let receiver = Receiver(failFirst: 0)
+        let rApp = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await rApp.test(.live) { rc in
+            try """
+                server: { listen: "127.0.0.1:0" }
+                store: { path: "\(dir.file("mlhook.db"))" }
+                azureml:
+                  mode: cloud
+                  cloud: { tenant_id: "\(c("tenant_id"))", client_id: "\(c("client_id"))", client_secret: { env: AML_SECRET },
+                           subscription_id: "\(c("subscription_id"))", resource_group: "\(c("resource_group"))", workspace: "\(c("workspace"))",
+                           authority_url: "\(c("base_url"))", arm_url: "\(c("base_url"))" }
+                sources:
+                  - { name: github, type: github, secrets: [ { env: GH_SECRET } ] }
+                rules:
+                  - name: retrain
+                    when: { source: github, kind: push, branches: [main] }
+                    actions: [ { start_run: { experiment: kill-demo, dir: train, script: train.py, compute: cpu-cluster } } ]
+                    callback: [ { url: { url: "http://127.0.0.1:\(rc.port!)/cb", secret: { env: CB } } } ]
+                """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+            let env = ["GH_SECRET": "kill-secret", "AML_SECRET": c("client_secret"), "CB": "whsec_" + ByteEncoding.base64(Array(repeating: 3, count: 32))]
+            let first = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+                                                 "--to", "http://127.0.0.1:\(first.port)/hooks/github"], environment: env, directory: dir.path)
+            #expect(sent.status == 0 && sent.output.hasPrefix("202"))
+            // Wait until the run is executing, then kill -9 the service.
+            #expect(try await eventually {
+                (try? await runMLHookAsync(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output.contains("\twatching\t")) ?? false
+            })
+            first.signal(SIGKILL)
+            #expect(try await first.waitForExit() != 0)
+            #expect(receiver.attempts == 0, "the run has not finished yet")
+
+            // The restarted service resumes watching from the database.
+            let second = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            defer { second.signal(SIGTERM) }
+            #expect(try await eventually { !receiver.accepted.isEmpty })
+            let doc = try #require(JSONValue(json: receiver.accepted.first?.body ?? []))
+            #expect(doc.value(at: "data.status")?.string == "succeeded" && doc.value(at: "data.result.status")?.string == "Completed")
+            #expect(doc.value(at: "data.provenance.commit")?.string == sha)
+            try await Task.sleep(for: .seconds(1))
+            #expect(receiver.attempts == 1, "one callback")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count == 1, "exactly one run for the commit")
+        }
+    }
+}
