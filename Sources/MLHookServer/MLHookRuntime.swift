@@ -54,15 +54,7 @@ public struct MLHookRuntime: Sendable {
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
             // The embedded server's address is known once it is bound; build the client then.
-            runtime.azureMLClient = {
-                let c = aml.credentials
-                let base = aml.settings.baseURL
-                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
-                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
-                s.authorityURL = base
-                s.armURL = base
-                return HTTPAzureMLClient(settings: s, logger: logger)
-            }
+            runtime.azureMLClient = { HTTPAzureMLClient(settings: .local(aml), logger: logger) }
         } else {
             let cloud = loaded.config.azureml.cloud
             if let tenant = cloud.tenantID, let client = cloud.clientID, let ref = cloud.clientSecret, let sub = cloud.subscriptionID,

@@ -21,14 +21,7 @@ import Testing
         let app = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
         try await app.test(.live) { _ in
-            let client: @Sendable () async throws -> HTTPAzureMLClient = {
-                let c = aml.credentials
-                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
-                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
-                s.authorityURL = aml.settings.baseURL
-                s.armURL = aml.settings.baseURL
-                return HTTPAzureMLClient(settings: s)
-            }
+            let client: @Sendable () async throws -> HTTPAzureMLClient = { HTTPAzureMLClient(settings: .local(aml)) }
             try await body(JobRunner(store: h.store, live: h.runtime.live, client: client, logger: h.logs.logger(),
                                      git: GitSource(cacheDirectory: h.dir.file("git-cache"))), try await client())
         }

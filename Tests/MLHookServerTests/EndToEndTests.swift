@@ -20,13 +20,7 @@ import Testing
             _ = try await runGit(args, in: repo)
         }
         let sha = try await runGit(["rev-parse", "HEAD"], in: repo)
-        var payload = try #require(try JSONSerialization.jsonObject(with: Data(try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json"))) as? [String: Any])
-        payload["ref"] = "refs/heads/main"
-        payload["after"] = sha
-        var repository = payload["repository"] as? [String: Any] ?? [:]
-        repository["clone_url"] = "file://\(repo)"
-        payload["repository"] = repository
-        try JSONSerialization.data(withJSONObject: payload).write(to: URL(fileURLWithPath: dir.file("push.json")))
+        try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
 
         let receiver = Receiver(failFirst: 0)
         let receiverApp = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))

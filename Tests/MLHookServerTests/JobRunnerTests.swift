@@ -35,14 +35,7 @@ import Testing
         let app = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
         try await app.test(.live) { _ in
-            let client: @Sendable () async throws -> HTTPAzureMLClient = {
-                let c = aml.credentials
-                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
-                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
-                s.authorityURL = aml.settings.baseURL
-                s.armURL = aml.settings.baseURL
-                return HTTPAzureMLClient(settings: s)
-            }
+            let client: @Sendable () async throws -> HTTPAzureMLClient = { HTTPAzureMLClient(settings: .local(aml)) }
             try await h.store.recordPlans([], jobs: [
                 job("scale", "scale_compute", #"{"name":"cpu-cluster","max_nodes":3,"min_nodes":0}"#),
                 job("gone", "delete_model", #"{"id":"never-registered:1"}"#),

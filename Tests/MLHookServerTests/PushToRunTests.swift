@@ -58,16 +58,7 @@ import Testing
         #expect(sha.count == 40)
 
         // GitHub's documented push payload, pointed at that commit and repository.
-        var payload = try #require(try JSONSerialization.jsonObject(with: Data(try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json"))) as? [String: Any])
-        payload["ref"] = "refs/heads/main"
-        payload["after"] = sha
-        var repository = payload["repository"] as? [String: Any] ?? [:]
-        repository["clone_url"] = "file://\(repo)"
-        payload["repository"] = repository
-        var commits = payload["commits"] as? [[String: Any]] ?? []
-        if !commits.isEmpty { commits[0]["added"] = ["train/train.py"] }
-        payload["commits"] = commits
-        let body = [UInt8](try JSONSerialization.data(withJSONObject: payload))
+        let body = try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")
 
         let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml")), logger: Logger(label: "aml"))
         let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -82,14 +73,7 @@ import Testing
             }
             let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
             _ = try await planner.planPending()
-            let makeClient: @Sendable () async throws -> HTTPAzureMLClient = {
-                let c = aml.credentials
-                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: c.tenantID, clientID: c.clientID, secret: c.clientSecret, v2: false),
-                                        subscriptionID: c.subscriptionID, resourceGroup: c.resourceGroup, workspace: c.workspace)
-                s.authorityURL = aml.settings.baseURL
-                s.armURL = aml.settings.baseURL
-                return HTTPAzureMLClient(settings: s)
-            }
+            let makeClient: @Sendable () async throws -> HTTPAzureMLClient = { HTTPAzureMLClient(settings: .local(aml)) }
             let runner = JobRunner(store: h.store, live: h.runtime.live, client: makeClient, logger: h.logs.logger(),
                                    git: GitSource(cacheDirectory: h.dir.file("git-cache")))
             while try await runner.runOne() {}

@@ -30,3 +30,19 @@ public struct TemporaryDirectory: Sendable {
 
     public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
+
+extension Fixtures {
+    /// GitHub's documented push payload (octokit), pointed at `commit` on main of the repository at `cloneURL`.
+    public static func githubPush(commit: String, cloneURL: String, changed: [String] = ["train/train.py"]) throws -> [UInt8] {
+        var payload = (try JSONSerialization.jsonObject(with: Data(try webhook("github", "push.new-branch-1-commit.octokit.json"))) as? [String: Any]) ?? [:]
+        payload["ref"] = "refs/heads/main"
+        payload["after"] = commit
+        var repository = payload["repository"] as? [String: Any] ?? [:]
+        repository["clone_url"] = cloneURL
+        payload["repository"] = repository
+        var commits = payload["commits"] as? [[String: Any]] ?? []
+        if !commits.isEmpty { commits[0]["added"] = changed }
+        payload["commits"] = commits
+        return [UInt8](try JSONSerialization.data(withJSONObject: payload))
+    }
+}
