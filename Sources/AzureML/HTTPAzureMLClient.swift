@@ -31,8 +31,8 @@ public final class HTTPAzureMLClient: Sendable {
         "\(settings.armURL)\(path)?api-version=\(settings.armAPIVersion)" + (query.isEmpty ? "" : "&" + query)
     }
 
-    /// Every item of an ARM list, following `nextLink`.
-    func armList(_ url: String) async throws -> [JSONValue] {
+    /// Every item of a list, following `nextLink` (ARM and model management page the same way).
+    func allPages(_ url: String) async throws -> [JSONValue] {
         var items: [JSONValue] = []
         var next: String? = url
         var seen = Set<String>()
@@ -45,11 +45,11 @@ public final class HTTPAzureMLClient: Sendable {
     }
 
     public func resourceGroups() async throws -> [JSONValue] {
-        try await armList(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups"))
+        try await allPages(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups"))
     }
 
     public func workspaces() async throws -> [JSONValue] {
-        try await armList(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups/\(settings.resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces"))
+        try await allPages(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups/\(settings.resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces"))
     }
 
     public func workspace(_ name: String? = nil) async throws -> JSONValue {
@@ -73,7 +73,7 @@ public final class HTTPAzureMLClient: Sendable {
         if reply.status != 404 { try await followOperation(reply) }
     }
 
-    public func computes() async throws -> [JSONValue] { try await armList(arm(workspacePath(nil) + "/computes")) }
+    public func computes() async throws -> [JSONValue] { try await allPages(arm(workspacePath(nil) + "/computes")) }
 
     public func compute(_ name: String) async throws -> JSONValue {
         try await transport.send(.GET, arm(workspacePath(nil) + "/computes/\(name)")).json
@@ -269,15 +269,7 @@ public final class HTTPAzureMLClient: Sendable {
     public func models(name: String? = nil) async throws -> [JSONValue] {
         var query: [String] = []
         if let name { query.append("name=\(name)") }
-        var next: String? = try await dataPlane(settings.modelsServiceKey, "modelmanagement", "/models", query: query)
-        var items: [JSONValue] = []
-        var seen = Set<String>()
-        while let u = next, seen.insert(u).inserted {
-            let page = try await transport.send(.GET, u).json
-            items += page["value"]?.array ?? []
-            next = page["nextLink"]?.string
-        }
-        return items
+        return try await allPages(try await dataPlane(settings.modelsServiceKey, "modelmanagement", "/models", query: query))
     }
 
     public func registerModel(_ body: JSONValue) async throws -> JSONValue {
