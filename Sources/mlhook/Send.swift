@@ -78,12 +78,11 @@ struct Send: AsyncParsableCommand {
         print("\(response.status.code) \(answer)")
         guard (200..<300).contains(Int(response.status.code)) else { throw ExitCode(1) }
         guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string else { return }
-        try await follow(eventID, loaded.config)
+        try await follow(eventID, store: try Events.openStore(options))
     }
 
     /// Prints the event's state, then each job and callback as they change, until all are final.
-    func follow(_ eventID: String, _ config: MLHookConfig) async throws {
-        let store = try SQLiteEventStore(path: config.store.path, synchronous: config.store.synchronous, logger: .init(label: "mlhook.send"))
+    func follow(_ eventID: String, store: SQLiteEventStore) async throws {
         var seen: [String: String] = [:]
         let deadline = Date().addingTimeInterval(600)
         func say(_ key: String, _ line: String) {
