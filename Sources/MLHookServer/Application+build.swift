@@ -36,9 +36,13 @@ public func buildApplication(
     }
     if let client = runtime.azureMLClient {
         let cache = URL(fileURLWithPath: runtime.config.store.path).deletingLastPathComponent().appendingPathComponent("git-cache").path
+        let jobs = runtime.config.jobs
         services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger,
+                                  workers: jobs.workers, lease: TimeInterval(jobs.leaseSeconds),
+                                  baseBackoff: TimeInterval(jobs.retryBaseSeconds), maxBackoff: TimeInterval(jobs.retryMaxSeconds),
                                   git: GitSource(cacheDirectory: cache)))
-        services.append(CallbackDeliverer(store: runtime.store, live: runtime.live, logger: runtime.logger))
+        services.append(CallbackDeliverer(store: runtime.store, live: runtime.live, logger: runtime.logger,
+                                          schedule: runtime.config.callbacks.retrySchedule.map(TimeInterval.init)))
     }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml

@@ -101,18 +101,24 @@ struct IngressController: Sendable {
         case .stored(let id):
             logger.info("hook stored", metadata: log)
             if let command = parsed.slackCommand {
-                return json(.ok, ["response_type": "ephemeral",
-                                  "text": "mlhook received \(command) (event \(id)); results will follow here."])
+                var r = json(.ok, ["response_type": "ephemeral", "text": "mlhook received \(command) (event \(id)); results will follow here."])
+                r.headers[Self.eventIDHeader] = id  // Slack's body is a message; `mlhook send --wait` reads the id here
+                return r
             }
             return Self.eventResponse(.accepted, id: id, duplicate: false)
         case .duplicate(let id):
             logger.info("hook is a duplicate delivery; nothing new stored", metadata: log)
             if parsed.slackCommand != nil {
-                return json(.ok, ["response_type": "ephemeral", "text": "mlhook already has this command (event \(id))."])
+                var r = json(.ok, ["response_type": "ephemeral", "text": "mlhook already has this command (event \(id))."])
+                r.headers[Self.eventIDHeader] = id
+                return r
             }
             return Self.eventResponse(.ok, id: id, duplicate: true)
         }
     }
+
+    /// The stored event's id, on answers whose body cannot carry it (Slack's).
+    static let eventIDHeader = HTTPField.Name("MLHook-Event-Id")!
 
     /// Whether a media type fits the source; returns whether the body is a form.
     private func accepts(_ format: IngressSource.BodyFormat, _ mediaType: String) -> Bool? {

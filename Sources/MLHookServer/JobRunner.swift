@@ -24,6 +24,9 @@ public struct JobRunner: Service {
     let now: @Sendable () -> Date
     let git: GitSource?
 
+    /// Slack accepts at most 5 responses per response_url.
+    static let slackResponseLimit = 5
+
     /// Actions this runner performs.
     static let supported: Set<String> = ["scale_compute", "register_model", "delete_model", "cancel_run", "score", "start_run"]
 
@@ -81,8 +84,9 @@ public struct JobRunner: Service {
             let error = status == "Completed" ? nil
                 : (wasSuperseded ? "superseded by a newer push to the same branch" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
             let final: JobState = status == "Completed" ? .succeeded : .failed
-            try await store.finishWatch(id: job.id, state: final, error: error, result: result.text)
-            try await enqueueCallbacks(job, state: final, result: result, error: error)
+            let refused = try await store.finishWatch(id: job.id, state: final, error: error, result: result.text,
+                                                      callbacks: try await callbacks(for: job, state: final, result: result, error: error))
+            noteRefused(refused, job)
             logger.info("run \(status)", metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID), "run_id": .string(id)])
             finished += 1
         }
@@ -109,10 +113,12 @@ public struct JobRunner: Service {
             let result = try await perform(job)
             // A started run is watched to its end; every other action is done now.
             let state: JobState = job.action == "start_run" ? .watching : .succeeded
-            try await store.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil, startedAt: started, now: now())
+            // A started run gets its pending statuses now, a finished action all its callbacks, in the same transaction.
+            let refused = try await store.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil, startedAt: started,
+                                                        now: now(), callbacks: try await callbacks(for: job, state: state, result: result, error: nil,
+                                                                                                   onlyPending: state == .watching))
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
-            if state == .succeeded { try await enqueueCallbacks(job, state: state, result: result, error: nil) }
-            if state == .watching { try await enqueueCallbacks(job, state: state, result: result, error: nil, onlyPending: true) }
+            noteRefused(refused, job)
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"
@@ -124,9 +130,10 @@ public struct JobRunner: Service {
                 logger.notice("job will be retried", metadata: meta)
             } else {
                 let state: JobState = retryable ? .dead : .failed
-                try await store.finishAttempt(id: job.id, state: state, error: message, result: nil, retryAt: nil, startedAt: started, now: now())
+                let refused = try await store.finishAttempt(id: job.id, state: state, error: message, result: nil, retryAt: nil, startedAt: started,
+                                                            now: now(), callbacks: try await callbacks(for: job, state: state, result: nil, error: message))
                 logger.error("job \(state.rawValue)", metadata: meta)
-                try await enqueueCallbacks(job, state: state, result: nil, error: message)
+                noteRefused(refused, job)
             }
         }
         return true
@@ -157,9 +164,21 @@ public struct JobRunner: Service {
         case "register_model":
             var tags: [String: JSONValue] = [:]
             if case .map(let m)? = p["tags"] { for (k, v) in m { tags[k] = .string(v) } }
-            // Provenance travels with the model.
+            // Provenance travels with the model: rule, event, delivery, repository and commit.
             tags["mlhook_rule"] = .string(job.rule)
             tags["mlhook_event"] = .string(job.eventID)
+            tags["mlhook_job"] = .string(job.id)
+            // A retried job whose earlier attempt registered the model (its answer lost) does not register twice.
+            if job.attempts > 1, let done = try await api.models(name: try s("name")).first(where: { $0.value(at: "kvTags.mlhook_job")?.string == job.id }) {
+                return ["id": done["id"] ?? nil]
+            }
+            if let stored = try await store.event(id: job.eventID) {
+                tags["mlhook_delivery_id"] = .string(stored.summary.deliveryID)
+                if let e = EventPlanner.normalize(stored, config: live.snapshot.config) {
+                    if let repo = e.repository?.fullName { tags["mlhook_repository"] = .string(repo) }
+                    if let sha = e.after, !sha.isEmpty { tags["mlhook_commit"] = .string(sha) }
+                }
+            }
             var body: JSONValue = ["name": .string(try s("name")), "mimeType": "application/octet-stream", "kvTags": .object(tags)]
             if let url = p["url"]?.string {
                 body = body.setting("url", .string(url))
@@ -197,7 +216,13 @@ extension JobRunner {
         guard let url, let commit, !commit.isEmpty else {
             throw JobError("start_run needs a commit: the event carries no repository and the action sets no repository/ref")
         }
-        let zip = try await git.zip(url: url, commit: commit, folder: p["dir"]?.string ?? ".")
+        var credentials: GitSource.Credentials?
+        if let rule = live.snapshot.config.rules.first(where: { $0.name == job.rule }), job.actionIndex < rule.actions.count,
+           let ref = rule.actions[job.actionIndex].secret {
+            let token = try SecretResolver().resolve(ref, key: "rules[\(job.rule)].actions[\(job.actionIndex)].start_run.token")
+            credentials = GitSource.Credentials(user: p["git_user"]?.string ?? "x-access-token", token: token)
+        }
+        let (zip, pinned) = try await git.zip(url: url, commit: commit, folder: p["dir"]?.string ?? ".", credentials: credentials)
         var configuration: JSONValue = ["Script": .string(p["script"]?.string ?? ""), "Target": .string(p["compute"]?.string ?? "")]
         if case .list(let args)? = p["arguments"] { configuration = configuration.setting("Arguments", .array(args.map { .string($0) })) }
         if case .map(let env)? = p["environment"] {
@@ -207,15 +232,23 @@ extension JobRunner {
         let experiment = p["experiment"]?.string ?? "default"
         let runID = "mlhook_" + job.id
         let id = try await api.startRun(experiment: experiment, zip: zip, definition: ["Configuration": configuration], runID: runID)
-        return ["experiment": .string(experiment), "run_id": .string(id), "commit": .string(commit)]
+        return ["experiment": .string(experiment), "run_id": .string(id), "commit": .string(pinned)]
     }
 }
 
 extension JobRunner {
-    /// Queues the rule's callbacks for a job: when it is finished, every target; when a run has just started
+    /// Logs the callbacks the store refused (Slack's 5 responses per response_url were used).
+    func noteRefused(_ count: Int, _ job: JobRecord) {
+        guard count > 0 else { return }
+        logger.notice("slack: the command's response_url already has \(Self.slackResponseLimit) responses; this job's is not sent",
+                      metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID)])
+    }
+
+    /// The rule's callbacks for a job: when it is finished, every target; when a run has just started
     /// (`onlyPending`), the `pending` commit status of `github_status` targets.
-    func enqueueCallbacks(_ job: JobRecord, state: JobState, result: JSONValue?, error: String?, onlyPending: Bool = false) async throws {
-        guard let rule = live.snapshot.config.rules.first(where: { $0.name == job.rule }), !rule.callbacks.isEmpty else { return }
+    func callbacks(for job: JobRecord, state: JobState, result: JSONValue?, error: String?, onlyPending: Bool = false) async throws -> [NewCallback] {
+        guard let rule = live.snapshot.config.rules.first(where: { $0.name == job.rule }), !rule.callbacks.isEmpty else { return [] }
+        var out: [NewCallback] = []
         var event: JSONValue = ["id": .string(job.eventID)]
         var provenance: JSONValue = [:]
         var normalized: NormalizedEvent?
@@ -238,7 +271,7 @@ extension JobRunner {
             switch target {
             case .url(let url, _):
                 guard !onlyPending else { continue }
-                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "url", url: url, body: body.text))
+                out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "url", url: url, body: body.text))
             case .slack:
                 // Slack's response_url takes at most 5 responses within 30 minutes: one per finished job.
                 guard !onlyPending, let responseURL = normalized?.command?.responseURL else { continue }
@@ -248,8 +281,8 @@ extension JobRunner {
                 if let runID { text += " (run \(runID)" + (result?["status"]?.string.map { ", \($0)" } ?? "") + ")" }
                 if let error { text += "\n> " + String(error.prefix(300)) }
                 let message: JSONValue = ["response_type": "in_channel", "text": .string(text)]
-                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "slack",
-                                                            url: responseURL, body: message.text))
+                out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, kind: "slack",
+                                       url: responseURL, body: message.text, maxPerURL: Self.slackResponseLimit))
             case .githubStatus(_, let apiBase, let context):
                 guard let repo = normalized?.repository?.fullName, let sha = normalized?.after, !sha.isEmpty else { continue }
                 let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
@@ -257,10 +290,11 @@ extension JobRunner {
                 if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }
                 let status: JSONValue = ["state": .string(ghState), "context": .string(context), "description": .string(String(description.prefix(140)))]
                 // The pending status and the final one are two deliveries of the same target.
-                try await store.enqueueCallback(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i + (onlyPending ? 1000 : 0),
-                                                            kind: "github_status", url: "\(apiBase)/repos/\(repo)/statuses/\(sha)", body: status.text))
+                out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i + (onlyPending ? 1000 : 0),
+                                       kind: "github_status", url: "\(apiBase)/repos/\(repo)/statuses/\(sha)", body: status.text))
             }
         }
+        return out
     }
 }
 

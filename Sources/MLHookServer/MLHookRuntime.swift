@@ -65,6 +65,7 @@ public struct MLHookRuntime: Sendable {
                 s.authorityURL = cloud.authorityURL
                 s.armURL = cloud.armURL
                 s.armAPIVersion = cloud.armAPIVersion
+                s.dataPlaneOverride = cloud.dataPlaneURL
                 let made = HTTPAzureMLClient(settings: s, logger: logger)
                 runtime.azureMLClient = { made }
             }

@@ -11,11 +11,8 @@ public protocol EventStore: Sendable {
     /// - Returns: `.stored` with the new id, or `.duplicate` with the id of the event already stored.
     func append(_ event: InboundEvent) async throws -> AppendOutcome
 
-    /// Events, newest first.
-    /// - Parameters:
-    ///   - limit: At most this many; nil for all.
-    ///   - source: Only this source, when set.
-    func list(limit: Int?, source: String?) async throws -> [EventSummary]
+    /// Events matching the query, newest first.
+    func events(_ query: EventQuery) async throws -> [EventSummary]
 
     /// One event with its body, by id.
     func event(id: String) async throws -> StoredEvent?
@@ -33,8 +30,8 @@ public protocol EventStore: Sendable {
     @discardableResult
     func recordPlans(_ verdicts: [PlanVerdict], jobs: [NewJob]) async throws -> Int
 
-    /// Jobs, newest first.
-    func jobs(limit: Int?, state: JobState?) async throws -> [JobRecord]
+    /// Jobs matching the query, newest first.
+    func jobs(_ query: JobQuery) async throws -> [JobRecord]
 
     /// One job by id.
     func job(id: String) async throws -> JobRecord?
@@ -45,16 +42,25 @@ public protocol EventStore: Sendable {
     func claimJob(now: Date, lease: TimeInterval, ruleLimits: [String: Int], actions: Set<String>) async throws -> JobRecord?
 
     /// Ends an attempt: `succeeded`/`failed`/`dead` are final; `queued` with `retryAt` schedules another try.
-    func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws
+    /// `callbacks` are queued in the same transaction, so a crash cannot finish a job and lose its callbacks.
+    /// - Returns: How many callbacks were not queued because their URL's `maxPerURL` was reached.
+    @discardableResult
+    func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
+                       callbacks: [NewCallback]) async throws -> Int
 
     /// Watching jobs whose run should be canceled (superseded).
     func cancelRequested() async throws -> [JobRecord]
 
-    /// Ends a watching job when its run is terminal.
-    func finishWatch(id: String, state: JobState, error: String?, result: String) async throws
+    /// Ends a watching job when its run is terminal, queueing its callbacks in the same transaction (only
+    /// if the job was still watching). - Returns: How many callbacks were refused by `maxPerURL`.
+    @discardableResult
+    func finishWatch(id: String, state: JobState, error: String?, result: String, callbacks: [NewCallback]) async throws -> Int
 
-    /// Queues a callback (once per job and target: a second enqueue is ignored).
-    func enqueueCallback(_ callback: NewCallback) async throws
+    /// Queues a callback (once per job and target: a second enqueue is ignored), unless the event already has
+    /// `callback.maxPerURL` callbacks to the same URL.
+    /// - Returns: Whether it was queued.
+    @discardableResult
+    func enqueueCallback(_ callback: NewCallback) async throws -> Bool
 
     /// Callbacks due for delivery.
     func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord]
@@ -71,8 +77,11 @@ public protocol EventStore: Sendable {
     /// One callback by id.
     func callback(id: String) async throws -> CallbackRecord?
 
-    /// Callbacks, newest first.
-    func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord]
+    /// Callbacks matching the query, newest first.
+    func callbacks(_ query: CallbackQuery) async throws -> [CallbackRecord]
+
+    /// Jobs and callbacks per state, and events waiting to be planned (for metrics and the status page).
+    func counts() async throws -> StoreCounts
 
     /// Running jobs whose lease expired go back to the queue.
     @discardableResult
@@ -84,6 +93,79 @@ public protocol EventStore: Sendable {
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
     func prune(receivedBefore date: Date) async throws -> Int
+}
+
+extension EventStore {
+    public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
+        try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now, callbacks: [])
+    }
+
+    public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {
+        try await finishWatch(id: id, state: state, error: error, result: result, callbacks: [])
+    }
+
+    /// Events, newest first: at most `limit` (nil for all), only `source` when set.
+    public func list(limit: Int?, source: String?) async throws -> [EventSummary] {
+        try await events(EventQuery(limit: limit, source: source))
+    }
+
+    /// Jobs, newest first.
+    public func jobs(limit: Int?, state: JobState?) async throws -> [JobRecord] {
+        try await jobs(JobQuery(limit: limit, state: state))
+    }
+
+    /// Callbacks, newest first.
+    public func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord] {
+        try await callbacks(CallbackQuery(limit: limit, state: state))
+    }
+}
+
+/// Which events to list. `before` pages: only rows older than the one with that id.
+public struct EventQuery: Sendable, Equatable {
+    public var limit: Int?
+    public var source: String?
+    public var kind: String?
+    public var state: EventState?
+    public var before: String?
+    public init(limit: Int? = nil, source: String? = nil, kind: String? = nil, state: EventState? = nil, before: String? = nil) {
+        self.limit = limit; self.source = source; self.kind = kind; self.state = state; self.before = before
+    }
+}
+
+/// Which jobs to list. `before` pages: only rows older than the one with that id.
+public struct JobQuery: Sendable, Equatable {
+    public var limit: Int?
+    public var state: JobState?
+    public var rule: String?
+    public var eventID: String?
+    public var before: String?
+    public init(limit: Int? = nil, state: JobState? = nil, rule: String? = nil, eventID: String? = nil, before: String? = nil) {
+        self.limit = limit; self.state = state; self.rule = rule; self.eventID = eventID; self.before = before
+    }
+}
+
+/// Which callbacks to list. `before` pages: only rows older than the one with that id.
+public struct CallbackQuery: Sendable, Equatable {
+    public var limit: Int?
+    public var state: CallbackState?
+    public var kind: String?
+    public var eventID: String?
+    public var jobID: String?
+    public var before: String?
+    public init(limit: Int? = nil, state: CallbackState? = nil, kind: String? = nil, eventID: String? = nil, jobID: String? = nil,
+                before: String? = nil) {
+        self.limit = limit; self.state = state; self.kind = kind; self.eventID = eventID; self.jobID = jobID; self.before = before
+    }
+}
+
+/// Rows per state.
+public struct StoreCounts: Sendable, Equatable {
+    public var jobs: [String: Int]
+    public var callbacks: [String: Int]
+    public var events: [String: Int]
+    public init(jobs: [String: Int] = [:], callbacks: [String: Int] = [:], events: [String: Int] = [:]) {
+        self.jobs = jobs; self.callbacks = callbacks; self.events = events
+    }
 }
 
 /// The result of `EventStore.append`.
@@ -171,8 +253,11 @@ public struct NewCallback: Sendable, Equatable {
     public var url: String
     /// The JSON body.
     public var body: String
+    /// At most this many callbacks of one event to this URL (Slack's response_url takes 5).
+    public var maxPerURL: Int?
 
-    public init(jobID: String, eventID: String, rule: String, targetIndex: Int, kind: String, url: String, body: String) {
+    public init(jobID: String, eventID: String, rule: String, targetIndex: Int, kind: String, url: String, body: String, maxPerURL: Int? = nil) {
+        self.maxPerURL = maxPerURL
         self.jobID = jobID
         self.eventID = eventID
         self.rule = rule

@@ -150,6 +150,9 @@ public final class SQLiteEventStore: EventStore {
                 ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        m.registerMigration("v7 callbacks by event") { db in
+            try db.execute(sql: "CREATE INDEX callbacks_event ON callbacks(event_id)")
+        }
         return m
     }
 
@@ -186,20 +189,36 @@ public final class SQLiteEventStore: EventStore {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
     }
 
-    public func list(limit: Int?, source: String?) async throws -> [EventSummary] {
+    public func events(_ q: EventQuery) async throws -> [EventSummary] {
         try await pool.read { db in
-            var sql = "SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n FROM events"
-            var args: StatementArguments = []
-            if let source {
-                sql += " WHERE source = ?"
-                args += [source]
-            }
-            sql += " ORDER BY seq DESC"
-            if let limit {
-                sql += " LIMIT ?"
-                args += [limit]
-            }
-            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.summary)
+            var w = Filter(table: "events")
+            w.add("source", q.source); w.add("kind", q.kind); w.add("state", q.state?.rawValue); w.before(q.before)
+            return try Row.fetchAll(db, sql: "SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n FROM events"
+                                    + w.sql(limit: q.limit), arguments: w.arguments).map(Self.summary)
+        }
+    }
+
+    /// A WHERE clause built from optional equality filters and a `before` cursor, with its arguments.
+    struct Filter {
+        let table: String
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        init(table: String) { self.table = table }
+        mutating func add(_ column: String, _ value: String?) {
+            guard let value else { return }
+            clauses.append("\(column) = ?")
+            arguments += [value]
+        }
+        mutating func before(_ id: String?) {
+            guard let id else { return }
+            clauses.append("seq < coalesce((SELECT seq FROM \(table) WHERE id = ?), 0)")
+            arguments += [id]
+        }
+        func sql(limit: Int?) -> String {
+            var s = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+            s += " ORDER BY seq DESC"
+            if let limit { s += " LIMIT \(max(0, limit))" }
+            return s
         }
     }
 
@@ -268,14 +287,11 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    public func jobs(limit: Int?, state: JobState?) async throws -> [JobRecord] {
+    public func jobs(_ q: JobQuery) async throws -> [JobRecord] {
         try await pool.read { db in
-            var sql = "SELECT * FROM jobs"
-            var args: StatementArguments = []
-            if let state { sql += " WHERE state = ?"; args += [state.rawValue] }
-            sql += " ORDER BY seq DESC"
-            if let limit { sql += " LIMIT ?"; args += [limit] }
-            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.job)
+            var w = Filter(table: "jobs")
+            w.add("state", q.state?.rawValue); w.add("rule", q.rule); w.add("event_id", q.eventID); w.before(q.before)
+            return try Row.fetchAll(db, sql: "SELECT * FROM jobs" + w.sql(limit: q.limit), arguments: w.arguments).map(Self.job)
         }
     }
 
@@ -321,7 +337,9 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
+    @discardableResult
+    public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
+                              callbacks: [NewCallback]) async throws -> Int {
         try await pool.write { db in
             let attempts = try Int.fetchOne(db, sql: "SELECT attempts FROM jobs WHERE id = ?", arguments: [id]) ?? 0
             try db.execute(sql: """
@@ -331,18 +349,31 @@ public final class SQLiteEventStore: EventStore {
                 UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL,
                        next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
                 """, arguments: [state.rawValue, error, result, retryAt?.timeIntervalSince1970, id])
+            return try callbacks.filter { try !Self.insertCallback(db, $0) }.count
         }
     }
 
-    public func enqueueCallback(_ c: NewCallback) async throws {
-        try await pool.write { db in
-            let now = Date().timeIntervalSince1970
-            try db.execute(sql: """
-                INSERT INTO callbacks (id, job_id, event_id, rule, target_index, kind, url, body, next_attempt_at, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, target_index) DO NOTHING
-                """, arguments: ["msg_" + String(EventID.make().dropFirst(4)), c.jobID, c.eventID, c.rule, c.targetIndex, c.kind, c.url,
-                                  c.body, now, now])
+    @discardableResult
+    public func enqueueCallback(_ c: NewCallback) async throws -> Bool {
+        try await pool.write { db in try Self.insertCallback(db, c) }
+    }
+
+    /// Inserts a callback unless its URL's cap for the event is reached. Counted inside the write
+    /// transaction: concurrent workers cannot both take the last slot. - Returns: whether it was queued.
+    private static func insertCallback(_ db: Database, _ c: NewCallback) throws -> Bool {
+        let now = Date().timeIntervalSince1970
+        if let cap = c.maxPerURL {
+            let taken = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM callbacks WHERE event_id = ? AND url = ? AND NOT (job_id = ? AND target_index = ?)
+                """, arguments: [c.eventID, c.url, c.jobID, c.targetIndex]) ?? 0
+            if taken >= cap { return false }
         }
+        try db.execute(sql: """
+            INSERT INTO callbacks (id, job_id, event_id, rule, target_index, kind, url, body, next_attempt_at, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, target_index) DO NOTHING
+            """, arguments: ["msg_" + String(EventID.make().dropFirst(4)), c.jobID, c.eventID, c.rule, c.targetIndex, c.kind, c.url,
+                              c.body, now, now])
+        return true
     }
 
     public func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord] {
@@ -383,14 +414,24 @@ public final class SQLiteEventStore: EventStore {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM callbacks WHERE id = ?", arguments: [id]).map(Self.callback) }
     }
 
-    public func callbacks(limit: Int?, state: CallbackState?) async throws -> [CallbackRecord] {
+    public func callbacks(_ q: CallbackQuery) async throws -> [CallbackRecord] {
         try await pool.read { db in
-            var sql = "SELECT * FROM callbacks"
-            var args: StatementArguments = []
-            if let state { sql += " WHERE state = ?"; args += [state.rawValue] }
-            sql += " ORDER BY seq DESC"
-            if let limit { sql += " LIMIT ?"; args += [limit] }
-            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.callback)
+            var w = Filter(table: "callbacks")
+            w.add("state", q.state?.rawValue); w.add("kind", q.kind); w.add("event_id", q.eventID); w.add("job_id", q.jobID); w.before(q.before)
+            return try Row.fetchAll(db, sql: "SELECT * FROM callbacks" + w.sql(limit: q.limit), arguments: w.arguments).map(Self.callback)
+        }
+    }
+
+    public func counts() async throws -> StoreCounts {
+        try await pool.read { db in
+            func grouped(_ table: String) throws -> [String: Int] {
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM \(table) GROUP BY state") { out[row["state"]] = row["n"] }
+                return out
+            }
+            // Events: only the planning backlog (a partial index), not a scan of the whole inbox.
+            let backlog = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE state = 'received'") ?? 0
+            return StoreCounts(jobs: try grouped("jobs"), callbacks: try grouped("callbacks"), events: ["received": backlog])
         }
     }
 
@@ -406,10 +447,13 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {
+    @discardableResult
+    public func finishWatch(id: String, state: JobState, error: String?, result: String, callbacks: [NewCallback]) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "UPDATE jobs SET state = ?, last_error = ?, result = ? WHERE id = ? AND state = 'watching'",
                            arguments: [state.rawValue, error, result, id])
+            guard db.changesCount > 0 else { return 0 }
+            return try callbacks.filter { try !Self.insertCallback(db, $0) }.count
         }
     }
 

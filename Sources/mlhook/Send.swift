@@ -77,7 +77,7 @@ struct Send: AsyncParsableCommand {
         let answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
         print("\(response.status.code) \(answer)")
         guard (200..<300).contains(Int(response.status.code)) else { throw ExitCode(1) }
-        guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string else { return }
+        guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string ?? response.headers.first(name: "MLHook-Event-Id") else { return }
         try await follow(eventID, store: try Events.openStore(options))
     }
 
@@ -95,12 +95,12 @@ struct Send: AsyncParsableCommand {
                 print(e.explanation ?? "")
                 return
             }
-            let jobs = try await store.jobs(limit: nil, state: nil).filter { $0.eventID == eventID }
+            let jobs = try await store.jobs(JobQuery(eventID: eventID)).reversed()
             for j in jobs {
                 let run = JSONValue(json: Array((j.result ?? "").utf8))?["run_id"]?.string.map { " run \($0)" } ?? ""
                 say(j.id, "job \(j.id) \(j.rule)#\(j.actionIndex + 1) \(j.action): \(j.state.rawValue)\(run)" + (j.lastError.map { " (\($0))" } ?? ""))
             }
-            let callbacks = try await store.callbacks(limit: nil, state: nil).filter { $0.eventID == eventID }
+            let callbacks = try await store.callbacks(CallbackQuery(eventID: eventID)).reversed()
             for c in callbacks { say(c.id, "callback \(c.id) → \(c.url): \(c.state.rawValue)") }
             let jobsDone = e.summary.state == .planned && !jobs.isEmpty && jobs.allSatisfy { [.succeeded, .failed, .dead].contains($0.state) }
             let callbacksDone = callbacks.allSatisfy { $0.state != .pending }

@@ -54,6 +54,32 @@ import Testing
         }
     }
 
+    @Test func jobsCallbacksAndAdminSettings() throws {
+        let c = try MLHookConfig.parse(yaml: """
+            jobs: { workers: 8, retry_base_seconds: 1, retry_max_seconds: 60, lease_seconds: 120 }
+            callbacks: { retry_schedule_seconds: [1, 10, 100] }
+            admin: { token: { env: MLHOOK_ADMIN_TOKEN } }
+            azureml: { mode: cloud, cloud: { data_plane_url: "https://ml.example.com" } }
+            sources: [ { name: github, type: github, secrets: [ { env: A } ] } ]
+            """, file: "f.yaml").config
+        #expect(c.jobs.workers == 8 && c.jobs.retryBaseSeconds == 1 && c.jobs.retryMaxSeconds == 60 && c.jobs.leaseSeconds == 120)
+        #expect(c.callbacks.retrySchedule == [1, 10, 100])
+        #expect(c.admin.token == .env("MLHOOK_ADMIN_TOKEN"))
+        #expect(c.azureml.cloud.dataPlaneURL == "https://ml.example.com")
+        do {
+            _ = try MLHookConfig.parse(yaml: """
+                sources: [ { name: github, type: github, secrets: [ { env: A } ] } ]
+                jobs: { workers: 0 }
+                callbacks:
+                  retry_schedule_seconds: [5, soon]
+                """, file: "bad.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("bad.yaml:2: jobs.workers: must be between 1 and 256"))
+            #expect(error.description.contains("bad.yaml:4: callbacks.retry_schedule_seconds[1]: expected seconds"))
+        }
+    }
+
     @Test func insecureSourcesNeedNoSecretAndLiteralSecretsWarn() throws {
         let loaded = try MLHookConfig.parse(yaml: """
             sources:

@@ -16,6 +16,9 @@ import Testing
         #expect(loaded.config.log == defaults.log)
         #expect(loaded.config.scheduler == defaults.scheduler)
         #expect(loaded.config.azureml == defaults.azureml)
+        #expect(loaded.config.jobs == defaults.jobs)
+        #expect(loaded.config.callbacks == defaults.callbacks)
+        #expect(loaded.config.admin == defaults.admin)
         #expect(loaded.config.rules.isEmpty)
         var github = SourceConfig(name: "github", type: .github)
         github.secrets = [.env("GITHUB_WEBHOOK_SECRET")]

@@ -63,6 +63,45 @@ import Testing
         }
     }
 
+    @Test func aCommandGetsAtMostFiveSlackResponses() async throws {
+        let slackReceiver = Receiver(failFirst: 0)
+        let rApp = Application(router: slackReceiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await rApp.test(.live) { rc in
+            let h = try IngressHarness(config: """
+                sources: [ { name: slack, type: slack, secrets: [ { env: SL } ] } ]
+                rules:
+                  - name: scale-all
+                    when: { source: slack, command: "/aml scale-all {nodes:int}" }
+                    actions:
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                      - scale_compute: { name: cpu-cluster, max_nodes: "{{ args.nodes }}" }
+                    callback: [ { slack: {} } ]
+                """)
+            defer { h.dir.remove() }
+            let form = "command=%2Faml&text=scale-all+2&user_id=U1&response_url=" + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/r")
+            let body = Array(form.utf8)
+            let headers = HTTPFields(try WebhookSigner.slack(secret: h.secret("SL"), body: body, timestamp: Int(IngressHarness.now.timeIntervalSince1970))
+                .map { ($0.name, $0.value) } + [("Content-Type", "application/x-www-form-urlencoded")])
+            try await h.app.test(.router) { client in
+                try await client.execute(uri: "/hooks/slack", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { res in
+                    #expect(res.status == .ok)
+                }
+            }
+            _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
+            try await withAML(h) { runner, _ in
+                while try await runner.runOne() {}
+                _ = try await CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.logs.logger(), schedule: [0]).deliverDue()
+            }
+            #expect(try await h.store.jobs(limit: nil, state: .succeeded).count == 6)
+            #expect(slackReceiver.accepted.count == 5, "Slack takes at most 5 responses per response_url")
+            #expect(h.logs.lines.contains { $0.message.contains("already has 5 responses") })
+        }
+    }
+
     @Test func aPushGetsPendingThenSuccessCommitStatuses() async throws {
         let github = Receiver(failFirst: 0)
         let gApp = Application(router: github.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))

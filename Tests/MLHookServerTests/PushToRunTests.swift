@@ -153,8 +153,11 @@ final class Receiver: Sendable {
     struct Delivery: Sendable { let headers: HTTPFields; let body: [UInt8]; let path: String }
     private let state = Mutex<(attempts: Int, accepted: [Delivery], last: Delivery?)>((0, [], nil))
     var paths: [String] { state.withLock { $0.accepted.map(\.path) } }
-    let failFirst: Int
-    init(failFirst: Int) { self.failFirst = failFirst }
+    /// Whether attempt n (1-based) fails with a 500.
+    let fails: @Sendable (Int) -> Bool
+    init(failFirst: Int) { fails = { $0 <= failFirst } }
+    /// A receiver that fails every other attempt, starting with the first.
+    init(failingEveryOther: Void) { fails = { $0 % 2 == 1 } }
     var attempts: Int { state.withLock { $0.attempts } }
     var accepted: [Delivery] { state.withLock { $0.accepted } }
     var last: Delivery? { state.withLock { $0.last } }
@@ -167,7 +170,7 @@ final class Receiver: Sendable {
             let ok = self.state.withLock { s -> Bool in
                 s.attempts += 1
                 s.last = d
-                if s.attempts > self.failFirst { s.accepted.append(d); return true }
+                if !self.fails(s.attempts) { s.accepted.append(d); return true }
                 return false
             }
             return Response(status: ok ? .ok : .internalServerError)

@@ -45,4 +45,19 @@ extension Fixtures {
         payload["commits"] = commits
         return [UInt8](try JSONSerialization.data(withJSONObject: payload))
     }
+
+    /// GitLab's push payload (go-gitlab), pointed at `commit` on main of the project at `cloneURL`.
+    public static func gitlabPush(commit: String, cloneURL: String, changed: [String] = ["train/train.py"]) throws -> [UInt8] {
+        var payload = (try JSONSerialization.jsonObject(with: Data(try webhook("gitlab", "push.go-gitlab.json"))) as? [String: Any]) ?? [:]
+        payload["ref"] = "refs/heads/main"
+        payload["after"] = commit
+        payload["checkout_sha"] = commit
+        var project = payload["project"] as? [String: Any] ?? [:]
+        project["git_http_url"] = cloneURL
+        payload["project"] = project
+        var commits = payload["commits"] as? [[String: Any]] ?? []
+        if !commits.isEmpty { commits[0]["added"] = changed }
+        payload["commits"] = commits
+        return [UInt8](try JSONSerialization.data(withJSONObject: payload))
+    }
 }

@@ -91,6 +91,7 @@ extension MLHookConfig {
                     c.authorityURL = cm.string("authority_url") ?? c.authorityURL
                     c.armURL = cm.string("arm_url") ?? c.armURL
                     c.armAPIVersion = cm.string("api_version") ?? c.armAPIVersion
+                    c.dataPlaneURL = cm.string("data_plane_url")
                     cm.finish()
                     config.azureml.cloud = c
                 }
@@ -102,6 +103,28 @@ extension MLHookConfig {
                     }
                     lm.finish()
                 }
+                m.finish()
+            }
+            if let n = top.node("jobs"), let m = reader.mapping(n, "jobs") {
+                config.jobs.workers = m.int("workers", default: config.jobs.workers, range: 1...256)
+                config.jobs.retryBaseSeconds = m.int("retry_base_seconds", default: config.jobs.retryBaseSeconds, range: 0...86_400)
+                config.jobs.retryMaxSeconds = m.int("retry_max_seconds", default: config.jobs.retryMaxSeconds, range: 0...86_400)
+                config.jobs.leaseSeconds = m.int("lease_seconds", default: config.jobs.leaseSeconds, range: 10...86_400)
+                m.finish()
+            }
+            if let n = top.node("callbacks"), let m = reader.mapping(n, "callbacks") {
+                if let sn = m.node("retry_schedule_seconds"), let items = reader.sequence(sn, m.keyPath("retry_schedule_seconds")) {
+                    var schedule: [Int] = []
+                    for (i, item) in items.enumerated() {
+                        if let text = item.string, let v = Int(text), (0...604_800).contains(v) { schedule.append(v) }
+                        else { reader.error(item, "\(m.keyPath("retry_schedule_seconds"))[\(i)]", "expected seconds between 0 and 604800") }
+                    }
+                    config.callbacks.retrySchedule = schedule
+                }
+                m.finish()
+            }
+            if let n = top.node("admin"), let m = reader.mapping(n, "admin") {
+                if let tn = m.node("token") { config.admin.token = parseSecretReference(tn, path: m.keyPath("token"), reader: reader) }
                 m.finish()
             }
             if let n = top.node("scheduler"), let m = reader.mapping(n, "scheduler") {

@@ -221,6 +221,10 @@ extension MLHookConfig {
         if type == .score {
             if let kn = m.node("key") { secret = parseSecretReference(kn, path: "\(apath).key", reader: reader) }
         }
+        if type == .startRun {
+            // The token git sends to fetch over https (a GitHub or GitLab access token).
+            if let tn = m.node("token") { secret = parseSecretReference(tn, path: "\(apath).token", reader: reader) }
+        }
         if type == .registerModel, params["from_run"] == nil, params["url"] == nil {
             reader.error(v, apath, "needs from_run (with experiment) or url")
         }

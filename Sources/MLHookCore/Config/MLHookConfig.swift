@@ -19,6 +19,12 @@ public struct MLHookConfig: Sendable, Equatable {
     public var scheduler = SchedulerConfig()
     /// Which Azure ML mlhook talks to.
     public var azureml = AzureMLConfig()
+    /// Job workers and their retries.
+    public var jobs = JobsConfig()
+    /// Callback delivery.
+    public var callbacks = CallbacksConfig()
+    /// Operator access: the admin API and the status page.
+    public var admin = AdminConfig()
 
     public init() {}
 
@@ -72,6 +78,34 @@ public struct AzureMLCloudConfig: Sendable, Equatable {
     public var authorityURL = "https://login.microsoftonline.com"
     public var armURL = "https://management.azure.com"
     public var armAPIVersion = "2019-11-01"
+    /// Data-plane calls (run history, execution, models) go here instead of the workspace's discovery answer
+    /// (private endpoints, proxies).
+    public var dataPlaneURL: String?
+    public init() {}
+}
+
+/// `jobs:` settings.
+public struct JobsConfig: Sendable, Equatable {
+    /// Jobs performed at once, over all rules.
+    public var workers = 4
+    /// A failed attempt is retried after a random delay of at most base·2^(attempt-1) seconds, capped.
+    public var retryBaseSeconds = 2
+    public var retryMaxSeconds = 600
+    /// A claimed job returns to the queue when its worker has not finished it within this many seconds.
+    public var leaseSeconds = 300
+    public init() {}
+}
+
+/// `callbacks:` settings.
+public struct CallbacksConfig: Sendable, Equatable {
+    /// Delay before each retry of a failed delivery; after the last one the callback is dead.
+    public var retrySchedule: [Int] = [5, 30, 120, 600, 1800, 7200]
+    public init() {}
+}
+
+/// `admin:` settings. With no token, the admin API and the status page are off.
+public struct AdminConfig: Sendable, Equatable {
+    public var token: SecretReference?
     public init() {}
 }
 

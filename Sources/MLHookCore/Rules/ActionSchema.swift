@@ -42,7 +42,9 @@ public enum ActionSchema {
                     "compute": p(.computeName, true), "dir": p(.relativePath), "arguments": p(.list),
                     "environment": p(.map), "max_run_seconds": p(.int(1...2_592_000)), "display_name": p(.text),
                     // For events that carry no commit (schedules, commands): where to fetch the code from.
-                    "repository": p(.text), "ref": p(.text)]
+                    "repository": p(.text), "ref": p(.text),
+                    // With `token`, the user name sent with it over https (GitHub: x-access-token; GitLab: oauth2).
+                    "git_user": p(.text)]
         case .registerModel:
             return ["name": p(.name(max: 255, dots: true), true), "from_run": p(.runID), "experiment": p(.name(max: 255, dots: false)),
                     "path": p(.relativePath), "url": p(.url), "description": p(.text), "tags": p(.map)]

@@ -128,7 +128,7 @@ public enum ParameterValue: Sendable, Equatable, Codable, CustomStringConvertibl
 public struct ActionSpec: Sendable, Equatable {
     public var type: ActionType
     public var parameters: [String: ParameterTemplate]
-    /// A secret parameter (`score.key`), never a template.
+    /// A secret parameter (`score.key`, `start_run.token`), never a template.
     public var secret: SecretReference?
     public var line: Int
 
