@@ -18,8 +18,17 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let router = Router()
     let ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
-                                    now: runtime.now, logger: runtime.logger)
+                                    now: runtime.now, logger: runtime.logger, metrics: runtime.metrics)
     ingress.addRoutes(to: router)
+    runtime.metrics.addRoutes(to: router, store: runtime.store)
+    AdminAPI(store: runtime.store, live: runtime.live, logger: runtime.logger).addRoutes(to: router)
+    var statusPage = StatusPage(store: runtime.store, live: runtime.live, logger: runtime.logger)
+    let cloud = runtime.config.azureml.cloud
+    if runtime.config.azureml.mode == .cloud, let sub = cloud.subscriptionID, let rg = cloud.resourceGroup, let ws = cloud.workspace {
+        // Azure ML studio's run page.
+        statusPage.runLink = { _, runID in "https://ml.azure.com/runs/\(runID)?wsid=/subscriptions/\(sub)/resourcegroups/\(rg)/workspaces/\(ws)" }
+    }
+    statusPage.addRoutes(to: router)
     HealthController(store: runtime.store).addRoutes(to: router)
     let sample = runtime.runSample ? SampleDemo(store: runtime.store, live: runtime.live, logger: runtime.logger) : nil
     sample?.addRoutes(to: router)
@@ -32,7 +41,7 @@ public func buildApplication(
         Scheduler(store: runtime.store, live: runtime.live, clock: runtime.schedulerClock, logger: runtime.logger),
     ]
     if let path = runtime.configPath {
-        services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger))
+        services.append(ConfigReloader(path: path, live: runtime.live, logger: runtime.logger, metrics: runtime.metrics))
     }
     if let client = runtime.azureMLClient {
         let cache = URL(fileURLWithPath: runtime.config.store.path).deletingLastPathComponent().appendingPathComponent("git-cache").path
@@ -40,9 +49,9 @@ public func buildApplication(
         services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger,
                                   workers: jobs.workers, lease: TimeInterval(jobs.leaseSeconds),
                                   baseBackoff: TimeInterval(jobs.retryBaseSeconds), maxBackoff: TimeInterval(jobs.retryMaxSeconds),
-                                  git: GitSource(cacheDirectory: cache)))
+                                  git: GitSource(cacheDirectory: cache), metrics: runtime.metrics))
         services.append(CallbackDeliverer(store: runtime.store, live: runtime.live, logger: runtime.logger,
-                                          schedule: runtime.config.callbacks.retrySchedule.map(TimeInterval.init)))
+                                          schedule: runtime.config.callbacks.retrySchedule.map(TimeInterval.init), metrics: runtime.metrics))
     }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml

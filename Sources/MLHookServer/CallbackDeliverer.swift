@@ -17,11 +17,13 @@ public struct CallbackDeliverer: Service {
     /// Waits between attempts; after the last one the callback is dead.
     let schedule: [TimeInterval]
     let http: HTTPClient
+    let metrics: MLHookMetrics
 
     public static let defaultSchedule: [TimeInterval] = [5, 30, 120, 600, 1800, 7200]
 
     public init(store: any EventStore, live: LiveConfig, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
-                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared) {
+                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared, metrics: MLHookMetrics = MLHookMetrics()) {
+        self.metrics = metrics
         self.store = store
         self.live = live
         self.logger = logger
@@ -46,10 +48,13 @@ public struct CallbackDeliverer: Service {
     }
 
     func deliver(_ c: CallbackRecord) async throws {
-        let meta: Logger.Metadata = ["callback_id": .string(c.id), "job_id": .string(c.jobID), "event_id": .string(c.eventID)]
+        var meta: Logger.Metadata = ["callback_id": .string(c.id), "job_id": .string(c.jobID), "event_id": .string(c.eventID), "kind": .string(c.kind)]
+        if let delivery = try? await store.job(id: c.jobID)?.deliveryID { meta["delivery_id"] = .string(delivery) }
         let index = c.targetIndex % 1000
         guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), index < rule.callbacks.count else {
             try await store.recordDelivery(id: c.id, state: .dead, status: nil, error: "the callback target is no longer configured", retryAt: nil)
+            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
+            logger.error("callback dead-lettered: its target is no longer configured", metadata: meta)
             return
         }
         var status: Int?
@@ -80,6 +85,7 @@ public struct CallbackDeliverer: Service {
             if (200..<300).contains(Int(response.status.code)) {
                 try await store.recordDelivery(id: c.id, state: .delivered, status: status, error: nil, retryAt: nil)
                 logger.info("callback delivered", metadata: meta)
+                metrics.callbackAttempt(kind: c.kind, outcome: "delivered")
                 return
             }
             failure = "the receiver answered \(response.status.code)"
@@ -90,10 +96,12 @@ public struct CallbackDeliverer: Service {
         if attempt > schedule.count {
             try await store.recordDelivery(id: c.id, state: .dead, status: status, error: failure, retryAt: nil)
             logger.error("callback dead-lettered after \(attempt) attempts: \(failure)", metadata: meta)
+            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
         } else {
             try await store.recordDelivery(id: c.id, state: .pending, status: status, error: failure,
                                            retryAt: Date().addingTimeInterval(schedule[attempt - 1]))
             logger.notice("callback will be retried: \(failure)", metadata: meta)
+            metrics.callbackAttempt(kind: c.kind, outcome: "failed")
         }
     }
 

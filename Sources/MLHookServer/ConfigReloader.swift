@@ -15,8 +15,12 @@ public final class ConfigReloader: Service, Sendable {
     private let hangup = Mutex(false)
     private let lastModified = Mutex<Date?>(nil)
 
+    let metrics: MLHookMetrics
+
     public init(path: String, live: LiveConfig, logger: Logger,
-                environment: [String: String] = ProcessInfo.processInfo.environment, pollInterval: Duration = .seconds(1)) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, pollInterval: Duration = .seconds(1),
+                metrics: MLHookMetrics = MLHookMetrics()) {
+        self.metrics = metrics
         self.path = path
         self.live = live
         self.logger = logger
@@ -54,18 +58,20 @@ public final class ConfigReloader: Service, Sendable {
             let loaded = try ConfigLoader.load(path: path, environment: environment)
             for w in loaded.warnings { logger.warning("config: \(w)") }
             let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: environment)
+            let adminToken = try MLHookRuntime.resolveAdminToken(loaded.config, environment: environment)
             let old = live.snapshot.config
             if old.server != loaded.config.server || old.store != loaded.config.store {
                 logger.warning("config reload (\(reason)): server and store settings change only at restart")
             }
             live.replace(config: loaded.config, sources: sources)
+            live.adminToken = adminToken
             logger.notice("config reloaded (\(reason)): \(sources.count) sources, \(loaded.config.rules.count) rules")
+            metrics.configReload(outcome: "applied")
             return true
-        } catch let error as ConfigError {
-            for issue in error.issues { logger.error("config reload (\(reason)) rejected, keeping the running configuration: \(issue)") }
         } catch {
-            logger.error("config reload (\(reason)) rejected, keeping the running configuration: \(error)")
+            for issue in error.issues { logger.error("config reload (\(reason)) rejected, keeping the running configuration: \(issue)") }
         }
+        metrics.configReload(outcome: "rejected")
         return false
     }
 }

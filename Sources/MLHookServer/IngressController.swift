@@ -15,6 +15,7 @@ struct IngressController: Sendable {
     let maxBodyBytes: Int
     let now: @Sendable () -> Date
     let logger: Logger
+    let metrics: MLHookMetrics
     /// Deepest JSON nesting accepted; real webhook payloads nest well under 20 levels.
     static let maxJSONDepth = 128
 
@@ -25,8 +26,22 @@ struct IngressController: Sendable {
     }
 
     func receive(_ request: Request, source name: String) async -> Response {
+        let started = ContinuousClock.now
+        let (response, outcome) = await handle(request, source: name)
+        let known = live.snapshot.sources[name] != nil
+        metrics.eventReceived(source: known ? name : "unknown", kind: String(outcome.kind.prefix(64)), outcome: outcome.name, duration: ContinuousClock.now - started)
+        return response
+    }
+
+    /// What became of a delivery, for metrics.
+    struct Outcome {
+        var name: String
+        var kind = ""
+    }
+
+    func handle(_ request: Request, source name: String) async -> (Response, Outcome) {
         guard let source = live.snapshot.sources[name] else {
-            return reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name)
+            return (reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name), Outcome(name: "unknown_source"))
         }
         let headers = request.headers
         // Metadata travels with each log call: mutating a Logger's metadata re-renders it in StreamLogHandler.
@@ -39,22 +54,23 @@ struct IngressController: Sendable {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         } ?? ""
         guard let form = accepts(source.format, mediaType) else {
-            return reject(.unsupportedMediaType, "unsupported_media_type",
-                          "source \(source.name) (\(source.type.rawValue)) accepts \(acceptedTypes(source.format)); got \"\(mediaType.isEmpty ? "no Content-Type" : mediaType)\"",
-                          log: log)
+            return (reject(.unsupportedMediaType, "unsupported_media_type",
+                           "source \(source.name) (\(source.type.rawValue)) accepts \(acceptedTypes(source.format)); got \"\(mediaType.isEmpty ? "no Content-Type" : mediaType)\"",
+                           log: log), Outcome(name: "unsupported_media_type"))
         }
 
         // Size: refuse early on a declared length, and never buffer past the limit.
         if let declared = headers[.contentLength].flatMap(Int.init), declared > maxBodyBytes {
-            return reject(.contentTooLarge, "payload_too_large", "body of \(declared) bytes exceeds the limit of \(maxBodyBytes) bytes", log: log)
+            return (reject(.contentTooLarge, "payload_too_large", "body of \(declared) bytes exceeds the limit of \(maxBodyBytes) bytes", log: log),
+                    Outcome(name: "payload_too_large"))
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
         } catch is NIOTooManyBytesError {
-            return reject(.contentTooLarge, "payload_too_large", "body exceeds the limit of \(maxBodyBytes) bytes", log: log)
+            return (reject(.contentTooLarge, "payload_too_large", "body exceeds the limit of \(maxBodyBytes) bytes", log: log), Outcome(name: "payload_too_large"))
         } catch {
-            return reject(.badRequest, "body_unreadable", "the body could not be read completely (\(type(of: error)))", log: log)
+            return (reject(.badRequest, "body_unreadable", "the body could not be read completely (\(type(of: error)))", log: log), Outcome(name: "body_unreadable"))
         }
 
         // Signature over the raw bytes, before any parsing.
@@ -64,9 +80,10 @@ struct IngressController: Sendable {
                 Result { () throws(VerificationFailure) -> Int in try verifier.verify(headers: headers, body: raw, now: receivedAt) }
             }
             if case .failure(let failure) = result {
-                return reject(.unauthorized, "invalid_signature", failure.detail, log: log, extra: [
+                metrics.signatureFailure(source: source.name, reason: failure.reason.rawValue)
+                return (reject(.unauthorized, "invalid_signature", failure.detail, log: log, extra: [
                     "reason": failure.reason.rawValue, "header": failure.header, "scheme": failure.scheme,
-                ])
+                ]), Outcome(name: "invalid_signature"))
             }
         }
 
@@ -76,11 +93,11 @@ struct IngressController: Sendable {
         do {
             parsed = try validate(body, source: source, form: form)
         } catch {
-            return reject(.badRequest, "malformed_body", error.message, log: log)
+            return (reject(.badRequest, "malformed_body", error.message, log: log), Outcome(name: "malformed_body"))
         }
         if let challenge = parsed.slackChallenge {
             logger.info("slack url_verification answered", metadata: log)
-            return json(.ok, ["challenge": challenge])
+            return (json(.ok, ["challenge": challenge]), Outcome(name: "url_verification"))
         }
 
         let kind = parsed.kind ?? source.first(source.eventHeaders, in: headers) ?? "unknown"
@@ -92,7 +109,8 @@ struct IngressController: Sendable {
             outcome = try await store.append(event)
         } catch {
             logger.error("hook not stored, answered 503 so the sender retries: \(error)", metadata: log)
-            return json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"])
+            return (json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"]),
+                    Outcome(name: "store_unavailable", kind: kind))
         }
         log["event_id"] = .string(outcome.id)
         log["delivery_id"] = .string(deliveryID)
@@ -103,17 +121,17 @@ struct IngressController: Sendable {
             if let command = parsed.slackCommand {
                 var r = json(.ok, ["response_type": "ephemeral", "text": "mlhook received \(command) (event \(id)); results will follow here."])
                 r.headers[Self.eventIDHeader] = id  // Slack's body is a message; `mlhook send --wait` reads the id here
-                return r
+                return (r, Outcome(name: "stored", kind: kind))
             }
-            return Self.eventResponse(.accepted, id: id, duplicate: false)
+            return (Self.eventResponse(.accepted, id: id, duplicate: false), Outcome(name: "stored", kind: kind))
         case .duplicate(let id):
             logger.info("hook is a duplicate delivery; nothing new stored", metadata: log)
             if parsed.slackCommand != nil {
                 var r = json(.ok, ["response_type": "ephemeral", "text": "mlhook already has this command (event \(id))."])
                 r.headers[Self.eventIDHeader] = id
-                return r
+                return (r, Outcome(name: "duplicate", kind: kind))
             }
-            return Self.eventResponse(.ok, id: id, duplicate: true)
+            return (Self.eventResponse(.ok, id: id, duplicate: true), Outcome(name: "duplicate", kind: kind))
         }
     }
 

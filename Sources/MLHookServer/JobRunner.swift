@@ -23,6 +23,7 @@ public struct JobRunner: Service {
     let maxBackoff: TimeInterval
     let now: @Sendable () -> Date
     let git: GitSource?
+    let metrics: MLHookMetrics
 
     /// Slack accepts at most 5 responses per response_url.
     static let slackResponseLimit = 5
@@ -32,8 +33,9 @@ public struct JobRunner: Service {
 
     public init(store: any EventStore, live: LiveConfig, client: @escaping @Sendable () async throws -> HTTPAzureMLClient,
                 logger: Logger, workers: Int = 4, lease: TimeInterval = 300, baseBackoff: TimeInterval = 2, maxBackoff: TimeInterval = 600,
-                git: GitSource? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+                git: GitSource? = nil, now: @escaping @Sendable () -> Date = { Date() }, metrics: MLHookMetrics = MLHookMetrics()) {
         self.git = git
+        self.metrics = metrics
         self.store = store
         self.live = live
         self.client = client
@@ -67,7 +69,7 @@ public struct JobRunner: Service {
         for job in superseded {
             guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let exp = r["experiment"]?.string, let id = r["run_id"]?.string else { continue }
             do { try await client().cancelRun(experiment: exp, runID: id) } catch {
-                logger.notice("cannot cancel superseded run \(id): \(error)", metadata: ["job_id": .string(job.id)])
+                logger.notice("cannot cancel superseded run \(id): \(error)", metadata: Self.meta(job))
             }
         }
         var finished = 0
@@ -75,7 +77,7 @@ public struct JobRunner: Service {
             guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let exp = r["experiment"]?.string, let id = r["run_id"]?.string else { continue }
             let run: JSONValue
             do { run = try await client().run(experiment: exp, runID: id) } catch {
-                logger.notice("run watcher: cannot read run \(id): \(error)", metadata: ["job_id": .string(job.id)])
+                logger.notice("run watcher: cannot read run \(id): \(error)", metadata: Self.meta(job))
                 continue
             }
             guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { continue }
@@ -87,7 +89,11 @@ public struct JobRunner: Service {
             let refused = try await store.finishWatch(id: job.id, state: final, error: error, result: result.text,
                                                       callbacks: try await callbacks(for: job, state: final, result: result, error: error))
             noteRefused(refused, job)
-            logger.info("run \(status)", metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID), "run_id": .string(id)])
+            var meta = Self.meta(job)
+            meta["run_id"] = .string(id)
+            logger.info("run \(status)", metadata: meta)
+            metrics.jobFinished(action: job.action, state: final.rawValue)
+            metrics.runFinished(status: status, duration: Self.runDuration(run))
             finished += 1
         }
         return finished
@@ -107,8 +113,11 @@ public struct JobRunner: Service {
         let limits = Dictionary(live.snapshot.config.rules.compactMap { r in r.concurrency.map { (r.name, $0) } }, uniquingKeysWith: { a, _ in a })
         guard let job = try await store.claimJob(now: now(), lease: lease, ruleLimits: limits, actions: Self.supported) else { return false }
         let started = now()
-        var meta: Logger.Metadata = ["job_id": .string(job.id), "event_id": .string(job.eventID), "rule": .string(job.rule),
-                                     "action": .string(job.action), "attempt": .stringConvertible(job.attempts)]
+        var meta = Self.meta(job)
+        meta["rule"] = .string(job.rule)
+        meta["action"] = .string(job.action)
+        meta["attempt"] = .stringConvertible(job.attempts)
+        let clock = ContinuousClock.now
         do {
             let result = try await perform(job)
             // A started run is watched to its end; every other action is done now.
@@ -119,6 +128,8 @@ public struct JobRunner: Service {
                                                                                                    onlyPending: state == .watching))
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
             noteRefused(refused, job)
+            metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
+            if state == .succeeded { metrics.jobFinished(action: job.action, state: state.rawValue) }
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"
@@ -128,12 +139,15 @@ public struct JobRunner: Service {
                 try await store.finishAttempt(id: job.id, state: .queued, error: message, result: nil,
                                               retryAt: now().addingTimeInterval(backoff), startedAt: started, now: now())
                 logger.notice("job will be retried", metadata: meta)
+                metrics.jobAttempt(action: job.action, outcome: "retry", duration: ContinuousClock.now - clock)
             } else {
                 let state: JobState = retryable ? .dead : .failed
                 let refused = try await store.finishAttempt(id: job.id, state: state, error: message, result: nil, retryAt: nil, startedAt: started,
                                                             now: now(), callbacks: try await callbacks(for: job, state: state, result: nil, error: message))
                 logger.error("job \(state.rawValue)", metadata: meta)
                 noteRefused(refused, job)
+                metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
+                metrics.jobFinished(action: job.action, state: state.rawValue)
             }
         }
         return true
@@ -237,11 +251,30 @@ extension JobRunner {
 }
 
 extension JobRunner {
+    /// The metadata every log line about a job carries.
+    static func meta(_ job: JobRecord) -> Logger.Metadata {
+        var m: Logger.Metadata = ["job_id": .string(job.id), "event_id": .string(job.eventID)]
+        if let d = job.deliveryID { m["delivery_id"] = .string(d) }
+        return m
+    }
+
+    /// A run's start-to-end time from its ISO 8601 timestamps.
+    static func runDuration(_ run: JSONValue) -> Duration? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func date(_ k: String) -> Date? {
+            guard let s = run[k]?.string else { return nil }
+            return f.date(from: s) ?? ISO8601DateFormatter().date(from: s)
+        }
+        guard let start = date("startTimeUtc"), let end = date("endTimeUtc"), end >= start else { return nil }
+        return .milliseconds(Int64(end.timeIntervalSince(start) * 1000))
+    }
+
     /// Logs the callbacks the store refused (Slack's 5 responses per response_url were used).
     func noteRefused(_ count: Int, _ job: JobRecord) {
         guard count > 0 else { return }
         logger.notice("slack: the command's response_url already has \(Self.slackResponseLimit) responses; this job's is not sent",
-                      metadata: ["job_id": .string(job.id), "event_id": .string(job.eventID)])
+                      metadata: Self.meta(job))
     }
 
     /// The rule's callbacks for a job: when it is finished, every target; when a run has just started

@@ -1,5 +1,6 @@
 import Foundation
 import MLHookCore
+import Signing
 import Synchronization
 
 /// The configuration in force, swapped whole on reload; readers always see one consistent snapshot.
@@ -12,6 +13,13 @@ public final class LiveConfig: Sendable {
     }
 
     private let state: Mutex<Snapshot>
+    private let admin = Mutex<WebhookSecret?>(nil)
+
+    /// The admin API's bearer token; nil turns the admin API and the status page off.
+    public var adminToken: WebhookSecret? {
+        get { admin.withLock { $0 } }
+        set { admin.withLock { $0 = newValue } }
+    }
 
     public init(config: MLHookConfig, sources: [IngressSource]) {
         state = Mutex(Snapshot(config: config, sources: Self.index(sources), generation: 1))

@@ -25,6 +25,8 @@ public struct MLHookRuntime: Sendable {
     public var amlLocal: AMLLocal?
     /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
     public var runSample = false
+    /// Prometheus metrics, served at /metrics.
+    public let metrics = MLHookMetrics()
     /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
     public var azureMLClient: (@Sendable () async throws -> HTTPAzureMLClient)?
 
@@ -49,6 +51,7 @@ public struct MLHookRuntime: Sendable {
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
         let store = try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
+        runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
         if loaded.config.azureml.mode == .local {
             let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
             runtime.amlLocal = aml
@@ -71,6 +74,12 @@ public struct MLHookRuntime: Sendable {
             }
         }
         return runtime
+    }
+
+    /// The admin token, when `admin.token` is set; an empty one is an error (it would not protect anything).
+    public static func resolveAdminToken(_ config: MLHookConfig, environment: [String: String]) throws(ConfigError) -> WebhookSecret? {
+        guard let ref = config.admin.token else { return nil }
+        return try SecretResolver(environment: environment).resolve(ref, key: "admin.token")
     }
 
     /// Builds every source's verifier from its resolved secrets; collects every problem before failing.

@@ -1,9 +1,31 @@
 import Foundation
 import MLHookCore
 
+/// What operators read and do: the CLI uses it on the local store, or over the admin API with `--server`.
+public protocol OperatorView: Sendable {
+    /// Events matching the query, newest first.
+    func events(_ query: EventQuery) async throws -> [EventSummary]
+    /// One event with its body, by id.
+    func event(id: String) async throws -> StoredEvent?
+    /// Jobs matching the query, newest first.
+    func jobs(_ query: JobQuery) async throws -> [JobRecord]
+    /// One job by id.
+    func job(id: String) async throws -> JobRecord?
+    /// The attempts of a job, oldest first: start, end, error.
+    func attempts(jobID: String) async throws -> [JobAttempt]
+    /// Makes a failed or dead job runnable again with a fresh set of attempts. - Returns: whether it was.
+    func retryJob(id: String) async throws -> Bool
+    /// Callbacks matching the query, newest first.
+    func callbacks(_ query: CallbackQuery) async throws -> [CallbackRecord]
+    /// One callback by id.
+    func callback(id: String) async throws -> CallbackRecord?
+    /// Returns a dead-lettered (or delivered) callback to the queue. - Returns: whether it existed.
+    func replayCallback(id: String) async throws -> Bool
+}
+
 /// The durable inbox. Ingress depends on this protocol only, so a PostgreSQL implementation can replace
 /// SQLite without touching it.
-public protocol EventStore: Sendable {
+public protocol EventStore: OperatorView {
     /// Stores an event durably, or finds the earlier event with the same (source, delivery id).
     ///
     /// When this returns, the event is committed with the store's configured synchronous level; a caller may
@@ -11,11 +33,6 @@ public protocol EventStore: Sendable {
     /// - Returns: `.stored` with the new id, or `.duplicate` with the id of the event already stored.
     func append(_ event: InboundEvent) async throws -> AppendOutcome
 
-    /// Events matching the query, newest first.
-    func events(_ query: EventQuery) async throws -> [EventSummary]
-
-    /// One event with its body, by id.
-    func event(id: String) async throws -> StoredEvent?
 
     /// Whether the store answers queries (for `/readyz`).
     func isReady() async -> Bool
@@ -30,11 +47,6 @@ public protocol EventStore: Sendable {
     @discardableResult
     func recordPlans(_ verdicts: [PlanVerdict], jobs: [NewJob]) async throws -> Int
 
-    /// Jobs matching the query, newest first.
-    func jobs(_ query: JobQuery) async throws -> [JobRecord]
-
-    /// One job by id.
-    func job(id: String) async throws -> JobRecord?
 
     /// Claims the oldest runnable job for `lease` seconds (a worker that dies loses it when the lease
     /// expires), skipping rules whose running jobs reached their concurrency and actions not in `actions`;
@@ -68,17 +80,6 @@ public protocol EventStore: Sendable {
     /// Records a delivery attempt: delivered, retried at `retryAt`, or dead.
     func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws
 
-    /// Makes a failed or dead job runnable again with a fresh set of attempts. - Returns: whether it was.
-    func retryJob(id: String) async throws -> Bool
-
-    /// Returns a dead-lettered (or delivered) callback to the queue. - Returns: whether it existed.
-    func replayCallback(id: String) async throws -> Bool
-
-    /// One callback by id.
-    func callback(id: String) async throws -> CallbackRecord?
-
-    /// Callbacks matching the query, newest first.
-    func callbacks(_ query: CallbackQuery) async throws -> [CallbackRecord]
 
     /// Jobs and callbacks per state, and events waiting to be planned (for metrics and the status page).
     func counts() async throws -> StoreCounts
@@ -87,8 +88,6 @@ public protocol EventStore: Sendable {
     @discardableResult
     func releaseExpiredLeases(now: Date) async throws -> Int
 
-    /// The attempts of a job, oldest first: start, end, error.
-    func attempts(jobID: String) async throws -> [JobAttempt]
 
     /// Deletes events received before `date`, which also forgets their dedup keys.
     /// - Returns: How many were deleted.
@@ -104,6 +103,9 @@ extension EventStore {
         try await finishWatch(id: id, state: state, error: error, result: result, callbacks: [])
     }
 
+}
+
+extension OperatorView {
     /// Events, newest first: at most `limit` (nil for all), only `source` when set.
     public func list(limit: Int?, source: String?) async throws -> [EventSummary] {
         try await events(EventQuery(limit: limit, source: source))
@@ -231,10 +233,12 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var lastError: String?
     /// What the action produced (JSON), once it succeeded.
     public var result: String?
+    /// The delivery id of the job's event.
+    public var deliveryID: String?
 
     enum CodingKeys: String, CodingKey {
         case id, rule, action, parameters, state, attempts, result
-        case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index"
+        case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index", deliveryID = "delivery_id"
         case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
     }
 }
@@ -332,7 +336,7 @@ public struct EventSummary: Sendable, Equatable, Codable {
 }
 
 /// A stored event with everything ingress kept.
-public struct StoredEvent: Sendable, Equatable {
+public struct StoredEvent: Sendable, Equatable, Codable {
     public var summary: EventSummary
     public var headers: [String: String]
     public var contentType: String
@@ -341,4 +345,37 @@ public struct StoredEvent: Sendable, Equatable {
     public var explanation: String?
     /// The planned actions (JSON), when any rule matched.
     public var plan: String?
+
+    public init(summary: EventSummary, headers: [String: String], contentType: String, body: [UInt8], explanation: String?, plan: String?) {
+        self.summary = summary; self.headers = headers; self.contentType = contentType; self.body = body
+        self.explanation = explanation; self.plan = plan
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case headers, explanation, plan, body
+        case contentType = "content_type", bodyBase64 = "body_base64"
+    }
+
+    /// The summary's fields, then these; the body as text when it is UTF-8, else as `body_base64`.
+    public func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(headers, forKey: .headers)
+        try c.encode(contentType, forKey: .contentType)
+        if let text = String(validating: body, as: UTF8.self) { try c.encode(text, forKey: .body) }
+        else { try c.encode(Data(body).base64EncodedString(), forKey: .bodyBase64) }
+        try c.encodeIfPresent(explanation, forKey: .explanation)
+        try c.encodeIfPresent(plan, forKey: .plan)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        summary = try EventSummary(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        headers = try c.decode([String: String].self, forKey: .headers)
+        contentType = try c.decode(String.self, forKey: .contentType)
+        if let text = try c.decodeIfPresent(String.self, forKey: .body) { body = Array(text.utf8) }
+        else { body = [UInt8](Data(base64Encoded: try c.decode(String.self, forKey: .bodyBase64)) ?? Data()) }
+        explanation = try c.decodeIfPresent(String.self, forKey: .explanation)
+        plan = try c.decodeIfPresent(String.self, forKey: .plan)
+    }
 }

@@ -153,6 +153,13 @@ public final class SQLiteEventStore: EventStore {
         m.registerMigration("v7 callbacks by event") { db in
             try db.execute(sql: "CREATE INDEX callbacks_event ON callbacks(event_id)")
         }
+        m.registerMigration("v8 job delivery id") { db in
+            // Copied from the event at planning, so every log line about a job can name the delivery.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN delivery_id TEXT;
+                UPDATE jobs SET delivery_id = (SELECT delivery_id FROM events WHERE events.id = jobs.event_id);
+                """)
+        }
         return m
     }
 
@@ -260,15 +267,16 @@ public final class SQLiteEventStore: EventStore {
             let update = try db.cachedStatement(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?")
             for v in verdicts { try update.execute(arguments: [v.state.rawValue, v.plan, v.explanation, v.id]) }
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at, supersede_scope)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING
+                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at,
+                                  supersede_scope, delivery_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT delivery_id FROM events WHERE id = ?)) ON CONFLICT(idempotency_key) DO NOTHING
                 """)
             let now = Date().timeIntervalSince1970
             var created = 0
             for j in jobs {
                 let id = "job_" + String(EventID.make().dropFirst(4))
                 try insert.execute(arguments: [id, j.idempotencyKey, j.eventID, j.rule, j.actionIndex, j.action, j.parameters, j.maxAttempts,
-                                               now, now, j.supersedeScope])
+                                               now, now, j.supersedeScope, j.eventID])
                 guard db.changesCount == 1 else { continue }
                 created += 1
                 if let scope = j.supersedeScope {
@@ -303,7 +311,8 @@ public final class SQLiteEventStore: EventStore {
         JobRecord(id: row["id"], idempotencyKey: row["idempotency_key"], eventID: row["event_id"], rule: row["rule"],
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
-                  createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"])
+                  createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
+                  deliveryID: row["delivery_id"])
     }
 
     public func claimJob(now: Date, lease: TimeInterval, ruleLimits: [String: Int], actions: Set<String>) async throws -> JobRecord? {

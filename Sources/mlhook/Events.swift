@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MLHookCore
 import MLHookServer
+import Signing
 import Store
 
 struct Events: AsyncParsableCommand {
@@ -11,6 +12,7 @@ struct Events: AsyncParsableCommand {
         subcommands: [List.self, Show.self]
     )
 
+    /// The local store file of the configuration.
     static func openStore(_ options: ConfigOption) throws -> SQLiteEventStore {
         let loaded = try options.load()
         guard FileManager.default.fileExists(atPath: loaded.config.store.path) else {
@@ -27,15 +29,15 @@ struct Events: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List events, newest first: id, source, kind, delivery id, state.")
-        @OptionGroup var options: ConfigOption
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List events, newest first: id, source, kind, delivery id, state, received at.")
+        @OptionGroup var options: StoreOption
         @Option(help: "Show at most N events (default: all).") var limit: Int?
         @Option(help: "Only events of this source.") var source: String?
         @Flag(help: "One JSON object per line.") var json = false
 
         func run() async throws {
             if let limit, limit < 1 { printError("--limit must be at least 1"); throw ExitCode(2) }
-            let store = try Events.openStore(options)
+            let store = try options.open()
             let events = try await store.list(limit: limit, source: source)
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
@@ -53,11 +55,11 @@ struct Events: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one event with its headers and body.")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Argument(help: "The event id (evt_…).") var id: String
 
         func run() async throws {
-            let store = try Events.openStore(options)
+            let store = try options.open()
             guard let e = try await store.event(id: id) else {
                 printError("no event \(id)")
                 throw ExitCode(1)
@@ -120,10 +122,10 @@ struct Jobs: AsyncParsableCommand {
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a failed or dead job again with a fresh set of attempts.")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Argument var id: String
         func run() async throws {
-            let store = try Events.openStore(options)
+            let store = try options.open()
             guard try await store.retryJob(id: id) else { printError("no failed or dead job \(id)"); throw ExitCode(1) }
             print("\(id): queued")
         }
@@ -131,7 +133,7 @@ struct Jobs: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List jobs, newest first: id, state, rule#action, action, event, attempts.")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Option(help: "Show at most N jobs (default: all).") var limit: Int?
         @Option(help: "Only jobs in this state (queued, running, watching, succeeded, failed, dead).") var state: String?
         @Flag(help: "One JSON object per line.") var json = false
@@ -142,7 +144,7 @@ struct Jobs: AsyncParsableCommand {
                 guard let s = JobState(rawValue: state) else { printError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"); throw ExitCode(2) }
                 wanted = s
             }
-            let store = try Events.openStore(options)
+            let store = try options.open()
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
@@ -156,11 +158,11 @@ struct Jobs: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one job with its parameters.")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Argument var id: String
 
         func run() async throws {
-            let store = try Events.openStore(options)
+            let store = try options.open()
             guard let j = try await store.job(id: id) else { printError("no job \(id)"); throw ExitCode(1) }
             print("id:              \(j.id)\nstate:           \(j.state.rawValue)\nrule:            \(j.rule) (action \(j.actionIndex + 1): \(j.action))")
             print("event:           \(j.eventID)\nidempotency key: \(j.idempotencyKey)\nattempts:        \(j.attempts)/\(j.maxAttempts)")
@@ -181,7 +183,7 @@ struct Callbacks: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "id, state, attempts, last status, url, job.")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Option(help: "pending, delivered or dead.") var state: String?
         @Option var limit: Int?
         @Flag var json = false
@@ -191,7 +193,7 @@ struct Callbacks: AsyncParsableCommand {
                 guard let s = CallbackState(rawValue: state) else { printError("--state must be pending, delivered or dead"); throw ExitCode(2) }
                 wanted = s
             }
-            let store = try Events.openStore(options)
+            let store = try options.open()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             for c in try await store.callbacks(limit: limit, state: wanted) {
@@ -203,10 +205,10 @@ struct Callbacks: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Argument var id: String
         func run() async throws {
-            let store = try Events.openStore(options)
+            let store = try options.open()
             guard let c = try await store.callback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
             print("id: \(c.id)\nstate: \(c.state.rawValue)\nattempts: \(c.attempts)\nurl: \(c.url)\njob: \(c.jobID)\nevent: \(c.eventID)")
             if let s = c.lastStatus { print("last status: \(s)") }
@@ -217,12 +219,34 @@ struct Callbacks: AsyncParsableCommand {
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deliver a callback again (a dead letter, or a delivered one).")
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: StoreOption
         @Argument var id: String
         func run() async throws {
-            let store = try Events.openStore(options)
+            let store = try options.open()
             guard try await store.replayCallback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
             print("\(id): queued for delivery")
         }
+    }
+}
+
+/// Where `events`, `jobs` and `callbacks` read: the configuration's store file, or with `--server` a running
+/// mlhook's admin API.
+struct StoreOption: ParsableArguments {
+    @OptionGroup var config: ConfigOption
+    @Option(help: "A running mlhook's base URL (http://host:port): use its admin API instead of the store file. The token comes from MLHOOK_ADMIN_TOKEN or --token-file.")
+    var server: String?
+    @Option(help: "A file holding the admin token (with --server).") var tokenFile: String?
+
+    func open() throws -> any OperatorView {
+        guard let server else { return try Events.openStore(config) }
+        let token: String
+        if let tokenFile {
+            guard let data = FileManager.default.contents(atPath: tokenFile) else { printError("cannot read \(tokenFile)"); throw ExitCode(2) }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            token = ProcessInfo.processInfo.environment["MLHOOK_ADMIN_TOKEN"] ?? ""
+        }
+        guard !token.isEmpty else { printError("--server needs the admin token: set MLHOOK_ADMIN_TOKEN or pass --token-file"); throw ExitCode(2) }
+        return AdminClient(baseURL: server, token: WebhookSecret(token))
     }
 }
