@@ -22,7 +22,7 @@ public struct JSONLogHandler: LogHandler {
             "level": event.level.rawValue, "label": label, "msg": "\(event.message)",
         ]
         for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[k] = Self.plain(v) }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         Self.lock.withLock { _ in FileHandle.standardError.write(data) }
     }
