@@ -68,6 +68,7 @@ public func buildApplication(
     }
     return Application(
         router: router,
+        server: runtime.httpServer,
         configuration: .init(address: .hostname(runtime.config.server.host, port: runtime.config.server.port),
                              serverName: "mlhook"),
         services: services,

@@ -130,6 +130,18 @@ public struct JobRunner: Service {
             noteRefused(refused, job)
             metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
             if state == .succeeded { metrics.jobFinished(action: job.action, state: state.rawValue) }
+        } catch where Task.isCancelled {
+            // Shutdown ran past its grace period: the job goes back to the queue, for the next start. The write
+            // runs in a task of its own, which the cancellation does not reach. An attempt interrupted this way
+            // does not count against max_attempts.
+            meta["error"] = .string("\(error)")
+            let (store, id, at) = (self.store, job.id, now())
+            _ = try await Task {
+                try await store.finishAttempt(id: id, state: .queued, error: "interrupted by shutdown; runs again at the next start",
+                                              result: nil, retryAt: at, startedAt: started, now: at, callbacks: [], countAttempt: false)
+            }.value
+            logger.notice("job interrupted by shutdown; it stays queued", metadata: meta)
+            metrics.jobAttempt(action: job.action, outcome: "interrupted", duration: ContinuousClock.now - clock)
         } catch {
             let retryable = (error as? AzureMLError)?.isRetryable ?? false
             let message = "\(error)"

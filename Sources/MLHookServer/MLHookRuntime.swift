@@ -1,7 +1,11 @@
 import AMLLocal
 import AzureML
 import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import MLHookCore
 import Signing
 import Store
@@ -25,6 +29,10 @@ public struct MLHookRuntime: Sendable {
     public var amlLocal: AMLLocal?
     /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
     public var runSample = false
+    /// HTTP, or HTTPS with `server.tls`.
+    public var httpServer: HTTPServerBuilder = .http1()
+    /// "http" or "https".
+    public var scheme = "http"
     /// Prometheus metrics, served at /metrics.
     public let metrics = MLHookMetrics()
     /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
@@ -52,6 +60,10 @@ public struct MLHookRuntime: Sendable {
         let store = try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
+        if let tls = loaded.config.server.tls {
+            runtime.httpServer = try tlsServer(tls)
+            runtime.scheme = "https"
+        }
         if loaded.config.azureml.mode == .local {
             let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
             runtime.amlLocal = aml
@@ -74,6 +86,27 @@ public struct MLHookRuntime: Sendable {
             }
         }
         return runtime
+    }
+
+    /// An HTTPS server builder from PEM files. - Throws: `ConfigError` naming the file that cannot be used.
+    public static func tlsServer(_ tls: TLSConfig) throws(ConfigError) -> HTTPServerBuilder {
+        func fail(_ key: String, _ why: String) -> ConfigError {
+            ConfigError([ConfigIssue(file: "<tls>", line: 0, key: "server.tls.\(key)", message: why)])
+        }
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile) } catch {
+            throw fail("cert_file", "cannot read a PEM certificate chain from \(tls.certificateFile): \(error)")
+        }
+        guard !chain.isEmpty else { throw fail("cert_file", "\(tls.certificateFile) holds no certificate") }
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem) } catch {
+            throw fail("key_file", "cannot read a PEM private key from \(tls.keyFile): \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        do { return try .tls(.http1(), tlsConfiguration: configuration) } catch {
+            throw fail("cert_file", "the certificate and key cannot be used together: \(error)")
+        }
     }
 
     /// The admin token, when `admin.token` is set; an empty one is an error (it would not protect anything).

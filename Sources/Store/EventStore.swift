@@ -57,8 +57,9 @@ public protocol EventStore: OperatorView {
     /// `callbacks` are queued in the same transaction, so a crash cannot finish a job and lose its callbacks.
     /// - Returns: How many callbacks were not queued because their URL's `maxPerURL` was reached.
     @discardableResult
+    /// `countAttempt: false` (an attempt cut short by shutdown) gives the attempt back to the job.
     func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
-                       callbacks: [NewCallback]) async throws -> Int
+                       callbacks: [NewCallback], countAttempt: Bool) async throws -> Int
 
     /// Watching jobs whose run should be canceled (superseded).
     func cancelRequested() async throws -> [JobRecord]
@@ -97,6 +98,13 @@ public protocol EventStore: OperatorView {
 extension EventStore {
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
         try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now, callbacks: [])
+    }
+
+    @discardableResult
+    public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
+                              callbacks: [NewCallback]) async throws -> Int {
+        try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now,
+                                callbacks: callbacks, countAttempt: true)
     }
 
     public func finishWatch(id: String, state: JobState, error: String?, result: String) async throws {

@@ -348,12 +348,16 @@ public final class SQLiteEventStore: EventStore {
 
     @discardableResult
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
-                              callbacks: [NewCallback]) async throws -> Int {
+                              callbacks: [NewCallback], countAttempt: Bool) async throws -> Int {
         try await pool.write { db in
             let attempts = try Int.fetchOne(db, sql: "SELECT attempts FROM jobs WHERE id = ?", arguments: [id]) ?? 0
             try db.execute(sql: """
                 INSERT OR REPLACE INTO job_attempts (job_id, number, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [id, attempts, startedAt.timeIntervalSince1970, now.timeIntervalSince1970, state.rawValue, error])
+            if !countAttempt {
+                // The attempt stays in the history; the job gets it back (the next one reuses its number).
+                try db.execute(sql: "UPDATE jobs SET attempts = max(0, attempts - 1) WHERE id = ?", arguments: [id])
+            }
             try db.execute(sql: """
                 UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL,
                        next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import MLHookCore
 import MLHookServer
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,13 +29,19 @@ struct Serve: AsyncParsableCommand {
         }
         let config = runtime.config
         let app = buildApplication(runtime) { port in
-            logger.notice("mlhook listening on http://\(config.server.host):\(port)",
+            logger.notice("mlhook listening on \(runtime.scheme)://\(config.server.host):\(port)",
                           metadata: ["sources": .string(config.sources.map { "/hooks/\($0.name)" }.joined(separator: ","))])
             if options.config == nil {
                 logger.notice("embedded defaults: GitHub webhooks at http://\(config.server.host):\(port)/hooks/github, secret in .mlhook/secrets/github, store \(config.store.path)")
             }
         }
         defer { runtime.amlLocal?.shutdown() }
-        try await app.runService()
+        // SIGTERM/SIGINT: stop accepting, finish in-flight requests and running actions; after the grace period
+        // whatever still runs is cancelled (an interrupted job goes back to the queue for the next start).
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(config.server.shutdownGraceSeconds)
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
+        logger.notice("mlhook stopped")
     }
 }

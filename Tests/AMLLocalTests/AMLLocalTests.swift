@@ -48,12 +48,12 @@ import Testing
 
 extension AMLLocalAuthTests {
     @Test func anExpiredTokenIsRefused() async throws {
-        let h = try AMLHarness(tokenLifetime: 3)
+        let h = try AMLHarness(tokenLifetime: 8)  // room for a first request on a loaded machine
         defer { h.dir.remove() }
         try await h.live { api in
             let token = try await api.accessToken()
             #expect(try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: token).status == .ok)
-            try await Task.sleep(for: .milliseconds(3200))
+            try await Task.sleep(for: .milliseconds(8200))
             let expired = try await api.request(.get, "/history/v1.0/\(h.ws)/experiments", token: token)
             #expect(expired.status == .unauthorized && expired.text.contains("expired"))
             #expect(expired.json.value(at: "error.code")?.string == "AuthenticationFailed")
@@ -63,7 +63,7 @@ extension AMLLocalAuthTests {
 
 @Suite struct AMLLocalResourceTests {
     @Test func workspaceAndComputeLifecyclesFollowTheLongRunningOperationRules() async throws {
-        let h = try AMLHarness(provisioningDelay: 1.5)
+        let h = try AMLHarness(provisioningDelay: 5)  // long enough that the first poll sees it in progress, even under load
         defer { h.dir.remove() }
         try await h.live { api in
             let token = try await api.accessToken()

@@ -41,3 +41,49 @@ public enum RawHTTP {
         return String(decoding: response, as: UTF8.self)
     }
 }
+
+/// A TCP connection to 127.0.0.1 written in parts, for requests that must be in flight at a given moment.
+public final class RawConnection {
+    private let fd: Int32
+
+    /// Connects, or returns nil when nothing accepts on the port.
+    public init?(port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { close(fd); return nil }
+        self.fd = fd
+    }
+
+    public func send(_ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            sent += n
+        }
+    }
+
+    /// Reads until the peer closes, `complete` holds, or `timeout` seconds pass without data.
+    public func read(timeout: Int = 5, complete: (String) -> Bool = { _ in false }) -> String {
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var response = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buf[0..<n]
+            if complete(String(decoding: response, as: UTF8.self)) { break }
+        }
+        return String(decoding: response, as: UTF8.self)
+    }
+
+    deinit { close(fd) }
+}

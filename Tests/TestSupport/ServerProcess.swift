@@ -52,7 +52,7 @@ public final class ServerProcess: Sendable {
     }
 
     static func listeningPort(in text: String) -> Int? {
-        guard let r = text.range(of: "listening on http://") else { return nil }
+        guard let r = text.range(of: "listening on http://") ?? text.range(of: "listening on https://") else { return nil }
         let rest = text[r.upperBound...]
         guard let colon = rest.firstIndex(of: ":") else { return nil }
         return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })

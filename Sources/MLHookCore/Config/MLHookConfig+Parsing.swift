@@ -150,6 +150,12 @@ extension MLHookConfig {
             }
         }
         s.maxBodyBytes = m.int("max_body_bytes", default: s.maxBodyBytes, range: 1024...(1 << 30))
+        s.shutdownGraceSeconds = m.int("shutdown_grace_seconds", default: s.shutdownGraceSeconds, range: 1...3600)
+        if let tn = m.node("tls"), let tm = m.reader.mapping(tn, m.keyPath("tls")) {
+            let cert = tm.requiredString("cert_file"), key = tm.requiredString("key_file")
+            if let cert, let key { s.tls = TLSConfig(certificateFile: cert, keyFile: key) }
+            tm.finish()
+        }
         m.finish()
         return s
     }

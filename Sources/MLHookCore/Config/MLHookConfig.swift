@@ -40,6 +40,11 @@ public struct ServerConfig: Sendable, Equatable {
     public var port = 8080
     /// Largest body accepted, in bytes (GitHub caps payloads at 25 MB).
     public var maxBodyBytes = 25 * 1024 * 1024
+    /// On SIGTERM, in-flight requests and running actions get this long to finish; then they are cancelled
+    /// (an interrupted job returns to the queue for the next start).
+    public var shutdownGraceSeconds = 30
+    /// Serve HTTPS with these PEM files instead of HTTP.
+    public var tls: TLSConfig?
     public init() {}
 }
 
@@ -65,6 +70,16 @@ public struct AzureMLConfig: Sendable, Equatable {
     /// The real service, for `mode: cloud`.
     public var cloud = AzureMLCloudConfig()
     public init() {}
+}
+
+/// `server.tls:` PEM certificate chain and private key.
+public struct TLSConfig: Sendable, Equatable {
+    public var certificateFile: String
+    public var keyFile: String
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
 }
 
 /// `azureml.cloud:` settings: the workspace and the service principal.
