@@ -246,7 +246,7 @@ struct StatusPage: Sendable {
         table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
         tr.succeeded td,tr.delivered td,tr.planned td{background:#f1faf1}tr.failed td,tr.dead td{background:#fdf0f0}
         tr.ignored td{color:#777}tr.watching td,tr.running td{background:#f0f5fd}.notice{background:#fff7d6;padding:.5em}
-        pre{white-space:pre-wrap;margin:0}form{display:inline}code{font-size:12px}
+        pre{white-space:pre-wrap;margin:0}form{display:inline}code{font-size:12px}td{overflow-wrap:anywhere}
         </style></head><body><h1>mlhook</h1>
         \(body)
         <p style="color:#888">\(refresh ? "Refreshes every 5 s. " : "")\(time(Date()))</p></body></html>
