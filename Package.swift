@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MLHookCoreTests",
-            dependencies: ["MLHookCore", "TestSupport"]
+            dependencies: ["MLHookCore", "TestSupport", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "AzureMLTests",

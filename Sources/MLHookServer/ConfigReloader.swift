@@ -13,7 +13,7 @@ public final class ConfigReloader: Service, Sendable {
     let environment: [String: String]
     let pollInterval: Duration
     private let hangup = Mutex(false)
-    private let lastModified = Mutex<Date?>(nil)
+    private let lastModified = Mutex<String?>(nil)
 
     let metrics: MLHookMetrics
 
@@ -29,8 +29,12 @@ public final class ConfigReloader: Service, Sendable {
         lastModified.withLock { $0 = Self.modified(path) }
     }
 
-    static func modified(_ path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    /// The modification time of the file `path` names, through symlinks (a Kubernetes ConfigMap mount swaps a
+    /// symlink to a new file rather than changing the file it showed before).
+    static func modified(_ path: String) -> String? {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let date = (try? FileManager.default.attributesOfItem(atPath: target))?[.modificationDate] as? Date else { return nil }
+        return "\(target)@\(date.timeIntervalSince1970)"
     }
 
     public func run() async throws {

@@ -142,6 +142,30 @@ import Testing
         #expect(h.logs.lines.contains { $0.message.contains("config reloaded (file changed)") })
     }
 
+    @Test func aKubernetesStyleSymlinkSwapIsNoticed() async throws {
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        // A ConfigMap volume: mlhook.yaml -> ..data/mlhook.yaml, ..data -> a timestamped folder swapped on update.
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: h.dir.file("v1"), withIntermediateDirectories: true)
+        try Self.config.write(toFile: h.dir.file("v1/mlhook.yaml"), atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: h.dir.file("..data"), withDestinationPath: "v1")
+        try fm.createSymbolicLink(atPath: h.dir.file("mlhook.yaml"), withDestinationPath: "..data/mlhook.yaml")
+        let reloader = ConfigReloader(path: h.dir.file("mlhook.yaml"), live: h.runtime.live, logger: h.logs.logger(), environment: h.secrets,
+                                      pollInterval: .milliseconds(50))
+        let task = Task { try await reloader.run() }
+        defer { task.cancel() }
+        let before = h.runtime.live.snapshot.generation
+        try await Task.sleep(for: .milliseconds(200))
+        try fm.createDirectory(atPath: h.dir.file("v2"), withIntermediateDirectories: true)
+        try Self.config.replacingOccurrences(of: "branches: [main]", with: "branches: [main, dev]")
+            .write(toFile: h.dir.file("v2/mlhook.yaml"), atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: h.dir.file("..data_tmp"), withDestinationPath: "v2")
+        #expect(rename(h.dir.file("..data_tmp"), h.dir.file("..data")) == 0)
+        #expect(try await eventually { h.runtime.live.snapshot.generation == before + 1 })
+        #expect(h.runtime.live.snapshot.config.rules[0].when[0].branches?.count == 2)
+    }
+
     @Test func sighupReloadsARunningServer() async throws {
         let dir = try TemporaryDirectory("mlhook-reload")
         defer { dir.remove() }

@@ -1,0 +1,78 @@
+import Foundation
+import MLHookCore
+import Testing
+import Yams
+
+/// deploy/ stays true: the shipped configuration parses, the Deployment has its probes, limits and non-root user,
+/// the systemd unit verifies, and the run-book documents exactly the metrics the code exports.
+@Suite struct DeployTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    func text(_ path: String) throws -> String { try String(contentsOfFile: Self.root + "/" + path, encoding: .utf8) }
+
+    @Test func theConfigMapHoldsAValidConfiguration() throws {
+        let map = try #require(try Yams.load(yaml: try text("deploy/kubernetes/configmap.yaml")) as? [String: Any])
+        let yaml = try #require((map["data"] as? [String: Any])?["mlhook.yaml"] as? String)
+        let config = try MLHookConfig.parse(yaml: yaml, file: "configmap.yaml").config
+        #expect(config.server.host == "0.0.0.0" && config.server.port == 8080 && config.admin.token != nil)
+        #expect(config.azureml.mode == .cloud && config.log.format == .json)
+        // Every environment variable the configuration names is a key of the example Secret.
+        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/secret.example.yaml")) as? [String: Any])
+        let keys = Set(((secret["stringData"] as? [String: Any]) ?? [:]).keys)
+        let named = Set(yaml.matches(of: /env: ([A-Z_]+)/).map { String($0.1) })
+        #expect(named.isSubset(of: keys), "missing from the Secret: \(named.subtracting(keys))")
+    }
+
+    @Test func theDeploymentProbesLimitsAndRunsAsNonRoot() throws {
+        let docs = try Yams.load_all(yaml: try text("deploy/kubernetes/deployment.yaml")).compactMap { $0 as? [String: Any] }
+        let deployment = try #require(docs.first { $0["kind"] as? String == "Deployment" })
+        let spec = try #require((deployment["spec"] as? [String: Any])?["template"] as? [String: Any])["spec"] as? [String: Any]
+        let pod = try #require(spec)
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+        func path(_ probe: String) -> String? { ((container[probe] as? [String: Any])?["httpGet"] as? [String: Any])?["path"] as? String }
+        #expect(path("livenessProbe") == "/healthz" && path("readinessProbe") == "/readyz")
+        let limits = ((container["resources"] as? [String: Any])?["limits"] as? [String: Any]) ?? [:]
+        #expect(limits["cpu"] != nil && limits["memory"] != nil)
+        #expect((pod["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
+        #expect((container["securityContext"] as? [String: Any])?["readOnlyRootFilesystem"] as? Bool == true)
+        // Kubernetes waits longer than mlhook's own shutdown bound.
+        #expect((pod["terminationGracePeriodSeconds"] as? Int ?? 0) > ServerConfig().shutdownGraceSeconds)
+        #expect(((deployment["spec"] as? [String: Any])?["strategy"] as? [String: Any])?["type"] as? String == "Recreate",
+                "one SQLite writer: never two pods at once")
+    }
+
+    @Test func theRunBookDocumentsExactlyTheExportedMetrics() throws {
+        let source = try text("Sources/MLHookServer/Metrics.swift")
+        let exported = Set(source.matches(of: /describe\("([a-z_]+)", "([a-z]*)"/).map { m in
+            "mlhook_" + String(m.1) + (m.2.isEmpty ? "" : "_" + String(m.2))
+        })
+        #expect(exported.count >= 14)
+        let book = try text("deploy/README.md")
+        let documented = Set(book.matches(of: /\| `(mlhook_[a-z_]+)` \|/).map { String($0.1) })
+        #expect(exported == documented, "exported but undocumented: \(exported.subtracting(documented)); documented but gone: \(documented.subtracting(exported))")
+    }
+
+    @Test func theSystemdUnitVerifies() throws {
+        let analyze = "/usr/bin/systemd-analyze"
+        guard FileManager.default.isExecutableFile(atPath: analyze) else { return }  // not every machine has systemd's tools
+        // The unit as installed, with ExecStart pointed at a binary that exists here.
+        let unit = try text("deploy/systemd/mlhook.service").replacingOccurrences(of: "/usr/local/bin/mlhook", with: "/bin/true")
+        let dir = NSTemporaryDirectory() + "mlhook-unit-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try unit.write(toFile: dir + "/mlhook.service", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: analyze)
+        p.arguments = ["verify", dir + "/mlhook.service"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0 && !out.contains("mlhook.service:"), "\(out)")
+        for hardening in ["NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "DynamicUser=yes", "SystemCallFilter=@system-service"] {
+            #expect(unit.contains(hardening))
+        }
+    }
+}
