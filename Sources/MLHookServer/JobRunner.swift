@@ -92,7 +92,7 @@ public struct JobRunner: Service {
             var meta = Self.meta(job)
             meta["run_id"] = .string(id)
             logger.info("run \(status)", metadata: meta)
-            metrics.jobFinished(action: job.action, state: final.rawValue)
+            metrics.jobFinished(action: job.action, state: final.rawValue, createdAt: job.createdAt)
             metrics.runFinished(status: status, duration: Self.runDuration(run))
             finished += 1
         }
@@ -129,7 +129,7 @@ public struct JobRunner: Service {
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
             noteRefused(refused, job)
             metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
-            if state == .succeeded { metrics.jobFinished(action: job.action, state: state.rawValue) }
+            if state == .succeeded { metrics.jobFinished(action: job.action, state: state.rawValue, createdAt: job.createdAt) }
         } catch where Task.isCancelled {
             // Shutdown ran past its grace period: the job goes back to the queue, for the next start. The write
             // runs in a task of its own, which the cancellation does not reach. An attempt interrupted this way
@@ -159,7 +159,7 @@ public struct JobRunner: Service {
                 logger.error("job \(state.rawValue)", metadata: meta)
                 noteRefused(refused, job)
                 metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
-                metrics.jobFinished(action: job.action, state: state.rawValue)
+                metrics.jobFinished(action: job.action, state: state.rawValue, createdAt: job.createdAt)
             }
         }
         return true

@@ -49,10 +49,14 @@ public final class MLHookMetrics: Sendable {
         }
     }
 
-    /// A job reached a final state.
-    func jobFinished(action: String, state: String) {
+    /// A job reached a final state, `createdAt` being when its event was planned.
+    func jobFinished(action: String, state: String, createdAt: Date) {
         registry.makeCounter(descriptor: describe("jobs_finished", "total", "Jobs that reached a final state, by action and state."),
                              labels: [("action", action), ("state", state)]).increment()
+        let seconds = max(0, Date().timeIntervalSince(createdAt))
+        registry.makeDurationHistogram(descriptor: describe("job_duration", "seconds", "Time from planning to a final state (queueing, retries and the run included), by action and state."),
+                                       labels: [("action", action), ("state", state)], buckets: Self.longBuckets)
+            .record(.milliseconds(Int64(seconds * 1000)))
     }
 
     /// An Azure ML run ended with `status` after `duration`.
