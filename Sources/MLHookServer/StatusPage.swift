@@ -169,7 +169,9 @@ struct StatusPage: Sendable {
             h += "</table>"
         }
         h += "</section>"
-        return Self.html(.ok, Self.shell(title: "mlhook", body: h, refresh: true))
+        // `?refresh=N` sets the interval (0 turns it off, for reading a long explanation); default 5 s.
+        let refresh = req.uri.queryParameters.get("refresh").flatMap(Int.init).map { min(max($0, 0), 3600) } ?? 5
+        return Self.html(.ok, Self.shell(title: "mlhook", body: h, refresh: refresh))
     }
 
     func jobPage(_ req: Request, id: String) async throws -> Response {
@@ -237,9 +239,9 @@ struct StatusPage: Sendable {
             + "<form method=post action=\"/ui/login\"><label>Admin token <input type=password name=token autofocus></label> <button type=submit>Sign in</button></form>")
     }
 
-    static func shell(title: String, body: String, refresh: Bool = false) -> String {
+    static func shell(title: String, body: String, refresh: Int = 0) -> String {
         """
-        <!doctype html><html lang=en><head><meta charset=utf-8><title>\(escape(title))</title>\(refresh ? "<meta http-equiv=refresh content=5>" : "")
+        <!doctype html><html lang=en><head><meta charset=utf-8><title>\(escape(title))</title>\(refresh > 0 ? "<meta http-equiv=refresh content=\(refresh)>" : "")
         <meta name=viewport content="width=device-width, initial-scale=1">
         <style>
         body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}
@@ -249,7 +251,7 @@ struct StatusPage: Sendable {
         pre{white-space:pre-wrap;margin:0}form{display:inline}code{font-size:12px}td{overflow-wrap:anywhere}
         </style></head><body><h1>mlhook</h1>
         \(body)
-        <p style="color:#888">\(refresh ? "Refreshes every 5 s. " : "")\(time(Date()))</p></body></html>
+        <p style="color:#888">\(refresh > 0 ? "Refreshes every \(refresh) s. " : "")\(time(Date()))</p></body></html>
         """
     }
 

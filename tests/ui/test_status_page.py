@@ -122,6 +122,10 @@ def test_sign_in_see_the_state_replay_a_dead_callback_and_save_a_screenshot(serv
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda b: b.current_url.endswith("/ui") and "Dead-lettered callbacks" in b.page_source)
+    assert 'http-equiv="refresh" content="5"' in browser.page_source, "the page refreshes itself"
+    # Held still while the test reads and clicks (?refresh=0), so a reload cannot pull elements away.
+    browser.get(base + "/ui?refresh=0")
+    wait.until(lambda b: "Dead-lettered callbacks" in b.page_source)
 
     text = browser.find_element(By.TAG_NAME, "body").text
     for expected in ["Recent events", "ui-push-main", "ui-push-ignored", "ui-push-release", "train-main#1", "start_run",
@@ -136,7 +140,7 @@ def test_sign_in_see_the_state_replay_a_dead_callback_and_save_a_screenshot(serv
     browser.find_element(By.XPATH, "//a[starts-with(., 'job_')]").click()
     wait.until(lambda b: "/ui/jobs/job_" in b.current_url and "Attempts" in b.page_source)
     browser.back()
-    wait.until(lambda b: b.current_url.endswith("/ui") and "Dead-lettered callbacks" in b.page_source)
+    wait.until(lambda b: b.current_url.endswith("/ui?refresh=0") and "Dead-lettered callbacks" in b.page_source)
 
     shot = os.environ.get("UI_SCREENSHOT", os.path.abspath(".build/ui/status.png"))
     os.makedirs(os.path.dirname(shot), exist_ok=True)
