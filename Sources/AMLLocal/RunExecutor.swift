@@ -6,6 +6,17 @@ import Synchronization
 /// Runs uploaded scripts for real with python3, with at most `maxNodeCount` runs executing at once per
 /// compute; the others wait in Queued. Cancel and the run-duration limit kill the run's whole process group.
 final class RunExecutor: Sendable {
+    /// What a run inherits from the server's environment: the basics a Python program expects, never the rest.
+    /// The server's environment holds webhook secrets, tokens and the Azure client secret; a training script
+    /// from a pushed commit must not be able to read them. A run gets its own variables through its run
+    /// definition (`Environment.EnvironmentVariables`).
+    static let inheritedNames: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONHOME",
+                                              "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"]
+
+    static func inheritedEnvironment(_ environment: [String: String]) -> [String: String] {
+        environment.filter { inheritedNames.contains($0.key) }
+    }
+
     /// A run ready to execute.
     struct Ticket: Sendable {
         let wsKey: String
@@ -176,7 +187,7 @@ final class RunExecutor: Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [settings.interpreter, t.script] + t.arguments
         process.currentDirectoryURL = t.directory
-        var env = ProcessInfo.processInfo.environment
+        var env = Self.inheritedEnvironment(ProcessInfo.processInfo.environment)
         for (k, v) in t.environment { env[k] = v }
         env["AZUREML_RUN_ID"] = t.runID
         env["AZUREML_ARM_WORKSPACE_NAME"] = t.wsKey.split(separator: "/").last.map(String.init)

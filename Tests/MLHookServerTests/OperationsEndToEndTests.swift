@@ -13,7 +13,8 @@ import Testing
     @Test func jsonLogsCarryIdsAndNoSecretsAndTheCLIWorksThroughTheAdminAPI() async throws {
         let dir = try TemporaryDirectory("mlhook-ops")
         defer { dir.remove() }
-        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        // The training script prints its whole environment: the service's secrets must not be in it.
+        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"), script: "import os\nprint(sorted(os.environ.items()))\n")
         try FileManager.default.createDirectory(atPath: dir.file("srv"), withIntermediateDirectories: true)
         _ = try PushToRunTests().git(["clone", "--bare", "-q", dir.file("repo"), dir.file("srv/demo.git")], in: dir.path)
         _ = try PushToRunTests().git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/demo.git"))
@@ -93,6 +94,12 @@ import Testing
                 for (name, value) in secrets {
                     #expect(!everything.contains(value), "\(name) leaked into the logs or the CLI's output")
                 }
+                var runLogs = ""
+                if let files = FileManager.default.enumerator(atPath: dir.file("aml/runs")) {
+                    for case let f as String in files where f.hasSuffix(".txt") { runLogs += (try? String(contentsOfFile: dir.file("aml/runs/\(f)"), encoding: .utf8)) ?? "" }
+                }
+                #expect(runLogs.contains("AZUREML_RUN_ID"), "the run printed its environment")
+                for (name, value) in secrets { #expect(!runLogs.contains(value), "the training script could read \(name)") }
                 let amlSecret = JSONValue(json: [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("aml/credentials.json")))))?["client_secret"]?.string ?? "?"
                 #expect(!everything.contains(amlSecret), "the Azure client secret")
                 let bearer = everything.split(separator: "\n").filter { $0.replacingOccurrences(of: "Bearer <admin token>", with: "").contains("Bearer ") || $0.lowercased().contains("authorization: basic") }
