@@ -150,6 +150,7 @@ let package = Package(
             name: "MLHookServerTests",
             dependencies: [
                 "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport", "AMLLocal", "AzureML",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

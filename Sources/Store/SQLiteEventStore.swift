@@ -15,7 +15,7 @@ import MLHookCore
 /// - `normal`: the WAL is fsynced only at checkpoints. A 2xx survives kill -9 (the committed WAL frames are
 ///   in the OS page cache), but the last commits may be lost on power loss or an OS crash.
 public final class SQLiteEventStore: EventStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let writer: GroupCommitWriter<PreparedEvent, AppendOutcome>
     private let checkpointer: WALCheckpointer
     private let logger: Logger
@@ -71,7 +71,7 @@ public final class SQLiteEventStore: EventStore {
         checkpointer.stop()
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1 events") { db in
             try db.execute(sql: """
@@ -160,6 +160,18 @@ public final class SQLiteEventStore: EventStore {
                 UPDATE jobs SET delivery_id = (SELECT delivery_id FROM events WHERE events.id = jobs.event_id);
                 """)
         }
+        m.registerMigration("v9 event bodies apart") { db in
+            // SQLite rewrites a whole row, overflow pages included, on any UPDATE: with the body in the events
+            // row, planning an event (state, plan, explanation) wrote its ~7 KB body to the WAL a second time
+            // and the checkpointer copied it twice. Bodies now live in their own table, written once.
+            try db.execute(sql: """
+                CREATE TABLE event_bodies (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+                INSERT INTO event_bodies (seq, body) SELECT seq, body FROM events;
+                ALTER TABLE events ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
+                UPDATE events SET body_bytes = length(body);
+                ALTER TABLE events DROP COLUMN body;
+                """)
+        }
         return m
     }
 
@@ -169,18 +181,20 @@ public final class SQLiteEventStore: EventStore {
 
     private static func insert(_ db: Database, _ events: [PreparedEvent]) throws -> [AppendOutcome] {
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body, received_at)
+            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(source, delivery_id) DO NOTHING
             """)
+        let insertBody = try db.cachedStatement(sql: "INSERT INTO event_bodies (seq, body) VALUES (?, ?)")
         let existing = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND delivery_id = ?")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(events.count)
         for p in events {
             let e = p.event
             try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
-                                           e.contentType, p.body, e.receivedAt.timeIntervalSince1970])
+                                           e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970])
             if db.changesCount == 1 {
+                try insertBody.execute(arguments: [db.lastInsertedRowID, p.body])
                 outcomes.append(.stored(id: e.id))
             } else {
                 let id = try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id
@@ -200,7 +214,7 @@ public final class SQLiteEventStore: EventStore {
         try await pool.read { db in
             var w = Filter(table: "events")
             w.add("source", q.source); w.add("kind", q.kind); w.add("state", q.state?.rawValue); w.before(q.before)
-            return try Row.fetchAll(db, sql: "SELECT id, source, kind, delivery_id, state, received_at, length(body) AS n FROM events"
+            return try Row.fetchAll(db, sql: "SELECT id, source, kind, delivery_id, state, received_at, body_bytes AS n FROM events"
                                     + w.sql(limit: q.limit), arguments: w.arguments).map(Self.summary)
         }
     }
@@ -238,25 +252,26 @@ public final class SQLiteEventStore: EventStore {
     public func event(id: String) async throws -> StoredEvent? {
         try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(Self.fullColumns) FROM events WHERE id = ?
+                SELECT \(Self.fullColumns) WHERE events.id = ?
                 """, arguments: [id]) else { return nil }
             return Self.stored(row)
         }
     }
 
     private static let fullColumns = """
-        id, source, kind, delivery_id, state, received_at, length(body) AS n, headers, content_type, body, explanation, plan
+        events.id, source, kind, delivery_id, state, received_at, body_bytes AS n, headers, content_type, event_bodies.body, explanation, plan
+        FROM events LEFT JOIN event_bodies ON event_bodies.seq = events.seq
         """
 
     private static func stored(_ row: Row) -> StoredEvent {
-        let body: Data = row["body"]
+        let body: Data = row["body"] ?? Data()
         return StoredEvent(summary: summary(row), headers: decodeHeaders(row["headers"]), contentType: row["content_type"],
                            body: [UInt8](body), explanation: row["explanation"], plan: row["plan"])
     }
 
     public func unplanned(limit: Int) async throws -> [StoredEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) FROM events WHERE state = 'received' ORDER BY seq LIMIT ?",
+            try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) WHERE state = 'received' ORDER BY events.seq LIMIT ?",
                              arguments: [limit]).map(Self.stored)
         }
     }
@@ -500,7 +515,9 @@ public final class SQLiteEventStore: EventStore {
 
     public func prune(receivedBefore date: Date) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM events WHERE received_at < ?", arguments: [date.timeIntervalSince1970])
+            let cutoff = date.timeIntervalSince1970
+            try db.execute(sql: "DELETE FROM event_bodies WHERE seq IN (SELECT seq FROM events WHERE received_at < ?)", arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM events WHERE received_at < ?", arguments: [cutoff])
             return db.changesCount
         }
     }
