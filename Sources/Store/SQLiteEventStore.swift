@@ -45,7 +45,14 @@ public final class SQLiteEventStore: EventStore {
                 FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
             }
             var config = GRDB.Configuration()
-            config.busyMode = .timeout(5)
+            // When the checkpointer holds the write lock for a moment, retry every 0.1 ms (for up to 5 s)
+            // instead of SQLite's default busy backoff, whose sleeps of 1, 2, 5, 10 … ms outlast the wait
+            // they cover and showed as ingest tail latency.
+            config.busyMode = .callback { attempts in
+                guard attempts < 50_000 else { return false }
+                usleep(100)
+                return true
+            }
             let sync = synchronous == .full ? "FULL" : "NORMAL"
             config.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = \(sync)")
