@@ -106,6 +106,9 @@ import Testing
     @Test func escapesNumbersAndErrors() {
         #expect(JSONValue.parse(Array(#"{"a":"x\"y\\z\n\u00e9\ud83d\ude00","n":-1.5e2,"t":true,"z":null,"l":[1,{}]}"#.utf8))
                 == ["a": "x\"y\\z\né😀", "n": -150.0, "t": true, "z": nil, "l": [1, [:]]])
+        // Nested objects keep their own members; a repeated key keeps its last value.
+        #expect(JSONValue.parse(Array(#"{"a":{"b":1,"b":2,"c":{"d":[{"e":1},{"f":{"g":3}}]}},"h":{}}"#.utf8))
+                == ["a": ["b": 2, "c": ["d": [["e": 1], ["f": ["g": 3]]]]], "h": [:]])
         for bad in [#"{"a":}"#, #"{"a":1"#, #"[1,]"#, #""\x""#, #"{"a":1} x"#, "nul", "-"] {
             #expect(JSONValue.parse(Array(bad.utf8)).map { "\($0)" } == Optional<String>.none, "\(bad)")
         }

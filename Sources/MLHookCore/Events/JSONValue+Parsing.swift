@@ -21,6 +21,7 @@ private struct FastJSONParser {
     let b: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var i = 0
+    var members: [(String, JSONValue)] = []
 
     init(b: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.b = b
@@ -38,9 +39,11 @@ private struct FastJSONParser {
         case UInt8(ascii: "{"):
             guard depth < maxDepth else { return nil }
             i += 1
-            var object: [String: JSONValue] = [:]
             skipSpace()
-            if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
+            if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object([:]) }
+            // Members go on a stack shared by the whole parse; the dictionary is built once at the end with
+            // its final size (inserting as we went rehashed it every time it grew).
+            let base = members.count
             while true {
                 skipSpace()
                 guard i < b.count, b[i] == UInt8(ascii: "\""), let key = string() else { return nil }
@@ -48,11 +51,17 @@ private struct FastJSONParser {
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
                 i += 1
                 guard let v = value(depth: depth + 1) else { return nil }
-                object[key] = v
+                members.append((key, v))
                 skipSpace()
                 guard i < b.count else { return nil }
                 if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
+                if b[i] == UInt8(ascii: "}") {
+                    i += 1
+                    var object = [String: JSONValue](minimumCapacity: members.count - base)
+                    for k in base..<members.count { object[members[k].0] = members[k].1 }  // a repeated key: the last wins
+                    members.removeSubrange(base...)
+                    return .object(object)
+                }
                 return nil
             }
         case UInt8(ascii: "["):
