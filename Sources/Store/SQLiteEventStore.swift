@@ -214,7 +214,9 @@ public final class SQLiteEventStore: EventStore {
     static func encodeHeaders(_ headers: [String: String]) -> String { JSONText.object(headers) }
 
     static func decodeHeaders(_ text: String) -> [String: String] {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+        // The planner reads every event's headers: the one-pass parser, not JSONSerialization.
+        guard case .object(let fields)? = JSONValue.parse(Array(text.utf8)) else { return [:] }
+        return fields.compactMapValues(\.string)
     }
 
     public func events(_ q: EventQuery) async throws -> [EventSummary] {

@@ -20,7 +20,8 @@ import Testing
 
         let repo = dir.file("repo")
         try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        try "import time\ntime.sleep(3)\nprint('survived')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        // Long enough to be seen running (and killed) on a loaded machine.
+        try "import time\ntime.sleep(8)\nprint('survived')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
         let git = PushToRunTests()
         _ = try git.git(["init", "-q", "-b", "main"], in: repo)
         _ = try git.git(["add", "."], in: repo)
@@ -53,7 +54,7 @@ import Testing
                                                  "--to", "http://127.0.0.1:\(first.port)/hooks/github"], environment: env, directory: dir.path)
             #expect(sent.status == 0 && sent.output.hasPrefix("202"))
             // Wait until the run is executing, then kill -9 the service.
-            #expect(try await eventually {
+            #expect(try await eventually(timeout: .seconds(30)) {
                 (try? await runMLHookAsync(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output.contains("\twatching\t")) ?? false
             })
             first.signal(SIGKILL)
@@ -63,7 +64,7 @@ import Testing
             // The restarted service resumes watching from the database.
             let second = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             defer { second.signal(SIGTERM) }
-            #expect(try await eventually { !receiver.accepted.isEmpty })
+            #expect(try await eventually(timeout: .seconds(60)) { !receiver.accepted.isEmpty })
             let doc = try #require(JSONValue(json: receiver.accepted.first?.body ?? []))
             #expect(doc.value(at: "data.status")?.string == "succeeded" && doc.value(at: "data.result.status")?.string == "Completed")
             #expect(doc.value(at: "data.provenance.commit")?.string == sha)

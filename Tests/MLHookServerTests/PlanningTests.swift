@@ -203,9 +203,9 @@ final class ManualClock: SchedulerClock, Sendable {
     }
 }
 
-/// Waits until `condition` holds or 10 s pass.
-func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + .seconds(10)
+/// Waits until `condition` holds or `timeout` (10 s) passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(20))
