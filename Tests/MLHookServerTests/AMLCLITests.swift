@@ -7,10 +7,9 @@ import Testing
     @Test func startWaitScaleAndModelsWithExitStatuses() async throws {
         let dir = try TemporaryDirectory("aml-cli")
         defer { dir.remove() }
-        let server = try await ServerProcess(arguments: ["aml-local", "--port", "0", "--data-dir", dir.file("aml")], environment: [:], directory: dir.path)
-        defer { server.signal(SIGTERM) }
-        #expect(try await eventually { FileManager.default.fileExists(atPath: dir.file("aml/credentials.json")) })
-        let creds = ["--credentials", dir.file("aml/credentials.json")]
+        let aml = try await AMLLocalProcess.start(in: dir)
+        defer { aml.process.signal(SIGTERM) }
+        let creds = ["--credentials", aml.credentialsFile]
         try FileManager.default.createDirectory(atPath: dir.file("train"), withIntermediateDirectories: true)
         try "import sys\nprint('hello from', sys.argv[1:])\n".write(toFile: dir.file("train/hello.py"), atomically: true, encoding: .utf8)
         try "import sys\nsys.exit(4)\n".write(toFile: dir.file("train/bad.py"), atomically: true, encoding: .utf8)

@@ -139,14 +139,11 @@ final class FlakyAzure: Sendable {
     @Test func realProcessesCompleteJobsThroughThrottlingAndOutages() async throws {
         let dir = try TemporaryDirectory("mlhook-flaky")
         defer { dir.remove() }
-        let aml = try await ServerProcess(arguments: ["aml-local", "--port", "0", "--data-dir", dir.file("aml")], environment: [:], directory: dir.path)
-        defer { aml.signal(SIGTERM) }
-        #expect(try await eventually { FileManager.default.fileExists(atPath: dir.file("aml/credentials.json")) })
-        let creds = try #require(JSONValue(json: [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("aml/credentials.json"))))))
-        @Sendable func c(_ k: String) -> String { creds[k]?.string ?? "" }
+        let aml = try await AMLLocalProcess.start(in: dir)
+        defer { aml.process.signal(SIGTERM) }
         let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(dir.file("repo"))")).write(to: URL(fileURLWithPath: dir.file("push.json")))
-        let flaky = FlakyAzure(target: c("base_url"))
+        let flaky = FlakyAzure(target: aml.credential("base_url"))
         let proxyApp = Application(router: flaky.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await proxyApp.test(.live) { pc in
             let proxy = "http://127.0.0.1:\(pc.port!)"
@@ -154,11 +151,7 @@ final class FlakyAzure: Sendable {
                 server: { listen: "127.0.0.1:0" }
                 store: { path: "\(dir.file("mlhook.db"))" }
                 jobs: { retry_base_seconds: 1, retry_max_seconds: 2 }
-                azureml:
-                  mode: cloud
-                  cloud: { tenant_id: "\(c("tenant_id"))", client_id: "\(c("client_id"))", client_secret: { env: AML_SECRET },
-                           subscription_id: "\(c("subscription_id"))", resource_group: "\(c("resource_group"))", workspace: "\(c("workspace"))",
-                           authority_url: "\(proxy)", arm_url: "\(proxy)", data_plane_url: "\(proxy)" }
+                \(aml.cloudYAML(secretEnv: "AML_SECRET", via: proxy))
                 sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
                 rules:
                   - name: flaky
@@ -168,7 +161,7 @@ final class FlakyAzure: Sendable {
                       - scale_compute: { name: cpu-cluster, max_nodes: 2 }
                       - register_model: { name: flaky-model, url: "https://models.example.com/m.pkl" }
                 """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
-            let env = ["GH": "flaky-secret", "AML_SECRET": c("client_secret")]
+            let env = ["GH": "flaky-secret", "AML_SECRET": aml.credential("client_secret")]
             let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             defer { server.signal(SIGTERM) }
             let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
@@ -179,7 +172,7 @@ final class FlakyAzure: Sendable {
             }
             #expect(flaky.faults >= 6 && flaky.lostStarts == 1, "\(flaky.faults) faults answered")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count == 1, "one run despite the lost answer")
-            let models = try await runMLHookAsync(["aml", "models", "ls", "--credentials", dir.file("aml/credentials.json")], environment: [:], directory: dir.path)
+            let models = try await runMLHookAsync(["aml", "models", "ls", "--credentials", aml.credentialsFile], environment: [:], directory: dir.path)
             #expect(models.output.components(separatedBy: "flaky-model:").count - 1 == 1, "one model version: \(models.output)")
         }
     }

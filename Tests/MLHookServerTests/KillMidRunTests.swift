@@ -12,11 +12,8 @@ import Testing
     @Test func theWatcherResumesAfterKill9() async throws {
         let dir = try TemporaryDirectory("mlhook-kill")
         defer { dir.remove() }
-        let aml = try await ServerProcess(arguments: ["aml-local", "--port", "0", "--data-dir", dir.file("aml")], environment: [:], directory: dir.path)
-        defer { aml.signal(SIGTERM) }
-        #expect(try await eventually { FileManager.default.fileExists(atPath: dir.file("aml/credentials.json")) })
-        let creds = try #require(JSONValue(json: [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("aml/credentials.json"))))))
-        @Sendable func c(_ k: String) -> String { creds[k]?.string ?? "" }
+        let aml = try await AMLLocalProcess.start(in: dir)
+        defer { aml.process.signal(SIGTERM) }
 
         let repo = dir.file("repo")
         try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
@@ -35,11 +32,7 @@ import Testing
             try """
                 server: { listen: "127.0.0.1:0" }
                 store: { path: "\(dir.file("mlhook.db"))" }
-                azureml:
-                  mode: cloud
-                  cloud: { tenant_id: "\(c("tenant_id"))", client_id: "\(c("client_id"))", client_secret: { env: AML_SECRET },
-                           subscription_id: "\(c("subscription_id"))", resource_group: "\(c("resource_group"))", workspace: "\(c("workspace"))",
-                           authority_url: "\(c("base_url"))", arm_url: "\(c("base_url"))" }
+                \(aml.cloudYAML(secretEnv: "AML_SECRET"))
                 sources:
                   - { name: github, type: github, secrets: [ { env: GH_SECRET } ] }
                 rules:
@@ -48,7 +41,7 @@ import Testing
                     actions: [ { start_run: { experiment: kill-demo, dir: train, script: train.py, compute: cpu-cluster } } ]
                     callback: [ { url: { url: "http://127.0.0.1:\(rc.port!)/cb", secret: { env: CB } } } ]
                 """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
-            let env = ["GH_SECRET": "kill-secret", "AML_SECRET": c("client_secret"), "CB": "whsec_" + ByteEncoding.base64(Array(repeating: 3, count: 32))]
+            let env = ["GH_SECRET": "kill-secret", "AML_SECRET": aml.credential("client_secret"), "CB": "whsec_" + ByteEncoding.base64(Array(repeating: 3, count: 32))]
             let first = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                                  "--to", "http://127.0.0.1:\(first.port)/hooks/github"], environment: env, directory: dir.path)

@@ -10,35 +10,10 @@ public enum RawHTTP {
     /// - Returns: What the server answered (possibly empty).
     public static func exchange(port: Int, _ bytes: [UInt8], closeAfterWrite: Bool, readTimeout: TimeInterval = 5,
                                 complete: (String) -> Bool = { _ in false }) -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else { return "" }
-        var tv = timeval(tv_sec: Int(readTimeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            sent += n
-        }
-        if closeAfterWrite { shutdown(fd, Int32(SHUT_WR)) }
-        var response = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            response += buf[0..<n]
-            if complete(String(decoding: response, as: UTF8.self)) { break }
-        }
-        return String(decoding: response, as: UTF8.self)
+        guard let connection = RawConnection(port: port) else { return "" }
+        connection.send(bytes)
+        if closeAfterWrite { connection.closeWrite() }
+        return connection.read(timeout: Int(readTimeout), complete: complete)
     }
 }
 
@@ -69,6 +44,9 @@ public final class RawConnection {
             sent += n
         }
     }
+
+    /// Half-closes: the peer sees the end of the request body.
+    public func closeWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads until the peer closes, `complete` holds, or `timeout` seconds pass without data.
     public func read(timeout: Int = 5, complete: (String) -> Bool = { _ in false }) -> String {
