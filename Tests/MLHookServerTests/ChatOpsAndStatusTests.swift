@@ -41,15 +41,9 @@ import Testing
                     callback: [ { slack: {} } ]
                 """)
             defer { h.dir.remove() }
-            let form = "command=%2Faml&text=scale+cpu-cluster+3&user_id=U2CERLKJA&response_url=" + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/slack/response")
-            let body = Array(form.utf8)
-            let headers = HTTPFields(try WebhookSigner.slack(secret: h.secret("SL"), body: body, timestamp: Int(IngressHarness.now.timeIntervalSince1970))
-                .map { ($0.name, $0.value) } + [("Content-Type", "application/x-www-form-urlencoded")])
-            try await h.app.test(.router) { client in
-                try await client.execute(uri: "/hooks/slack", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { res in
-                    #expect(res.status == .ok && String(buffer: res.body).contains("/aml scale cpu-cluster 3"))
-                }
-            }
+            let answer = try await h.postSlackCommand("command=%2Faml&text=scale+cpu-cluster+3&user_id=U2CERLKJA&response_url="
+                + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/slack/response"))
+            #expect(answer.status == .ok && answer.body.contains("/aml scale cpu-cluster 3"))
             _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
             try await withAML(h) { runner, c in
                 while try await runner.runOne() {}
@@ -82,15 +76,8 @@ import Testing
                     callback: [ { slack: {} } ]
                 """)
             defer { h.dir.remove() }
-            let form = "command=%2Faml&text=scale-all+2&user_id=U1&response_url=" + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/r")
-            let body = Array(form.utf8)
-            let headers = HTTPFields(try WebhookSigner.slack(secret: h.secret("SL"), body: body, timestamp: Int(IngressHarness.now.timeIntervalSince1970))
-                .map { ($0.name, $0.value) } + [("Content-Type", "application/x-www-form-urlencoded")])
-            try await h.app.test(.router) { client in
-                try await client.execute(uri: "/hooks/slack", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { res in
-                    #expect(res.status == .ok)
-                }
-            }
+            let answer = try await h.postSlackCommand("command=%2Faml&text=scale-all+2&user_id=U1&response_url=" + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/r"))
+            #expect(answer.status == .ok)
             _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
             try await withAML(h) { runner, _ in
                 while try await runner.runOne() {}
@@ -126,18 +113,15 @@ import Testing
             _ = try git.git(["add", "."], in: repo)
             _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "t"], in: repo)
             let sha = try git.git(["rev-parse", "HEAD"], in: repo)
-            let config = try MLHookConfig.parse(yaml: """
+            try h.install("""
                 sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
                 rules:
                   - name: retrain
                     when: { kind: push, branches: [main] }
                     actions: [ { start_run: { experiment: status-demo, dir: ".", script: t.py, compute: cpu-cluster, repository: "file://\(repo)", ref: "\(sha)" } } ]
                     callback: [ { github_status: { token: { env: GH_TOKEN }, api_base: "http://127.0.0.1:\(gc.port!)", context: "mlhook/train" } } ]
-                """, file: "t.yaml").config
-            h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
-            var event = try IngressHarness.pushEvent(branch: "main")
-            event.body = Array(String(decoding: event.body, as: UTF8.self).replacingOccurrences(
-                of: "\"after\": \"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"", with: "\"after\": \"\(sha)\"").utf8)
+                """)
+            let event = try IngressHarness.pushEvent(branch: "main", after: sha)
             _ = try await h.store.append(event)
             _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
             try await withAML(h) { runner, _ in
@@ -176,29 +160,22 @@ import Testing
         try "print('fast')\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
         _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-am", "fast"], in: repo)
         let fast = try git.git(["rev-parse", "HEAD"], in: repo)
-        let config = try MLHookConfig.parse(yaml: """
+        try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:
               - name: train
                 when: { kind: push, branches: [main] }
                 supersede: true
                 actions: [ { start_run: { experiment: sup, dir: ".", script: t.py, compute: cpu-cluster, repository: "file://\(repo)", ref: "{{ after }}" } } ]
-            """, file: "t.yaml").config
-        h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
-        @Sendable func push(_ sha: String) throws -> InboundEvent {
-            var e = try IngressHarness.pushEvent(branch: "main")
-            e.body = Array(String(decoding: e.body, as: UTF8.self).replacingOccurrences(
-                of: "\"after\": \"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"", with: "\"after\": \"\(sha)\"").utf8)
-            return e
-        }
+            """)
         let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
         try await ChatOpsAndStatusTests().withAML(h) { runner, _ in
-            _ = try await h.store.append(try push(slow))
+            _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main", after: slow))
             _ = try await planner.planPending()
             while try await runner.runOne() {}
             let first = try #require(try await h.store.jobs(limit: nil, state: .watching).first)
             // The newer push to main supersedes it.
-            _ = try await h.store.append(try push(fast))
+            _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main", after: fast))
             _ = try await planner.planPending()
             while try await runner.runOne() {}
             for _ in 0..<300 where try await h.store.jobs(limit: nil, state: .watching).count > 0 {

@@ -52,6 +52,23 @@ struct IngressHarness {
 
     func secret(_ env: String) -> WebhookSecret { WebhookSecret(secrets[env]!) }
 
+    /// Puts `yaml`'s rules in force, as a reload would, keeping the sources already resolved.
+    func install(_ yaml: String) throws {
+        let config = try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config
+        runtime.live.replace(config: config, sources: runtime.live.snapshot.sources.map(\.value))
+    }
+
+    /// Posts a slash command's form to `/hooks/slack`, signed with the `SL` secret.
+    /// - Returns: The answer's status and body.
+    func postSlackCommand(_ form: String) async throws -> (status: HTTPResponse.Status, body: String) {
+        let body = Array(form.utf8)
+        let headers = HTTPFields(try WebhookSigner.slack(secret: secret("SL"), body: body, timestamp: Int(Self.now.timeIntervalSince1970))
+            .map { ($0.name, $0.value) } + [("Content-Type", "application/x-www-form-urlencoded")])
+        return try await app.test(.router) { client in
+            try await client.execute(uri: "/hooks/slack", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { ($0.status, String(buffer: $0.body)) }
+        }
+    }
+
     var app: some ApplicationProtocol { buildApplication(runtime) }
 
     func count() async throws -> Int { try await store.list(limit: nil, source: nil).count }

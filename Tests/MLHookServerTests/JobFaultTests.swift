@@ -67,15 +67,10 @@ final class FlakyAzure: Sendable {
 }
 
 @Suite struct JobFaultTests {
+    /// A repository whose `train/train.py` prints its arguments. - Returns: its path and commit.
     func repo(_ h: IngressHarness) throws -> (path: String, sha: String) {
-        let repo = h.dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
-        try "import sys\nprint('nightly', sys.argv[1:])\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
-        let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-        _ = try git.git(["add", "."], in: repo)
-        _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "t"], in: repo)
-        return (repo, try git.git(["rev-parse", "HEAD"], in: repo))
+        let path = h.dir.file("repo")
+        return (path, try ProviderEndToEndTests().makeRepo(path, script: "import sys\nprint('nightly', sys.argv[1:])\n"))
     }
 
     /// Polls the watcher until no job is watching.
@@ -93,16 +88,15 @@ final class FlakyAzure: Sendable {
             let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
             defer { h.dir.remove() }
             let (path, sha) = try repo(h)
-            let config = try MLHookConfig.parse(yaml: """
+            try h.install("""
                 sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
                 rules:
                   - name: nightly
                     when: { schedule: "0 2 * * *", timezone: UTC }
-                    actions: [ { start_run: { experiment: nightly, dir: ".", script: t.py, compute: cpu-cluster, arguments: ["--tick", "{{ schedule.tick }}"],
+                    actions: [ { start_run: { experiment: nightly, dir: train, script: train.py, compute: cpu-cluster, arguments: ["--tick", "{{ schedule.tick }}"],
                                               repository: "file://\(path)", ref: main } } ]
                     callback: [ { url: { url: "http://127.0.0.1:\(rc.port!)/nightly", secret: { env: NIGHTLY_CB } } } ]
-                """, file: "t.yaml").config
-            h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
+                """)
             // The injected clock: 01:59:50, then past 02:00.
             let clock = ManualClock(ISO8601DateFormatter().date(from: "2026-11-22T01:59:50Z")!)
             let scheduler = Scheduler(store: h.store, live: h.runtime.live, clock: clock, logger: h.logs.logger())
@@ -181,17 +175,16 @@ final class FlakyAzure: Sendable {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
         let (path, sha) = try repo(h)
-        let config = try MLHookConfig.parse(yaml: """
+        try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:
               - name: flaky
                 when: { kind: push, branches: [main] }
                 actions:
-                  - start_run: { experiment: flaky, dir: ".", script: t.py, compute: cpu-cluster, repository: "file://\(path)", ref: "\(sha)" }
+                  - start_run: { experiment: flaky, dir: train, script: train.py, compute: cpu-cluster, repository: "file://\(path)", ref: "\(sha)" }
                   - scale_compute: { name: cpu-cluster, max_nodes: 2 }
                   - register_model: { name: flaky-model, url: "https://models.example.com/m.pkl" }
-            """, file: "t.yaml").config
-        h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
+            """)
         _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
         _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
 

@@ -215,9 +215,13 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
 
 extension IngressHarness {
     /// A GitHub push event as ingress would store it.
-    static func pushEvent(branch: String) throws -> InboundEvent {
+    /// GitHub's documented push to `branch`, naming `after` as its head commit when given.
+    static func pushEvent(branch: String, after: String? = nil) throws -> InboundEvent {
         var body = String(decoding: try Fixtures.webhook("github", "push.new-branch-1-commit.octokit.json"), as: UTF8.self)
         body = body.replacingOccurrences(of: "\"refs/heads/master\"", with: "\"refs/heads/\(branch)\"")
+        if let after {
+            body = body.replacingOccurrences(of: "\"after\": \"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"", with: "\"after\": \"\(after)\"")
+        }
         return InboundEvent(id: EventID.make(), source: "github", kind: "push", deliveryID: UUID().uuidString, headers: [:],
                             body: Array(body.utf8), contentType: "application/json", receivedAt: Date())
     }

@@ -55,14 +55,13 @@ import Testing
     @Test func anActionPastTheGracePeriodIsCancelledAndQueuedForTheNextStart() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let config = try MLHookConfig.parse(yaml: """
+        try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:
               - name: scale
                 when: { kind: push }
                 actions: [ { scale_compute: { name: cpu-cluster, max_nodes: 3 } } ]
-            """, file: "t.yaml").config
-        h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
+            """)
         _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
         _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
 
