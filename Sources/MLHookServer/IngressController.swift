@@ -28,8 +28,9 @@ struct IngressController: Sendable {
     func receive(_ request: Request, source name: String) async -> Response {
         let started = ContinuousClock.now
         let (response, outcome) = await handle(request, source: name)
-        let known = live.snapshot.sources[name] != nil
-        metrics.eventReceived(source: known ? name : "unknown", kind: String(outcome.kind.prefix(64)), outcome: outcome.name, duration: ContinuousClock.now - started)
+        // A path that names no source is not a label value: any string could be sent there.
+        let source = outcome.name == "unknown_source" ? "unknown" : name
+        metrics.eventReceived(source: source, kind: String(outcome.kind.prefix(64)), outcome: outcome.name, duration: ContinuousClock.now - started)
         return response
     }
 
