@@ -138,11 +138,9 @@ struct StatusPage: Sendable {
         h += depth.map { "<td><b>\($0.1)</b><br>\($0.0)</td>" }.joined() + "</tr></table></section>"
 
         h += "<section><h2>Recent events</h2><table><tr><th>received</th><th>source</th><th>kind</th><th>delivery</th><th>outcome</th><th>why</th></tr>"
+        let explanations = try await store.explanations(ids: events.map(\.id))
         for e in events {
-            var why = ""
-            if let full = try await store.event(id: e.id), let explanation = full.explanation {
-                why = "<details><summary>rules</summary><pre>\(Self.escape(explanation))</pre></details>"
-            }
+            let why = explanations[e.id].map { "<details><summary>rules</summary><pre>\(Self.escape($0))</pre></details>" } ?? ""
             h += "<tr class=\(e.state.rawValue)><td>\(Self.time(e.receivedAt))</td><td>\(Self.escape(e.source))</td><td>\(Self.escape(e.kind))</td>"
                 + "<td><code>\(Self.escape(String(e.deliveryID.prefix(40))))</code></td><td>\(e.state.rawValue)</td><td>\(why)</td></tr>"
         }

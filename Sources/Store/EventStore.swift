@@ -82,6 +82,9 @@ public protocol EventStore: OperatorView {
     func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws
 
 
+    /// The planner's explanations of these events, by id (events not yet planned have none); bodies are not read.
+    func explanations(ids: [String]) async throws -> [String: String]
+
     /// Jobs and callbacks per state, and events waiting to be planned (for metrics and the status page).
     func counts() async throws -> StoreCounts
 

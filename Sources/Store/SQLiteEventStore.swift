@@ -459,6 +459,19 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
+    public func explanations(ids: [String]) async throws -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        return try await pool.read { db in
+            let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+            var out: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, explanation FROM events WHERE id IN (\(marks)) AND explanation IS NOT NULL",
+                                        arguments: StatementArguments(ids)) {
+                out[row["id"]] = row["explanation"]
+            }
+            return out
+        }
+    }
+
     public func counts() async throws -> StoreCounts {
         try await pool.read { db in
             func grouped(_ table: String) throws -> [String: Int] {
