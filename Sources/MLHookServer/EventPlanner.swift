@@ -35,39 +35,65 @@ public struct EventPlanner: Service {
         }
     }
 
-    /// Plans up to 100 unplanned events.
+    /// Plans up to 100 events that ingress stored without a plan (schedule ticks, events stored before a
+    /// restart or by an older version).
     /// - Returns: How many were planned.
     public func planPending() async throws -> Int {
         let events = try await store.unplanned(limit: 100)
         let config = live.snapshot.config
-        let verdicts = events.map { ($0, Self.verdict(for: $0, config: config)) }
-        let maxAttempts = Dictionary(config.rules.map { ($0.name, $0.maxAttempts) }, uniquingKeysWith: { a, _ in a })
-        let superseding = Set(config.rules.filter(\.supersede).map(\.name))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let jobs: [NewJob] = verdicts.flatMap { stored, verdict in
-            verdict.actions.map { a in
-                NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: stored.summary.id, rule: a.rule,
-                       actionIndex: a.index, action: a.type.rawValue,
-                       parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
-                       maxAttempts: maxAttempts[a.rule] ?? 5,
-                       supersedeScope: superseding.contains(a.rule) && a.type == .startRun ? verdict.branchScope : nil)
-            }
-        }
+        let decisions = events.map { Self.decide($0, config: config) }
         // One transaction (one fsync) for the whole batch: verdicts and their jobs together, never one without the other.
-        try await store.recordPlans(verdicts.map {
-            PlanVerdict(id: $0.0.summary.id, state: $0.1.state, plan: $0.1.plan, explanation: $0.1.explanation)
-        }, jobs: jobs)
-        for (stored, verdict) in verdicts {
-            let meta: Logger.Metadata = ["event_id": .string(stored.summary.id), "delivery_id": .string(stored.summary.deliveryID),
-                                         "source": .string(stored.summary.source)]
-            if verdict.state == .planned {
-                logger.info("event planned: \(verdict.count) action(s)", metadata: meta)
-            } else {
-                logger.info("event ignored: no rule matched", metadata: meta)
-            }
+        try await store.recordPlans(decisions.map(\.record), jobs: decisions.flatMap(\.jobs))
+        for (stored, decision) in zip(events, decisions) {
+            Self.log(decision, logger: logger, metadata: ["event_id": .string(stored.summary.id),
+                                                          "delivery_id": .string(stored.summary.deliveryID),
+                                                          "source": .string(stored.summary.source)])
         }
         return events.count
+    }
+
+    /// A verdict with what the store records for it: the event's new state and the jobs it creates.
+    public struct Decision: Sendable {
+        public var verdict: Verdict
+        public var record: PlanVerdict
+        public var jobs: [NewJob]
+    }
+
+    /// Plans one event: its verdict, and the jobs (one per planned action) that the store creates in the
+    /// same transaction as the verdict. Pure.
+    public static func decide(_ stored: StoredEvent, config: MLHookConfig) -> Decision {
+        let verdict = verdict(for: stored, config: config)
+        let id = stored.summary.id
+        let record = PlanVerdict(id: id, state: verdict.state, plan: verdict.plan, explanation: verdict.explanation)
+        guard !verdict.actions.isEmpty else { return Decision(verdict: verdict, record: record, jobs: []) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let rules = Dictionary(config.rules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let jobs = verdict.actions.map { a in
+            NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: id, rule: a.rule,
+                   actionIndex: a.index, action: a.type.rawValue,
+                   parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
+                   maxAttempts: rules[a.rule]?.maxAttempts ?? 5,
+                   supersedeScope: rules[a.rule]?.supersede == true && a.type == .startRun ? verdict.branchScope : nil)
+        }
+        return Decision(verdict: verdict, record: record, jobs: jobs)
+    }
+
+    /// Plans an event ingress is about to store, so it is stored planned, in one transaction with its jobs.
+    public static func decide(_ event: InboundEvent, config: MLHookConfig) -> Decision {
+        decide(StoredEvent(summary: EventSummary(id: event.id, source: event.source, kind: event.kind, deliveryID: event.deliveryID,
+                                                 state: .received, receivedAt: event.receivedAt, bodyBytes: event.body.count),
+                           headers: event.headers, contentType: event.contentType, body: event.body, explanation: nil, plan: nil),
+               config: config)
+    }
+
+    /// The line every planned event gets in the log.
+    static func log(_ decision: Decision, logger: Logger, metadata: Logger.Metadata) {
+        if decision.verdict.state == .planned {
+            logger.info("event planned: \(decision.verdict.count) action(s)", metadata: metadata)
+        } else {
+            logger.info("event ignored: no rule matched", metadata: metadata)
+        }
     }
 
     /// What the planner decided for one event.

@@ -7,7 +7,7 @@ import NIOCore
 import Signing
 import Store
 
-/// `POST /hooks/{source}`: verify over the raw bytes, validate, store durably, and only then answer 2xx.
+/// `POST /hooks/{source}`: verify over the raw bytes, validate, plan, store durably, and only then answer 2xx.
 struct IngressController: Sendable {
     /// Sources are read per request, so a reloaded configuration applies to the next delivery.
     let live: LiveConfig
@@ -41,7 +41,8 @@ struct IngressController: Sendable {
     }
 
     func handle(_ request: Request, source name: String) async -> (Response, Outcome) {
-        guard let source = live.snapshot.sources[name] else {
+        let snapshot = live.snapshot
+        guard let source = snapshot.sources[name] else {
             return (reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name), Outcome(name: "unknown_source"))
         }
         let headers = request.headers
@@ -105,9 +106,12 @@ struct IngressController: Sendable {
         let deliveryID = delivery ?? parsed.deliveryID ?? fallbackDeliveryID(source, headers: headers, body: body)
         let event = InboundEvent(id: EventID.make(at: receivedAt), source: source.name, kind: kind, deliveryID: deliveryID,
                                  headers: source.kept(headers), body: body, contentType: mediaType, receivedAt: receivedAt)
+        // Planned here, with the configuration that accepted it, so the event is stored with its verdict and
+        // jobs in one transaction: the planner does not read it back and write it a second time.
+        let decision = EventPlanner.decide(event, config: snapshot.config)
         let outcome: AppendOutcome
         do {
-            outcome = try await store.append(event)
+            outcome = try await store.append(event, plan: decision.record, jobs: decision.jobs)
         } catch {
             logger.error("hook not stored, answered 503 so the sender retries: \(error)", metadata: log)
             return (json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"]),
@@ -119,6 +123,7 @@ struct IngressController: Sendable {
         switch outcome {
         case .stored(let id):
             logger.info("hook stored", metadata: log)
+            EventPlanner.log(decision, logger: logger, metadata: log)
             if let command = parsed.slackCommand {
                 var r = json(.ok, ["response_type": "ephemeral", "text": "mlhook received \(command) (event \(id)); results will follow here."])
                 r.headers[Self.eventIDHeader] = id  // Slack's body is a message; `mlhook send --wait` reads the id here

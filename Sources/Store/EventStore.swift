@@ -30,8 +30,11 @@ public protocol EventStore: OperatorView {
     ///
     /// When this returns, the event is committed with the store's configured synchronous level; a caller may
     /// then acknowledge the delivery.
+    /// With `plan`, the event is stored already planned: its verdict and `jobs` are written in the event's
+    /// own transaction (only if the event is new; a duplicate creates nothing). Without, it is stored
+    /// `received` and the planner picks it up.
     /// - Returns: `.stored` with the new id, or `.duplicate` with the id of the event already stored.
-    func append(_ event: InboundEvent) async throws -> AppendOutcome
+    func append(_ event: InboundEvent, plan: PlanVerdict?, jobs: [NewJob]) async throws -> AppendOutcome
 
 
     /// Whether the store answers queries (for `/readyz`).
@@ -99,6 +102,11 @@ public protocol EventStore: OperatorView {
 }
 
 extension EventStore {
+    /// Stores an event for the planner to plan.
+    public func append(_ event: InboundEvent) async throws -> AppendOutcome {
+        try await append(event, plan: nil, jobs: [])
+    }
+
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
         try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now, callbacks: [])
     }
@@ -337,6 +345,11 @@ public struct EventSummary: Sendable, Equatable, Codable {
     public var state: EventState
     public var receivedAt: Date
     public var bodyBytes: Int
+
+    public init(id: String, source: String, kind: String, deliveryID: String, state: EventState, receivedAt: Date, bodyBytes: Int) {
+        self.id = id; self.source = source; self.kind = kind; self.deliveryID = deliveryID
+        self.state = state; self.receivedAt = receivedAt; self.bodyBytes = bodyBytes
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, source, kind, state

@@ -25,6 +25,8 @@ public final class SQLiteEventStore: EventStore {
         let event: InboundEvent
         let headers: String
         let body: Data
+        let plan: PlanVerdict?
+        let jobs: [NewJob]
     }
 
     /// Opens (creating if needed) the store and migrates its schema.
@@ -182,14 +184,15 @@ public final class SQLiteEventStore: EventStore {
         return m
     }
 
-    public func append(_ event: InboundEvent) async throws -> AppendOutcome {
-        try await writer.submit(PreparedEvent(event: event, headers: Self.encodeHeaders(event.headers), body: Data(event.body)))
+    public func append(_ event: InboundEvent, plan: PlanVerdict?, jobs: [NewJob]) async throws -> AppendOutcome {
+        try await writer.submit(PreparedEvent(event: event, headers: Self.encodeHeaders(event.headers), body: Data(event.body),
+                                              plan: plan, jobs: jobs))
     }
 
     private static func insert(_ db: Database, _ events: [PreparedEvent]) throws -> [AppendOutcome] {
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at, state, plan, explanation)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(source, delivery_id) DO NOTHING
             """)
         let insertBody = try db.cachedStatement(sql: "INSERT INTO event_bodies (seq, body) VALUES (?, ?)")
@@ -199,9 +202,11 @@ public final class SQLiteEventStore: EventStore {
         for p in events {
             let e = p.event
             try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
-                                           e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970])
+                                           e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970,
+                                           (p.plan?.state ?? .received).rawValue, p.plan?.plan, p.plan?.explanation])
             if db.changesCount == 1 {
                 try insertBody.execute(arguments: [db.lastInsertedRowID, p.body])
+                if !p.jobs.isEmpty { _ = try insertJobs(db, p.jobs) }
                 outcomes.append(.stored(id: e.id))
             } else {
                 let id = try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id
@@ -290,33 +295,39 @@ public final class SQLiteEventStore: EventStore {
         try await pool.write { db in
             let update = try db.cachedStatement(sql: "UPDATE events SET state = ?, plan = ?, explanation = ? WHERE id = ?")
             for v in verdicts { try update.execute(arguments: [v.state.rawValue, v.plan, v.explanation, v.id]) }
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at,
-                                  supersede_scope, delivery_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT delivery_id FROM events WHERE id = ?)) ON CONFLICT(idempotency_key) DO NOTHING
-                """)
-            let now = Date().timeIntervalSince1970
-            var created = 0
-            for j in jobs {
-                let id = "job_" + String(EventID.make().dropFirst(4))
-                try insert.execute(arguments: [id, j.idempotencyKey, j.eventID, j.rule, j.actionIndex, j.action, j.parameters, j.maxAttempts,
-                                               now, now, j.supersedeScope, j.eventID])
-                guard db.changesCount == 1 else { continue }
-                created += 1
-                if let scope = j.supersedeScope {
-                    // A newer push to the same branch: older queued jobs of the rule end here; running or watching
-                    // ones get their run canceled by the watcher.
-                    try db.execute(sql: """
-                        UPDATE jobs SET state = 'failed', last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ? AND state = 'queued'
-                        """, arguments: ["superseded by job \(id)", j.rule, scope, id])
-                    try db.execute(sql: """
-                        UPDATE jobs SET cancel_requested = 1, last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ?
-                               AND state IN ('running', 'watching')
-                        """, arguments: ["superseded by job \(id)", j.rule, scope, id])
-                }
-            }
-            return created
+            return try Self.insertJobs(db, jobs)
         }
+    }
+
+    /// Creates jobs, skipping those whose idempotency key exists; a `supersede` job ends the older ones of its
+    /// rule and scope. - Returns: How many were created.
+    private static func insertJobs(_ db: Database, _ jobs: [NewJob]) throws -> Int {
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at,
+                              supersede_scope, delivery_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT delivery_id FROM events WHERE id = ?)) ON CONFLICT(idempotency_key) DO NOTHING
+            """)
+        let now = Date().timeIntervalSince1970
+        var created = 0
+        for j in jobs {
+            let id = "job_" + String(EventID.make().dropFirst(4))
+            try insert.execute(arguments: [id, j.idempotencyKey, j.eventID, j.rule, j.actionIndex, j.action, j.parameters, j.maxAttempts,
+                                           now, now, j.supersedeScope, j.eventID])
+            guard db.changesCount == 1 else { continue }
+            created += 1
+            if let scope = j.supersedeScope {
+                // A newer push to the same branch: older queued jobs of the rule end here; running or watching
+                // ones get their run canceled by the watcher.
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'failed', last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ? AND state = 'queued'
+                    """, arguments: ["superseded by job \(id)", j.rule, scope, id])
+                try db.execute(sql: """
+                    UPDATE jobs SET cancel_requested = 1, last_error = ? WHERE rule = ? AND supersede_scope = ? AND id != ?
+                           AND state IN ('running', 'watching')
+                    """, arguments: ["superseded by job \(id)", j.rule, scope, id])
+            }
+        }
+        return created
     }
 
     public func jobs(_ q: JobQuery) async throws -> [JobRecord] {
