@@ -64,6 +64,16 @@ public final class SQLiteEventStore: EventStore {
                 try db.execute(sql: "PRAGMA journal_size_limit = \(64 << 20)")
             }
             let pool = try DatabasePool(path: path, configuration: config)
+            // GRDB's DatabasePool sets `synchronous = NORMAL` on its writer when it turns WAL on, after
+            // prepareDatabase ran: set the configured level again on the writer (the only connection that
+            // commits), and check that it holds.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(sync)")
+                let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+                guard level == (synchronous == .full ? 2 : 1) else {
+                    throw StoreError("set synchronous", "PRAGMA synchronous is \(level.map(String.init) ?? "unknown"), not \(sync)")
+                }
+            }
             try Self.migrator.migrate(pool)
             let pageSize = try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
             checkpointer = try WALCheckpointer(path: path, pageSize: pageSize, logger: logger)

@@ -10,5 +10,10 @@ public struct StoreError: Error, CustomStringConvertible {
         self.reason = String(describing: underlying)
     }
 
+    public init(_ operation: String, _ reason: String) {
+        self.operation = operation
+        self.reason = reason
+    }
+
     public var description: String { "store: \(operation): \(reason)" }
 }
