@@ -16,6 +16,7 @@ import MLHookCore
 ///   in the OS page cache), but the last commits may be lost on power loss or an OS crash.
 public final class SQLiteEventStore: EventStore {
     let pool: DatabasePool
+    let bodies: BodyLog
     private let writer: GroupCommitWriter<PreparedEvent, AppendOutcome>
     private let checkpointer: WALCheckpointer
     private let logger: Logger
@@ -34,9 +35,11 @@ public final class SQLiteEventStore: EventStore {
     ///   - path: The SQLite file; its directory is created if missing.
     ///   - synchronous: Commit durability.
     ///   - maxBatch: Most events per group commit.
+    ///   - bodySegmentBytes: Size at which the body log starts a new segment file.
     ///   - logger: For store-level messages.
     /// - Throws: `StoreError` naming the file when it cannot be opened or migrated.
-    public init(path: String, synchronous: SynchronousMode = .full, maxBatch: Int = 512, logger: Logger) throws {
+    public init(path: String, synchronous: SynchronousMode = .full, maxBatch: Int = 512, bodySegmentBytes: Int = 64 << 20,
+                logger: Logger) throws {
         self.logger = logger
         let url = URL(fileURLWithPath: path)
         do {
@@ -77,12 +80,13 @@ public final class SQLiteEventStore: EventStore {
             try Self.migrator.migrate(pool)
             let pageSize = try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
             checkpointer = try WALCheckpointer(path: path, pageSize: pageSize, logger: logger)
+            bodies = try BodyLog(directory: path + ".bodies", fsync: synchronous == .full, segmentBytes: bodySegmentBytes)
             self.pool = pool
         } catch {
             throw StoreError("open \(path)", error)
         }
         writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, name: "mlhook-store-writer", logger: logger,
-                                   commit: Self.insert)
+                                   commit: { [bodies] db, events in try Self.insert(db, events, bodies: bodies) })
     }
 
     deinit {
@@ -191,6 +195,13 @@ public final class SQLiteEventStore: EventStore {
                 ALTER TABLE events DROP COLUMN body;
                 """)
         }
+        m.registerMigration("v10 body log") { db in
+            // New bodies go to BodyLog's segment files; events stored before keep theirs in event_bodies.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN body_segment INTEGER;
+                ALTER TABLE events ADD COLUMN body_offset INTEGER;
+                """)
+        }
         return m
     }
 
@@ -199,31 +210,42 @@ public final class SQLiteEventStore: EventStore {
                                               plan: plan, jobs: jobs))
     }
 
-    private static func insert(_ db: Database, _ events: [PreparedEvent]) throws -> [AppendOutcome] {
+    /// One group commit: duplicates are found first, the new events' bodies are appended to the body log
+    /// (and fsynced) with one write, then the events are inserted with where their bodies are, and commit.
+    private static func insert(_ db: Database, _ events: [PreparedEvent], bodies: BodyLog) throws -> [AppendOutcome] {
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at, state, plan, explanation)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at, state, plan, explanation,
+                                body_segment, body_offset)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(source, delivery_id) DO NOTHING
             """)
-        let insertBody = try db.cachedStatement(sql: "INSERT INTO event_bodies (seq, body) VALUES (?, ?)")
         let existing = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND delivery_id = ?")
-        var outcomes: [AppendOutcome] = []
-        outcomes.reserveCapacity(events.count)
-        for p in events {
-            let e = p.event
-            try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
-                                           e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970,
-                                           (p.plan?.state ?? .received).rawValue, p.plan?.plan, p.plan?.explanation])
-            if db.changesCount == 1 {
-                try insertBody.execute(arguments: [db.lastInsertedRowID, p.body])
-                if !p.jobs.isEmpty { _ = try insertJobs(db, p.jobs) }
-                outcomes.append(.stored(id: e.id))
-            } else {
-                let id = try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id
-                outcomes.append(.duplicate(id: id))
+        var outcomes = [AppendOutcome?](repeating: nil, count: events.count)
+        var fresh: [Int] = []
+        var keys = Set<[String]>()
+        for (i, p) in events.enumerated() {
+            if let id = try String.fetchOne(existing, arguments: [p.event.source, p.event.deliveryID]) {
+                outcomes[i] = .duplicate(id: id)
+            } else if keys.insert([p.event.source, p.event.deliveryID]).inserted {
+                fresh.append(i)
             }
         }
-        return outcomes
+        let refs = try bodies.append(fresh.map { events[$0].body })
+        for (i, ref) in zip(fresh, refs) {
+            let p = events[i], e = p.event
+            try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
+                                           e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970,
+                                           (p.plan?.state ?? .received).rawValue, p.plan?.plan, p.plan?.explanation,
+                                           ref.segment, ref.offset])
+            if !p.jobs.isEmpty { _ = try insertJobs(db, p.jobs) }
+            outcomes[i] = .stored(id: e.id)
+        }
+        // The same delivery twice in one batch: the second is a duplicate of the first.
+        for i in events.indices where outcomes[i] == nil {
+            let e = events[i].event
+            outcomes[i] = .duplicate(id: try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id)
+        }
+        return outcomes.map { $0! }
     }
 
     static func encodeHeaders(_ headers: [String: String]) -> String { JSONText.object(headers) }
@@ -278,25 +300,36 @@ public final class SQLiteEventStore: EventStore {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT \(Self.fullColumns) WHERE events.id = ?
                 """, arguments: [id]) else { return nil }
-            return Self.stored(row)
+            return try stored(row)
         }
     }
 
     private static let fullColumns = """
-        events.id, source, kind, delivery_id, state, received_at, body_bytes AS n, headers, content_type, event_bodies.body, explanation, plan
+        events.id, source, kind, delivery_id, state, received_at, body_bytes AS n, headers, content_type, event_bodies.body, explanation, plan,
+        body_segment, body_offset
         FROM events LEFT JOIN event_bodies ON event_bodies.seq = events.seq
         """
 
-    private static func stored(_ row: Row) -> StoredEvent {
-        let body: Data = row["body"] ?? Data()
-        return StoredEvent(summary: summary(row), headers: decodeHeaders(row["headers"]), contentType: row["content_type"],
+    /// An event row with its body: from the body log, or, for events stored before it, from event_bodies.
+    private func stored(_ row: Row) throws -> StoredEvent {
+        let body: Data
+        if let segment: Int = row["body_segment"], let offset: Int = row["body_offset"] {
+            do {
+                body = try bodies.read(BodyLog.Ref(segment: segment, offset: offset), length: row["n"])
+            } catch {
+                throw StoreError("read the body of event \(row["id"] as String? ?? "?")", error)
+            }
+        } else {
+            body = row["body"] ?? Data()
+        }
+        return StoredEvent(summary: Self.summary(row), headers: Self.decodeHeaders(row["headers"]), contentType: row["content_type"],
                            body: [UInt8](body), explanation: row["explanation"], plan: row["plan"])
     }
 
     public func unplanned(limit: Int) async throws -> [StoredEvent] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) WHERE state = 'received' ORDER BY events.seq LIMIT ?",
-                             arguments: [limit]).map(Self.stored)
+                             arguments: [limit]).map(stored)
         }
     }
 
@@ -557,11 +590,19 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func prune(receivedBefore date: Date) async throws -> Int {
-        try await pool.write { db in
+        let (deleted, oldestSegment) = try await pool.write { db in
             let cutoff = date.timeIntervalSince1970
             try db.execute(sql: "DELETE FROM event_bodies WHERE seq IN (SELECT seq FROM events WHERE received_at < ?)", arguments: [cutoff])
             try db.execute(sql: "DELETE FROM events WHERE received_at < ?", arguments: [cutoff])
-            return db.changesCount
+            let deleted = db.changesCount
+            return (deleted, try Int.fetchOne(db, sql: "SELECT min(body_segment) FROM events"))
         }
+        // After the commit: segments no stored event points into (never the one being appended to).
+        do {
+            try bodies.prune(before: oldestSegment ?? Int.max)
+        } catch {
+            logger.warning("store: old body segments not removed (will retry at the next pruning): \(error)")
+        }
+        return deleted
     }
 }

@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import Signing
+import Store
 import Synchronization
 import TestSupport
 import Testing
@@ -65,6 +67,15 @@ import Testing
 
         restarted.signal(SIGTERM)
         #expect(try await restarted.waitForExit() == 0, "SIGTERM stops the server cleanly")
+
+        // And each of them with its body, byte for byte (bodies live in the body log beside the database).
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        let ids = Dictionary(try await store.list(limit: nil, source: nil).map { ($0.deliveryID, $0.id) }, uniquingKeysWith: { a, _ in a })
+        var damaged: [String] = []
+        for delivery in acked {
+            if try await store.event(id: ids[delivery] ?? "")?.body != body { damaged.append(delivery) }
+        }
+        #expect(damaged.isEmpty, "acknowledged but without their body: \(damaged.prefix(10))")
     }
 }
 

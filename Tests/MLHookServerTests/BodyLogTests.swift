@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import MLHookCore
+@testable import Store
+import TestSupport
+import Testing
+
+/// Event bodies are written once, to segment files beside the database, and read back exactly or not at all.
+@Suite struct BodyLogTests {
+    func event(_ delivery: String, body: [UInt8]) -> InboundEvent {
+        InboundEvent(id: EventID.make(), source: "github", kind: "push", deliveryID: delivery, headers: [:], body: body,
+                     contentType: "application/json", receivedAt: Date())
+    }
+
+    @Test func crc32IsZlibs() {
+        #expect(CRC32.checksum(Data("123456789".utf8)) == 0xCBF4_3926)  // the standard check value
+        #expect(CRC32.checksum(Data()) == 0)
+        // Eight bytes at a time agrees with a byte at a time, for every length and alignment of the tail.
+        func reference(_ d: Data) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for b in d {
+                crc ^= UInt32(b)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            return crc ^ 0xFFFF_FFFF
+        }
+        let bytes = Data((0..<300).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })
+        for n in 0...40 { #expect(CRC32.checksum(bytes.prefix(n)) == reference(bytes.prefix(n))) }
+        #expect(CRC32.checksum(bytes) == reference(bytes))
+    }
+
+    @Test func bodiesGoToTheLogNotIntoSQLite() async throws {
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        let marker = "body-marker-\(UUID().uuidString)"
+        let body = Array(#"{"ref":"refs/heads/main","note":"\#(marker)"}"#.utf8) + (try Fixtures.webhook("github", "push.tag-deleted.octokit.json"))
+        let e = event("d1", body: body)
+        #expect(try await store.append(e) == .stored(id: e.id))
+        #expect(try await store.append(event("d1", body: body)) == .duplicate(id: e.id))
+        #expect(try await store.event(id: e.id)?.body == body)
+
+        // Written once: in the segment, and nowhere in the database or its write-ahead log.
+        let segment = try Data(contentsOf: URL(fileURLWithPath: dir.file("mlhook.db.bodies/00000001.body")))
+        #expect(segment.count == body.count + BodyLog.headerBytes, "the duplicate's body was not written")
+        for file in ["mlhook.db", "mlhook.db-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: dir.file(file)))) ?? Data()
+            #expect(bytes.range(of: Data(marker.utf8)) == nil, "\(file) holds the body")
+        }
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.file("mlhook.db.bodies/00000001.body"))[.posixPermissions] as? Int
+        #expect(mode == 0o600, "payloads can be private")
+    }
+
+    @Test func aDamagedBodyIsAnErrorNeverOtherBytes() async throws {
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        let e = event("d1", body: Array(#"{"a":"bcdefgh"}"#.utf8))
+        _ = try await store.append(e)
+        let path = dir.file("mlhook.db.bodies/00000001.body")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[BodyLog.headerBytes + 6] ^= 0x01  // one bit of the body
+        try bytes.write(to: URL(fileURLWithPath: path))
+        await #expect { _ = try await store.event(id: e.id) } throws: { error in
+            "\(error)".contains("read the body of event \(e.id)") && "\(error)".contains("checksum")
+        }
+        try Data().write(to: URL(fileURLWithPath: path))  // truncated away
+        await #expect { _ = try await store.event(id: e.id) } throws: { "\($0)".contains("cut short") }
+    }
+
+    @Test func segmentsRollOverAndPruningRemovesOnlyUnreferencedOnes() async throws {
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let log = try BodyLog(directory: dir.file("b"), fsync: true, segmentBytes: 100)
+        let refs = try (0..<5).map { i in try log.append([Data(repeating: UInt8(i), count: 60)]) }.flatMap { $0 }
+        // 72 bytes per record: every second append fills a 100-byte segment.
+        #expect(refs.map(\.segment) == [1, 1, 2, 2, 3] && log.currentSegment == 3)
+        for (i, ref) in refs.enumerated() { #expect(try log.read(ref, length: 60) == Data(repeating: UInt8(i), count: 60)) }
+        #expect(try log.prune(before: 2) == 1)
+        #expect(throws: BodyLog.Failure.self) { try log.read(refs[0], length: 60) }
+        #expect(try log.read(refs[2], length: 60) == Data(repeating: 2, count: 60))
+        #expect(try log.prune(before: Int.max) == 1, "the segment being appended to stays")
+        #expect(try log.read(refs[4], length: 60) == Data(repeating: 4, count: 60))
+        // Reopened, it appends after what is there.
+        let reopened = try BodyLog(directory: dir.file("b"), fsync: true, segmentBytes: 100)
+        let next = try reopened.append([Data("x".utf8)])
+        #expect(next == [BodyLog.Ref(segment: 3, offset: 72)])
+        #expect(try reopened.read(next[0], length: 1) == Data("x".utf8))
+    }
+
+    @Test func pruningEventsDeletesTheirSegments() async throws {
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), bodySegmentBytes: 100, logger: Logger(label: "test"))
+        var old = event("old", body: Array(repeating: UInt8(ascii: "a"), count: 90))
+        old.receivedAt = Date(timeIntervalSinceNow: -30 * 86_400)
+        _ = try await store.append(old)  // fills segment 1
+        let new = event("new", body: Array(repeating: UInt8(ascii: "b"), count: 90))
+        _ = try await store.append(new)  // segment 2
+        #expect(try await store.prune(receivedBefore: Date(timeIntervalSinceNow: -7 * 86_400)) == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("mlhook.db.bodies/00000001.body")))
+        #expect(try await store.event(id: new.id)?.body == new.body)
+    }
+}
