@@ -15,8 +15,9 @@ import Glibc
 /// A record is `MLB1`, the body's length and its CRC-32 (both UInt32, little-endian), then the body. The
 /// store appends a batch's bodies with one write and, with `synchronous: full`, fsyncs the segment before
 /// the transaction that references them commits, so a committed event always points at durable bytes. A
-/// crash between the two leaves bytes at the end of a segment that no event references and nothing reads;
-/// the next append writes over them. Segments are `00000001.body`, `00000002.body`, … of about
+/// crash between the two leaves bytes at the end of a segment that no event references and nothing reads.
+/// Appends go to the file's current end under SQLite's write lock, so two processes on one store (a second
+/// `mlhook serve` by mistake) interleave records instead of overwriting each other's. Segments are `00000001.body`, `00000002.body`, … of about
 /// `segmentBytes` each; pruning deletes those older than the oldest event still stored.
 final class BodyLog: Sendable {
     /// Where one body is.
@@ -77,7 +78,20 @@ final class BodyLog: Sendable {
             buffer += body
         }
         return try state.withLock { a in
-            // At the segment's recorded end, not O_APPEND: a failed or unreferenced write is overwritten by the next.
+            // The file's end as it is now: another process on the same store (its appends are serialized with
+            // these by SQLite's write lock, which the caller holds) may have written since, or may have pruned
+            // this segment while it had no stored events; then a new one is started.
+            var st = stat()
+            guard fstat(a.fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, a.segment)): \(Self.errno())") }
+            if st.st_nlink == 0 {
+                let next = try Self.newest(in: directory, after: a.segment)
+                let fd = try Self.open(Self.path(directory, next), create: true, syncDirectory: fsync ? directory : nil)
+                close(a.fd)
+                a.fd = fd
+                a.segment = next
+                guard fstat(fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, next)): \(Self.errno())") }
+            }
+            a.size = Int(st.st_size)
             try buffer.withUnsafeBytes { raw in
                 var done = 0
                 while done < raw.count {
@@ -93,9 +107,10 @@ final class BodyLog: Sendable {
             let refs = offsets.map { Ref(segment: a.segment, offset: a.size + $0) }
             a.size += buffer.count
             if a.size >= segmentBytes {
-                let next = try Self.open(Self.path(directory, a.segment + 1), create: true, syncDirectory: fsync ? directory : nil)
+                let segment = try Self.newest(in: directory, after: a.segment)
+                let next = try Self.open(Self.path(directory, segment), create: true, syncDirectory: fsync ? directory : nil)
                 close(a.fd)
-                a = Appender(segment: a.segment + 1, fd: next, size: 0)
+                a = Appender(segment: segment, fd: next, size: 0)
             }
             return refs
         }
@@ -138,6 +153,11 @@ final class BodyLog: Sendable {
     static func path(_ directory: String, _ segment: Int) -> String {
         let digits = String(segment)
         return directory + "/" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".body"
+    }
+
+    /// The segment to move to after `segment`: the newest there is, if another process started one already.
+    private static func newest(in directory: String, after segment: Int) throws -> Int {
+        max(segment + 1, try segments(in: directory).last ?? 0)
     }
 
     private static func segments(in directory: String) throws -> [Int] {

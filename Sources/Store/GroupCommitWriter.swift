@@ -74,7 +74,16 @@ final class GroupCommitWriter<Item: Sendable, Outcome: Sendable>: @unchecked Sen
 
             do {
                 let items = batch.map(\.0)
-                let outcomes = try pool.write { db in try commit(db, items) }
+                // IMMEDIATE: the write lock is taken at BEGIN, so `commit` runs holding it from its first statement
+                // (the body log appends before the first INSERT, and another process must not append meanwhile).
+                let outcomes = try pool.writeWithoutTransaction { db in
+                    var outcomes: [Outcome] = []
+                    try db.inTransaction(.immediate) {
+                        outcomes = try commit(db, items)
+                        return .commit
+                    }
+                    return outcomes
+                }
                 for (entry, outcome) in zip(batch, outcomes) { entry.1.resume(returning: outcome) }
             } catch {
                 logger.error("store: commit of \(batch.count) items failed: \(error)")

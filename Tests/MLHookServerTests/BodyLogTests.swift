@@ -88,6 +88,39 @@ import Testing
         #expect(try reopened.read(next[0], length: 1) == Data("x".utf8))
     }
 
+    @Test func twoStoresOnOneFileInterleaveBodiesInsteadOfOverwritingThem() async throws {
+        // A second `mlhook serve` on the same store by mistake: SQLite serializes the two, and so must the body log.
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let a = try SQLiteEventStore(path: dir.file("mlhook.db"), bodySegmentBytes: 4096, logger: Logger(label: "a"))
+        let b = try SQLiteEventStore(path: dir.file("mlhook.db"), bodySegmentBytes: 4096, logger: Logger(label: "b"))
+        var sent: [(String, [UInt8])] = []
+        try await withThrowingTaskGroup(of: (String, [UInt8]).self) { group in
+            for i in 0..<60 {
+                group.addTask {
+                    let e = event("d\(i)", body: Array("{\"n\":\(i),\"pad\":\"\(String(repeating: "x", count: 100 + i * 7))\"}".utf8))
+                    let outcome = try await (i % 2 == 0 ? a : b).append(e)
+                    #expect(outcome == .stored(id: e.id))
+                    return (e.id, e.body)
+                }
+            }
+            for try await r in group { sent.append(r) }
+        }
+        for (id, body) in sent {
+            #expect(try await a.event(id: id)?.body == body)
+            #expect(try await b.event(id: id)?.body == body)
+        }
+        // One store prunes a segment the other is still appending to (it had no stored events): the other
+        // moves on to a new segment instead of writing into a deleted file.
+        for i in 0..<3 { _ = try await b.append(event("b\(i)", body: Array(repeating: UInt8(ascii: "b"), count: 5000))) }
+        #expect(b.bodies.currentSegment > a.bodies.currentSegment)
+        #expect(try b.bodies.prune(before: Int.max) > 0)
+        #expect(!FileManager.default.fileExists(atPath: BodyLog.path(dir.file("mlhook.db.bodies"), a.bodies.currentSegment)))
+        let late = event("late", body: Array(#"{"late":true}"#.utf8))
+        _ = try await a.append(late)
+        #expect(try await b.event(id: late.id)?.body == late.body)
+    }
+
     @Test func pruningEventsDeletesTheirSegments() async throws {
         let dir = try TemporaryDirectory("mlhook-bodies")
         defer { dir.remove() }
