@@ -63,19 +63,18 @@ final class BodyLog: Sendable {
         state.withLock { close($0.fd) }
     }
 
-    /// Appends bodies with one write (and one fsync with `synchronous: full`). - Returns: where each one is.
+    /// Appends bodies (one write for the small ones together, one fsync with `synchronous: full`).
+    /// - Returns: where each one is.
     func append(_ bodies: [Data]) throws -> [Ref] {
         guard !bodies.isEmpty else { return [] }
-        var buffer = [UInt8]()
-        buffer.reserveCapacity(bodies.reduce(0) { $0 + $1.count + Self.headerBytes })
-        var offsets: [Int] = []
+        var headers: [[UInt8]] = []
+        headers.reserveCapacity(bodies.count)
         for body in bodies {
             guard body.count <= Int(UInt32.max) else { throw Failure(description: "a body of \(body.count) bytes is too large") }
-            offsets.append(buffer.count)
-            buffer += Self.magic
-            Self.appendUInt32(UInt32(body.count), to: &buffer)
-            Self.appendUInt32(CRC32.checksum(body), to: &buffer)
-            buffer += body
+            var header = Self.magic
+            Self.appendUInt32(UInt32(body.count), to: &header)
+            Self.appendUInt32(CRC32.checksum(body), to: &header)
+            headers.append(header)
         }
         return try state.withLock { a in
             // The file's end as it is now: another process on the same store (its appends are serialized with
@@ -92,20 +91,33 @@ final class BodyLog: Sendable {
                 guard fstat(fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, next)): \(Self.errno())") }
             }
             a.size = Int(st.st_size)
-            try buffer.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count {
-                    let n = pwrite(a.fd, raw.baseAddress! + done, raw.count - done, off_t(a.size + done))
-                    if n > 0 { done += n } else if n < 0 && Glibc.errno == EINTR { continue } else {
-                        throw Failure(description: "write \(Self.path(directory, a.segment)): \(Self.errno())")
-                    }
-                }
+            // Small records are gathered into one buffer (one write for a whole batch of webhooks); a large
+            // body is written from where it is, so a batch of 25 MiB bodies is never copied into one block.
+            var refs: [Ref] = []
+            var end = a.size  // where the next byte goes
+            var pending: [UInt8] = []  // bytes not yet written, which end at `end`
+            func flush() throws {
+                try write(pending, at: end - pending.count, fd: a.fd, segment: a.segment)
+                pending.removeAll(keepingCapacity: true)
             }
+            for (header, body) in zip(headers, bodies) {
+                refs.append(Ref(segment: a.segment, offset: end))
+                pending += header
+                end += header.count
+                if body.count > 256 << 10 {
+                    try flush()
+                    try body.withUnsafeBytes { try write($0, at: end, fd: a.fd, segment: a.segment) }
+                } else {
+                    pending += body
+                }
+                end += body.count
+                if pending.count >= 1 << 20 { try flush() }
+            }
+            try flush()
             if fsync && fdatasync(a.fd) != 0 {
                 throw Failure(description: "fsync \(Self.path(directory, a.segment)): \(Self.errno())")
             }
-            let refs = offsets.map { Ref(segment: a.segment, offset: a.size + $0) }
-            a.size += buffer.count
+            a.size = end
             if a.size >= segmentBytes {
                 let segment = try Self.newest(in: directory, after: a.segment)
                 let next = try Self.open(Self.path(directory, segment), create: true, syncDirectory: fsync ? directory : nil)
@@ -113,6 +125,18 @@ final class BodyLog: Sendable {
                 a = Appender(segment: segment, fd: next, size: 0)
             }
             return refs
+        }
+    }
+
+    private func write(_ bytes: some ContiguousBytes, at offset: Int, fd: Int32, segment: Int) throws {
+        try bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+                if n > 0 { done += n } else if n < 0 && Glibc.errno == EINTR { continue } else {
+                    throw Failure(description: "write \(Self.path(directory, segment)): \(Self.errno())")
+                }
+            }
         }
     }
 

@@ -88,6 +88,19 @@ import Testing
         #expect(try reopened.read(next[0], length: 1) == Data("x".utf8))
     }
 
+    @Test func largeAndSmallBodiesInOneBatchReadBackExactly() throws {
+        // Small records are gathered into one write; large ones are written from where they are.
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let log = try BodyLog(directory: dir.file("b"), fsync: false)
+        let bodies = [Data("small".utf8), Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }), Data("after".utf8),
+                      Data(repeating: 0x61, count: 600 << 10), Data(repeating: 0x62, count: 600 << 10), Data()]
+        let refs = try log.append(bodies)
+        for (ref, body) in zip(refs, bodies) { #expect(try log.read(ref, length: body.count) == body) }
+        let size = try FileManager.default.attributesOfItem(atPath: BodyLog.path(dir.file("b"), 1))[.size] as? Int
+        #expect(size == bodies.reduce(0) { $0 + $1.count + BodyLog.headerBytes }, "records are back to back")
+    }
+
     @Test func twoStoresOnOneFileInterleaveBodiesInsteadOfOverwritingThem() async throws {
         // A second `mlhook serve` on the same store by mistake: SQLite serializes the two, and so must the body log.
         let dir = try TemporaryDirectory("mlhook-bodies")
