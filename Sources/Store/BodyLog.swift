@@ -45,22 +45,18 @@ final class BodyLog: Sendable {
     private static let magic: [UInt8] = Array("MLB1".utf8)
     static let headerBytes = 12
 
-    /// Opens (creating if needed) the directory and the newest segment.
+    /// Finds the newest segment. Nothing is created until the first append, so opening a store only to read
+    /// it (`mlhook events ls`, perhaps as another user) leaves no files behind that the server cannot write.
     init(directory: String, fsync: Bool, segmentBytes: Int = 64 << 20) throws {
         self.directory = directory
         self.fsync = fsync
         self.segmentBytes = segmentBytes
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let newest = try Self.segments(in: directory).last ?? 1
-        let fd = try Self.open(Self.path(directory, newest), create: true, syncDirectory: fsync ? directory : nil)
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw Failure(description: "stat \(Self.path(directory, newest)): \(Self.errno())") }
-        state = Mutex(Appender(segment: newest, fd: fd, size: Int(st.st_size)))
+        let newest = FileManager.default.fileExists(atPath: directory) ? try Self.segments(in: directory).last ?? 1 : 1
+        state = Mutex(Appender(segment: newest, fd: -1, size: 0))
     }
 
     deinit {
-        state.withLock { close($0.fd) }
+        state.withLock { if $0.fd >= 0 { close($0.fd) } }
     }
 
     /// Appends bodies (one write for the small ones together, one fsync with `synchronous: full`).
@@ -80,6 +76,12 @@ final class BodyLog: Sendable {
             // The file's end as it is now: another process on the same store (its appends are serialized with
             // these by SQLite's write lock, which the caller holds) may have written since, or may have pruned
             // this segment while it had no stored events; then a new one is started.
+            if a.fd < 0 {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+                a.segment = try Self.newest(in: directory, after: a.segment - 1)
+                a.fd = try Self.open(Self.path(directory, a.segment), create: true, syncDirectory: fsync ? directory : nil)
+            }
             var st = stat()
             guard fstat(a.fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, a.segment)): \(Self.errno())") }
             if st.st_nlink == 0 {
@@ -185,7 +187,8 @@ final class BodyLog: Sendable {
     }
 
     private static func segments(in directory: String) throws -> [Int] {
-        try FileManager.default.contentsOfDirectory(atPath: directory)
+        guard FileManager.default.fileExists(atPath: directory) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: directory)
             .compactMap { $0.hasSuffix(".body") ? Int($0.dropLast(5)) : nil }.sorted()
     }
 

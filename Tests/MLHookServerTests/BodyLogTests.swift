@@ -33,6 +33,10 @@ import Testing
         let dir = try TemporaryDirectory("mlhook-bodies")
         defer { dir.remove() }
         let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        // Opened and read, nothing is created yet (a CLI run as another user leaves no files the server cannot write).
+        #expect(try await store.list(limit: nil, source: nil).isEmpty)
+        #expect(try await store.prune(receivedBefore: Date()) == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("mlhook.db.bodies")))
         let marker = "body-marker-\(UUID().uuidString)"
         let body = Array(#"{"ref":"refs/heads/main","note":"\#(marker)"}"#.utf8) + (try Fixtures.webhook("github", "push.tag-deleted.octokit.json"))
         let e = event("d1", body: body)
