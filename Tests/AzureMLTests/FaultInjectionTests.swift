@@ -128,14 +128,15 @@ final class FakeAzure: Sendable {
 
     @Test func aSlowResponseTimesOutAndIsRetried() async throws {
         let fake = FakeAzure()
-        fake.script(Self.groups, [.init(status: .ok, body: #"{"value":[]}"#, delay: .seconds(3)), .init(status: .ok, body: #"{"value":[{"name":"x"}]}"#)])
+        fake.script(Self.groups, [.init(status: .ok, body: #"{"value":[]}"#, delay: .seconds(4)), .init(status: .ok, body: #"{"value":[{"name":"x"}]}"#)])
         var policy = Self.quick
-        policy.attemptTimeout = 0.5
+        policy.attemptTimeout = 1
         try await fake.withClient(retry: policy) { api, _ in
             let groups = try await api.resourceGroups()
-            #expect(groups.count == 1)
+            #expect(groups.count == 1, "the answer is the retry's, not the slow one's")
         }
-        #expect(fake.hits(Self.groups) == 2)
+        // At least 2: on a stalled machine (CI once took 12 s for this test) the retry can outlast 1 s as well.
+        #expect(fake.hits(Self.groups) >= 2)
     }
 
     @Test func anExpiredTokenIsRefreshedOnceOn401AndConcurrentCallsShareOneTokenRequest() async throws {
