@@ -51,7 +51,11 @@ final class BodyLog: Sendable {
         self.directory = directory
         self.fsync = fsync
         self.segmentBytes = segmentBytes
-        let newest = FileManager.default.fileExists(atPath: directory) ? try Self.segments(in: directory).last ?? 1 : 1
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw Failure(description: "\(directory) is not a directory")
+        }
+        let newest = try Self.segments(in: directory).last ?? 1
         state = Mutex(Appender(segment: newest, fd: -1, size: 0))
     }
 

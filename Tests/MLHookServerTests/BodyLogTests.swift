@@ -138,6 +138,26 @@ import Testing
         #expect(try await b.event(id: late.id)?.body == late.body)
     }
 
+    @Test func aBodyThatCannotBeWrittenStoresNothingAndSaysWhy() async throws {
+        // The bodies directory cannot be made (a file is in its place): the append fails, naming the path, and
+        // the event is not half-stored (no row pointing at a body that is not there); ingress answers 503.
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: dir.file("mlhook.db.bodies")))
+        // Opening a store in that state is refused with the reason.
+        #expect { _ = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test")) } throws: {
+            "\($0)".contains("mlhook.db.bodies is not a directory")
+        }
+        await #expect { _ = try await store.append(event("d1", body: Array("{}".utf8))) } throws: { "\($0)".contains("mlhook.db.bodies") }
+        #expect(try await store.list(limit: nil, source: nil).isEmpty)
+        // Once the directory can be made, the same delivery is stored (it was not recorded as seen).
+        try FileManager.default.removeItem(atPath: dir.file("mlhook.db.bodies"))
+        let e = event("d1", body: Array("{}".utf8))
+        #expect(try await store.append(e) == .stored(id: e.id))
+        #expect(try await store.event(id: e.id)?.body == Array("{}".utf8))
+    }
+
     @Test func pruningEventsDeletesTheirSegments() async throws {
         let dir = try TemporaryDirectory("mlhook-bodies")
         defer { dir.remove() }
