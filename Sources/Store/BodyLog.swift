@@ -17,8 +17,9 @@ import Glibc
 /// the transaction that references them commits, so a committed event always points at durable bytes. A
 /// crash between the two leaves bytes at the end of a segment that no event references and nothing reads.
 /// Appends go to the file's current end under SQLite's write lock, so two processes on one store (a second
-/// `mlhook serve` by mistake) interleave records instead of overwriting each other's. Segments are `00000001.body`, `00000002.body`, … of about
-/// `segmentBytes` each; pruning deletes those older than the oldest event still stored.
+/// `mlhook serve` by mistake) interleave records instead of overwriting each other's. Segments are
+/// `00000001.body`, `00000002.body`, … of about `segmentBytes` each; pruning deletes those older than the
+/// oldest event still stored.
 final class BodyLog: Sendable {
     /// Where one body is.
     struct Ref: Sendable, Equatable {
@@ -35,11 +36,11 @@ final class BodyLog: Sendable {
     private let segmentBytes: Int
     private let state: Mutex<Appender>
 
-    /// The segment being appended to. Only touched with `state` locked.
+    /// The segment being appended to (`fd` is -1 until the first append opens it). Only touched with `state`
+    /// locked. Its size is not kept: each append asks the file, which another process may have appended to.
     private struct Appender {
         var segment: Int
         var fd: Int32
-        var size: Int
     }
 
     private static let magic: [UInt8] = Array("MLB1".utf8)
@@ -56,7 +57,7 @@ final class BodyLog: Sendable {
             throw Failure(description: "\(directory) is not a directory")
         }
         let newest = try Self.segments(in: directory).last ?? 1
-        state = Mutex(Appender(segment: newest, fd: -1, size: 0))
+        state = Mutex(Appender(segment: newest, fd: -1))
     }
 
     deinit {
@@ -83,24 +84,18 @@ final class BodyLog: Sendable {
             if a.fd < 0 {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
-                a.segment = try Self.newest(in: directory, after: a.segment - 1)
-                a.fd = try Self.open(Self.path(directory, a.segment), create: true, syncDirectory: fsync ? directory : nil)
+                try moveOn(&a, after: a.segment - 1)
             }
             var st = stat()
             guard fstat(a.fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, a.segment)): \(Self.errno())") }
             if st.st_nlink == 0 {
-                let next = try Self.newest(in: directory, after: a.segment)
-                let fd = try Self.open(Self.path(directory, next), create: true, syncDirectory: fsync ? directory : nil)
-                close(a.fd)
-                a.fd = fd
-                a.segment = next
-                guard fstat(fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, next)): \(Self.errno())") }
+                try moveOn(&a, after: a.segment)
+                guard fstat(a.fd, &st) == 0 else { throw Failure(description: "stat \(Self.path(directory, a.segment)): \(Self.errno())") }
             }
-            a.size = Int(st.st_size)
             // Small records are gathered into one buffer (one write for a whole batch of webhooks); a large
             // body is written from where it is, so a batch of 25 MiB bodies is never copied into one block.
             var refs: [Ref] = []
-            var end = a.size  // where the next byte goes
+            var end = Int(st.st_size)  // where the next byte goes
             var pending: [UInt8] = []  // bytes not yet written, which end at `end`
             func flush() throws {
                 try write(pending, at: end - pending.count, fd: a.fd, segment: a.segment)
@@ -123,15 +118,18 @@ final class BodyLog: Sendable {
             if fsync && fdatasync(a.fd) != 0 {
                 throw Failure(description: "fsync \(Self.path(directory, a.segment)): \(Self.errno())")
             }
-            a.size = end
-            if a.size >= segmentBytes {
-                let segment = try Self.newest(in: directory, after: a.segment)
-                let next = try Self.open(Self.path(directory, segment), create: true, syncDirectory: fsync ? directory : nil)
-                close(a.fd)
-                a = Appender(segment: segment, fd: next, size: 0)
-            }
+            if end >= segmentBytes { try moveOn(&a, after: a.segment) }
             return refs
         }
+    }
+
+    /// Opens the segment after `segment` for appending (the newest there is, if another process started one
+    /// already) and closes the one `a` had open.
+    private func moveOn(_ a: inout Appender, after segment: Int) throws {
+        let next = max(segment + 1, try Self.segments(in: directory).last ?? 0)
+        let fd = try Self.open(Self.path(directory, next), syncDirectory: fsync ? directory : nil)
+        if a.fd >= 0 { close(a.fd) }
+        a = Appender(segment: next, fd: fd)
     }
 
     private func write(_ bytes: some ContiguousBytes, at offset: Int, fd: Int32, segment: Int) throws {
@@ -185,11 +183,6 @@ final class BodyLog: Sendable {
         return directory + "/" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".body"
     }
 
-    /// The segment to move to after `segment`: the newest there is, if another process started one already.
-    private static func newest(in directory: String, after segment: Int) throws -> Int {
-        max(segment + 1, try segments(in: directory).last ?? 0)
-    }
-
     private static func segments(in directory: String) throws -> [Int] {
         guard FileManager.default.fileExists(atPath: directory) else { return [] }
         return try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -197,7 +190,7 @@ final class BodyLog: Sendable {
     }
 
     /// Opens a segment for writing (owner-only); a new one's directory entry is fsynced when `syncDirectory` is set.
-    private static func open(_ path: String, create: Bool, syncDirectory: String?) throws -> Int32 {
+    private static func open(_ path: String, syncDirectory: String?) throws -> Int32 {
         let existed = FileManager.default.fileExists(atPath: path)
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "open \(path): \(errno())") }
