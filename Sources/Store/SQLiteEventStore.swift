@@ -212,40 +212,37 @@ public final class SQLiteEventStore: EventStore {
 
     /// One group commit: duplicates are found first, the new events' bodies are appended to the body log
     /// (and fsynced) with one write, then the events are inserted with where their bodies are, and commit.
+    /// The caller holds the write lock from BEGIN, so nothing found new here can have been stored meanwhile.
     private static func insert(_ db: Database, _ events: [PreparedEvent], bodies: BodyLog) throws -> [AppendOutcome] {
         let insert = try db.cachedStatement(sql: """
             INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body_bytes, received_at, state, plan, explanation,
                                 body_segment, body_offset)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(source, delivery_id) DO NOTHING
             """)
         let existing = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND delivery_id = ?")
-        var outcomes = [AppendOutcome?](repeating: nil, count: events.count)
-        var fresh: [Int] = []
-        var keys = Set<[String]>()
-        for (i, p) in events.enumerated() {
-            if let id = try String.fetchOne(existing, arguments: [p.event.source, p.event.deliveryID]) {
-                outcomes[i] = .duplicate(id: id)
-            } else if keys.insert([p.event.source, p.event.deliveryID]).inserted {
-                fresh.append(i)
+        var outcomes: [AppendOutcome] = []
+        var fresh: [PreparedEvent] = []
+        var inBatch: [[String]: String] = [:]  // the same delivery twice in one batch: the second is a duplicate of the first
+        for p in events {
+            let key = [p.event.source, p.event.deliveryID]
+            if let id = try String.fetchOne(existing, arguments: StatementArguments(key)) ?? inBatch[key] {
+                outcomes.append(.duplicate(id: id))
+            } else {
+                inBatch[key] = p.event.id
+                fresh.append(p)
+                outcomes.append(.stored(id: p.event.id))
             }
         }
-        let refs = try bodies.append(fresh.map { events[$0].body })
-        for (i, ref) in zip(fresh, refs) {
-            let p = events[i], e = p.event
+        let refs = try bodies.append(fresh.map(\.body))
+        for (p, ref) in zip(fresh, refs) {
+            let e = p.event
             try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,
                                            e.contentType, p.body.count, e.receivedAt.timeIntervalSince1970,
                                            (p.plan?.state ?? .received).rawValue, p.plan?.plan, p.plan?.explanation,
                                            ref.segment, ref.offset])
             if !p.jobs.isEmpty { _ = try insertJobs(db, p.jobs) }
-            outcomes[i] = .stored(id: e.id)
         }
-        // The same delivery twice in one batch: the second is a duplicate of the first.
-        for i in events.indices where outcomes[i] == nil {
-            let e = events[i].event
-            outcomes[i] = .duplicate(id: try String.fetchOne(existing, arguments: [e.source, e.deliveryID]) ?? e.id)
-        }
-        return outcomes.map { $0! }
+        return outcomes
     }
 
     static func encodeHeaders(_ headers: [String: String]) -> String { JSONText.object(headers) }

@@ -55,6 +55,25 @@ import Testing
         #expect(mode == 0o600, "payloads can be private")
     }
 
+    @Test func concurrentRedeliveriesStoreOneEventAndOneBody() async throws {
+        // The same delivery 20 times at once: group commit puts several in one batch, and each batch must see
+        // the earlier ones, in the store and in the batch itself.
+        let dir = try TemporaryDirectory("mlhook-bodies")
+        defer { dir.remove() }
+        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        let body = Array(#"{"same":"delivery"}"#.utf8)
+        let outcomes = try await withThrowingTaskGroup(of: AppendOutcome.self) { group in
+            for _ in 0..<20 { group.addTask { try await store.append(event("same", body: body)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let stored = outcomes.compactMap { if case .stored(let id) = $0 { id } else { nil } }
+        #expect(stored.count == 1)
+        #expect(outcomes.allSatisfy { $0 == .stored(id: stored[0]) || $0 == .duplicate(id: stored[0]) })
+        #expect(try await store.list(limit: nil, source: nil).map(\.id) == stored)
+        let segment = try Data(contentsOf: URL(fileURLWithPath: dir.file("mlhook.db.bodies/00000001.body")))
+        #expect(segment.count == body.count + BodyLog.headerBytes, "one body written")
+    }
+
     @Test func aDamagedBodyIsAnErrorNeverOtherBytes() async throws {
         let dir = try TemporaryDirectory("mlhook-bodies")
         defer { dir.remove() }
