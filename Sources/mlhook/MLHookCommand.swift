@@ -38,7 +38,7 @@ func printError(_ text: String) {
 func bootstrapLogging(_ log: LogConfig) -> Logger {
     let level = Logger.Level(rawValue: log.level.rawValue) ?? .info
     LoggingSystem.bootstrap { label in
-        var handler: any LogHandler = log.format == .json ? JSONLogHandler(label: label) : TextLogHandler(label: label)
+        var handler = StandardErrorLogHandler(label: label, format: log.format)
         handler.logLevel = level
         return handler
     }

@@ -13,18 +13,18 @@ import Testing
     }
 
     @Test func textLinesKeepStreamLogHandlersLayout() {
-        let line = TextLogHandler.line(event("hook rejected: bad", metadata: ["status": "401", "delivery_id": "d-1"]),
+        let line = StandardErrorLogHandler.textLine(event("hook rejected: bad", metadata: ["status": "401", "delivery_id": "d-1"]),
                                        label: "mlhook", base: ["source": "github", "status": "0"], stamp: "2026-11-22T13:22:36+0000")
         // Keys sorted; the event's metadata wins over the handler's.
         #expect(line == "2026-11-22T13:22:36+0000 notice mlhook: delivery_id=d-1 source=github status=401 [MLHookServer] hook rejected: bad\n")
-        #expect(TextLogHandler.line(event("started", metadata: nil), label: "", base: [:], stamp: "T")
+        #expect(StandardErrorLogHandler.textLine(event("started", metadata: nil), label: "", base: [:], stamp: "T")
                 == "T notice: [MLHookServer] started\n")
-        let failed = TextLogHandler.line(event("failed", metadata: nil, error: Refused()), label: "mlhook", base: [:], stamp: "T")
+        let failed = StandardErrorLogHandler.textLine(event("failed", metadata: nil, error: Refused()), label: "mlhook", base: [:], stamp: "T")
         #expect(failed.contains("error.message=Refused() error.type=MLHookServerTests.LogFormatTests.Refused [MLHookServer] failed"))
     }
 
     @Test func jsonLinesAreOneObjectWithEscapedAndNestedValues() throws {
-        let line = JSONLogHandler.line(event("quote \" backslash \\ newline \n tab \t bell \u{7} é /path", metadata: [
+        let line = StandardErrorLogHandler.jsonLine(event("quote \" backslash \\ newline \n tab \t bell \u{7} é /path", metadata: [
             "msg": "not the message", "ids": ["a", "b"], "outer": ["inner": .stringConvertible(42)],
         ]), label: "mlhook", base: ["source": "github"], ts: "2026-11-22T13:22:36.042Z")
         #expect(line.hasSuffix("}\n") && line.dropLast().contains("\n") == false, "one line")

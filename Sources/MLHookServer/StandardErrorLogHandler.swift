@@ -7,44 +7,24 @@ import Synchronization
 import Glibc
 #endif
 
-/// Human-readable lines on standard error, laid out as swift-log's `StreamLogHandler` lays them out:
-/// `2026-11-22T13:22:36+0000 info mlhook: delivery_id=… event_id=… [MLHookServer] hook stored`.
+/// Log lines on standard error, in either format:
+/// - `text`, laid out as swift-log's `StreamLogHandler` lays them out:
+///   `2026-11-22T13:22:36+0000 info mlhook: delivery_id=… event_id=… [MLHookServer] hook stored`;
+/// - `json`, one object per line: `ts`, `level`, `label`, `msg`, then the metadata.
 ///
 /// It replaces `StreamLogHandler`, which calls `localtime()` for every line (glibc then re-reads the time
 /// zone: a stat of /etc/localtime each time) and flushes stdio: with the two info lines an event gets,
 /// logging was 25-40 µs of ingest CPU per request (bench/ingest.sh at `log.level: info` vs `warning`).
-public struct TextLogHandler: LogHandler {
+public struct StandardErrorLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
+    private let format: LogFormat
 
-    public init(label: String) { self.label = label }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+    public init(label: String, format: LogFormat) {
+        self.label = label
+        self.format = format
     }
-
-    public func log(event: LogEvent) {
-        LogOutput.write(Self.line(event, label: label, base: metadata, stamp: LogOutput.stamps(at: Date()).local))
-    }
-
-    /// One line, newline included; metadata sorted by key, an event's metadata over the handler's.
-    static func line(_ event: LogEvent, label: String, base: Logger.Metadata, stamp: String) -> String {
-        var line = stamp + " " + event.level.rawValue + (label.isEmpty ? "" : " ") + label + ":"
-        for (k, v) in LogOutput.fields(base, event).sorted(by: { $0.key < $1.key }) { line += " \(k)=\(v)" }
-        line += " [" + event.source + "] \(event.message)\n"
-        return line
-    }
-}
-
-/// One JSON object per line on standard error: `ts`, `level`, `label`, `msg`, then the metadata.
-public struct JSONLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    private let label: String
-
-    public init(label: String) { self.label = label }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -53,11 +33,23 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let now = Date()
-        LogOutput.write(Self.line(event, label: label, base: metadata, ts: LogOutput.stamps(at: now).utc + LogOutput.milliseconds(now)))
+        let stamps = LogOutput.stamps(at: now)
+        switch format {
+        case .text: LogOutput.write(Self.textLine(event, label: label, base: metadata, stamp: stamps.local))
+        case .json: LogOutput.write(Self.jsonLine(event, label: label, base: metadata, ts: stamps.utc + LogOutput.milliseconds(now)))
+        }
     }
 
-    /// One object and a newline, keys sorted; metadata may not replace `ts`, `level`, `label` or `msg`.
-    static func line(_ event: LogEvent, label: String, base: Logger.Metadata, ts: String) -> String {
+    /// One text line, newline included; metadata sorted by key, an event's metadata over the handler's.
+    static func textLine(_ event: LogEvent, label: String, base: Logger.Metadata, stamp: String) -> String {
+        var line = stamp + " " + event.level.rawValue + (label.isEmpty ? "" : " ") + label + ":"
+        for (k, v) in LogOutput.fields(base, event).sorted(by: { $0.key < $1.key }) { line += " \(k)=\(v)" }
+        line += " [" + event.source + "] \(event.message)\n"
+        return line
+    }
+
+    /// One JSON object and a newline, keys sorted; metadata may not replace `ts`, `level`, `label` or `msg`.
+    static func jsonLine(_ event: LogEvent, label: String, base: Logger.Metadata, ts: String) -> String {
         var fields = LogOutput.fields(base, event)
         fields["ts"] = .string(ts)
         fields["level"] = .string(event.level.rawValue)
