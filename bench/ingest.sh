@@ -16,9 +16,9 @@ DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SYNCHRONOUS=${SYNCHRONOUS:-full}
-PAYLOAD=${PAYLOAD:-Tests/TestSupport/Fixtures/webhooks/github/push.tag-deleted.octokit.json}
 
 scripts/bootstrap.sh wrk webhook sqlite3 >&2
+. bench/lib.sh  # PAYLOAD, secret, sig, free_port, wait_port, bench_config
 swift build -c release --product mlhook >&2
 BIN=.build/release/mlhook
 
@@ -27,11 +27,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-
-secret="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -hex < "$PAYLOAD" | awk '{print $NF}')"
 bytes=$(wc -c < "$PAYLOAD")
 
 run_wrk() { # $1 port, $2 path, $3 label
@@ -42,18 +37,7 @@ field() { awk -v k="$1" '$1==k {print $2}' "$2"; }
 
 # mlhook
 mport=$(free_port)
-cat > "$work/mlhook.yaml" <<YAML
-server: { listen: "127.0.0.1:$mport" }
-store: { path: "$work/mlhook.db", synchronous: $SYNCHRONOUS }
-sources:
-  - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
-# A realistic rule, so every stored event is also normalized and planned while the load runs.
-rules:
-  - name: retrain-on-main
-    when: { source: github, kind: push, branches: [main], paths: ["train/**"] }
-    actions:
-      - start_run: { experiment: "{{ repository.name | slug }}", script: train.py, compute: cpu-cluster }
-YAML
+bench_config "$mport" "$work" > "$work/mlhook.yaml"
 BENCH_SECRET="$secret" "$BIN" serve --config "$work/mlhook.yaml" > "$work/mlhook.log" 2>&1 &
 mpid=$!; pids+=("$mpid")
 wait_port "$mport"

@@ -1,4 +1,4 @@
-# Shared by bench/ab.sh and bench/breakdown.sh (sourced, not run).
+# Shared by bench/ingest.sh, bench/ab.sh and bench/breakdown.sh (sourced, not run).
 #
 # bench_one LABEL BIN [PATH] starts `BIN serve` with one GitHub source and a realistic rule, loads it with
 # wrk (bench/ingest.lua: the ~7 KB push, signed, a unique delivery id per request; -t2 -c64, DURATION s) on
@@ -12,13 +12,15 @@ PAYLOAD=${PAYLOAD:-Tests/TestSupport/Fixtures/webhooks/github/push.tag-deleted.o
 secret="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -hex < "$PAYLOAD" | awk '{print $NF}')"
 
-bench_one() {
-  local work port pid t0 t1 w0 w1 n backlog wrkcpu hz
-  work=$(mktemp -d /tmp/mlhook-bench.XXXXXX)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat > "$work/mlhook.yaml" <<YAML
-server: { listen: "127.0.0.1:$port" }
-store: { path: "$work/mlhook.db" }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+# bench_config PORT DIR: mlhook's configuration for the benchmarks (store in DIR, SYNCHRONOUS full by default),
+# with a realistic rule, so every stored event is also normalized and planned while the load runs.
+bench_config() {
+  cat <<YAML
+server: { listen: "127.0.0.1:$1" }
+store: { path: "$2/mlhook.db", synchronous: ${SYNCHRONOUS:-full} }
 sources:
   - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
 rules:
@@ -28,10 +30,17 @@ rules:
       - start_run: { experiment: "{{ repository.name | slug }}", script: train.py, compute: cpu-cluster }
 ${EXTRA_YAML:-}
 YAML
+}
+
+bench_one() {
+  local work port pid t0 t1 w0 w1 n backlog wrkcpu hz
+  work=$(mktemp -d /tmp/mlhook-bench.XXXXXX)
+  port=$(free_port)
+  bench_config "$port" "$work" > "$work/mlhook.yaml"
   # shellcheck disable=SC2086  # BENCH_ENV is a list of NAME=value words
   env ${BENCH_ENV:-} BENCH_SECRET="$secret" "$2" serve --config "$work/mlhook.yaml" > "$work/mlhook.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
+  wait_port "$port"
   t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
   local TIMEFORMAT='%3U %3S'
   { time BENCH_BODY="$PAYLOAD" BENCH_SIG="$sig" BENCH_PATH="${3:-/hooks/github}" BENCH_RUN="b-$RANDOM$RANDOM" \
