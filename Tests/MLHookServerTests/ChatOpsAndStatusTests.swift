@@ -44,7 +44,6 @@ import Testing
             let answer = try await h.postSlackCommand("command=%2Faml&text=scale+cpu-cluster+3&user_id=U2CERLKJA&response_url="
                 + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/slack/response"))
             #expect(answer.status == .ok && answer.body.contains("/aml scale cpu-cluster 3"))
-            _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
             try await withAML(h) { runner, c in
                 while try await runner.runOne() {}
                 #expect(try await c.compute("cpu-cluster").value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 3)
@@ -78,7 +77,6 @@ import Testing
             defer { h.dir.remove() }
             let answer = try await h.postSlackCommand("command=%2Faml&text=scale-all+2&user_id=U1&response_url=" + FormURLEncoded.escape("http://127.0.0.1:\(rc.port!)/r"))
             #expect(answer.status == .ok)
-            _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
             try await withAML(h) { runner, _ in
                 while try await runner.runOne() {}
                 _ = try await CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.logs.logger(), schedule: [0]).deliverDue()

@@ -71,8 +71,6 @@ import Testing
                     try await client.execute(uri: "/hooks/github", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { _ in }
                 }
             }
-            let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
-            _ = try await planner.planPending()
             let makeClient: @Sendable () async throws -> HTTPAzureMLClient = { HTTPAzureMLClient(settings: .local(aml)) }
             let runner = JobRunner(store: h.store, live: h.runtime.live, client: makeClient, logger: h.logs.logger(),
                                    git: GitSource(cacheDirectory: h.dir.file("git-cache")))
