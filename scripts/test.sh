@@ -8,11 +8,11 @@ scripts/bootstrap.sh
 swift build --build-tests
 swift test --skip-build --disable-xctest
 # The REST article's curl commands against a real `mlhook aml-local`.
-tests/article/replay.sh .build/debug/mlhook
-# Python-side tests, in .venv-sdk (tests/requirements.txt: the official SDK, pytest, selenium).
+e2e/article/replay.sh .build/debug/mlhook
+# Python-side tests, in .venv-sdk (e2e/requirements.txt: the official SDK, pytest, selenium).
 [ -x .venv-sdk/bin/pip ] || python3 -m venv .venv-sdk
-.venv-sdk/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+.venv-sdk/bin/pip install -q --disable-pip-version-check -r e2e/requirements.txt
 # The official Python SDK (azureml-core, pinned) against a real `mlhook aml-local`.
-MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning tests/sdk
+MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning e2e/sdk
 # The status page in a real headless Chromium against a running `mlhook serve`; saves .build/ui/status.png.
-MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -s tests/ui
+MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -s e2e/ui

@@ -12,16 +12,14 @@ struct Events: AsyncParsableCommand {
         subcommands: [List.self, Show.self]
     )
 
-    /// The local store file of the configuration.
-    static func openStore(_ options: ConfigOption) throws -> SQLiteEventStore {
+    /// The store of the configuration, opened through the same factory as `serve`; it must exist already.
+    static func openStore(_ options: ConfigOption) throws -> any MLHookStore {
         let loaded = try options.load()
-        guard FileManager.default.fileExists(atPath: loaded.config.store.path) else {
-            printError("no store at \(loaded.config.store.path) (has mlhook serve run with this configuration?)")
-            throw ExitCode(1)
-        }
         do {
-            return try SQLiteEventStore(path: loaded.config.store.path, synchronous: loaded.config.store.synchronous,
-                                        logger: Logger(label: "mlhook.cli"))
+            return try StoreFactory.open(loaded.config.store, mustExist: true, logger: Logger(label: "mlhook.cli"))
+        } catch let error as StoreError where error.code == .notFound {
+            printError("no store at \(loaded.config.store) (has mlhook serve run with this configuration?)")
+            throw ExitCode(1)
         } catch {
             printError("\(error)")
             throw ExitCode(1)

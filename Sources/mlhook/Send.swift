@@ -82,7 +82,7 @@ struct Send: AsyncParsableCommand {
     }
 
     /// Prints the event's state, then each job and callback as they change, until all are final.
-    func follow(_ eventID: String, store: SQLiteEventStore) async throws {
+    func follow(_ eventID: String, store: any OperatorView) async throws {
         var seen: [String: String] = [:]
         let deadline = Date().addingTimeInterval(600)
         func say(_ key: String, _ line: String) {

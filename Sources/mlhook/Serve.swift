@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
             logger.notice("mlhook listening on \(runtime.scheme)://\(config.server.host):\(port)",
                           metadata: ["sources": .string(config.sources.map { "/hooks/\($0.name)" }.joined(separator: ","))])
             if options.config == nil {
-                logger.notice("embedded defaults: GitHub webhooks at http://\(config.server.host):\(port)/hooks/github, secret in .mlhook/secrets/github, store \(config.store.path)")
+                logger.notice("embedded defaults: GitHub webhooks at http://\(config.server.host):\(port)/hooks/github, secret in .mlhook/secrets/github, store \(config.store)")
             }
         }
         defer { runtime.amlLocal?.shutdown() }

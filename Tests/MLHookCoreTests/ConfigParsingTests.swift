@@ -14,7 +14,7 @@ import Testing
         let c = loaded.config
         #expect(c.server.host == "127.0.0.1" && c.server.port == 8080)
         #expect(c.server.maxBodyBytes == 25 * 1024 * 1024)
-        #expect(c.store.path == ".mlhook/mlhook.db" && c.store.synchronous == .full)
+        #expect(c.store.backend == .sqlite(.init(path: ".mlhook/mlhook.db", synchronous: .full)))
         #expect(c.sources == [{ var s = SourceConfig(name: "github", type: .github); s.secrets = [.env("GITHUB_WEBHOOK_SECRET")]; return s }()])
         #expect(loaded.warnings.isEmpty)
     }

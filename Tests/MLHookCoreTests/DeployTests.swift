@@ -42,7 +42,7 @@ import Yams
     }
 
     @Test func theRunBookDocumentsExactlyTheExportedMetrics() throws {
-        let source = try text("Sources/MLHookServer/Metrics.swift")
+        let source = try text("Sources/MLHookServer/Operations/Metrics.swift")
         let exported = Set(source.matches(of: /describe\("([a-z_]+)", "([a-z]*)"/).map { m in
             "mlhook_" + String(m.1) + (m.2.isEmpty ? "" : "_" + String(m.2))
         })

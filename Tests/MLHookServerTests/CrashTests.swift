@@ -69,7 +69,7 @@ import Testing
         #expect(try await restarted.waitForExit() == 0, "SIGTERM stops the server cleanly")
 
         // And each of them with its body, byte for byte (bodies live in the body log beside the database).
-        let store = try SQLiteEventStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
+        let store = try SQLiteStore(path: dir.file("mlhook.db"), logger: Logger(label: "test"))
         let ids = Dictionary(try await store.list(limit: nil, source: nil).map { ($0.deliveryID, $0.id) }, uniquingKeysWith: { a, _ in a })
         var damaged: [String] = []
         for delivery in acked {

@@ -14,7 +14,7 @@ import TestSupport
 struct IngressHarness {
     let dir: TemporaryDirectory
     let runtime: MLHookRuntime
-    let store: SQLiteEventStore
+    let store: any MLHookStore
     let logs: CapturedLogs
     let secrets: [String: String]
 
@@ -43,10 +43,10 @@ struct IngressHarness {
         secrets = ["GH": "gh-secret-current", "GH_OLD": "gh-secret-previous", "GL": "gl-token-123", "GT": "gitea-secret",
                    "BB": "bb-secret", "SL": "8f742231b10e8888abcd99yyyzzz85a5", "SW": Self.standardKey, "GN": "generic-secret"]
         var loaded = try MLHookConfig.parse(yaml: yaml, file: "test.yaml")
-        loaded.config.store.path = dir.file("mlhook.db")
+        loaded.config.store.backend = .sqlite(.init(path: dir.file("mlhook.db")))
         let logger = logs.logger(level: .info)
         let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: secrets)
-        store = try SQLiteEventStore(path: loaded.config.store.path, logger: logger)
+        store = try StoreFactory.open(loaded.config.store, logger: logger)
         runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: { now })
     }
 

@@ -110,6 +110,10 @@ extension MLHookConfig {
                 config.jobs.retryBaseSeconds = m.int("retry_base_seconds", default: config.jobs.retryBaseSeconds, range: 0...86_400)
                 config.jobs.retryMaxSeconds = m.int("retry_max_seconds", default: config.jobs.retryMaxSeconds, range: 0...86_400)
                 config.jobs.leaseSeconds = m.int("lease_seconds", default: config.jobs.leaseSeconds, range: 10...86_400)
+                if let dir = m.string("git_cache_dir") {
+                    if dir.isEmpty { reader.error(m.node("git_cache_dir"), m.keyPath("git_cache_dir"), "must not be empty") }
+                    else { config.jobs.gitCacheDirectory = dir }
+                }
                 m.finish()
             }
             if let n = top.node("callbacks"), let m = reader.mapping(n, "callbacks") {
@@ -172,10 +176,12 @@ extension MLHookConfig {
 
     private static func parseStore(_ m: MappingReader) -> StoreConfig {
         var s = StoreConfig()
+        var sqlite = StoreConfig.SQLite()
         if let path = m.string("path") {
-            if path.isEmpty { m.reader.error(m.node("path"), m.keyPath("path"), "must not be empty") } else { s.path = path }
+            if path.isEmpty { m.reader.error(m.node("path"), m.keyPath("path"), "must not be empty") } else { sqlite.path = path }
         }
-        s.synchronous = m.choice("synchronous", default: SynchronousMode.full)
+        sqlite.synchronous = m.choice("synchronous", default: SynchronousMode.full)
+        s.backend = .sqlite(sqlite)
         s.retentionDays = m.int("retention_days", default: s.retentionDays, range: 7...3650)
         m.finish()
         return s

@@ -1,3 +1,4 @@
+import Foundation
 import Signing
 
 /// The whole configuration, typed and validated once at start.
@@ -30,6 +31,11 @@ public struct MLHookConfig: Sendable, Equatable {
 
     /// The source served at `/hooks/{name}`.
     public func source(named name: String) -> SourceConfig? { sources.first { $0.name == name } }
+
+    /// Where `start_run` keeps its git cache: `jobs.git_cache_dir`, or `git-cache` beside the store.
+    public var gitCacheDirectory: String {
+        jobs.gitCacheDirectory ?? (store.defaultStateDirectory as NSString).appendingPathComponent("git-cache")
+    }
 }
 
 /// `server:` settings.
@@ -108,6 +114,8 @@ public struct JobsConfig: Sendable, Equatable {
     public var retryMaxSeconds = 600
     /// A claimed job returns to the queue when its worker has not finished it within this many seconds.
     public var leaseSeconds = 300
+    /// Where `start_run` keeps its bare git repositories (nil: `git-cache` beside the store).
+    public var gitCacheDirectory: String?
     public init() {}
 }
 
@@ -131,15 +139,46 @@ public struct SchedulerConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// `store:` settings.
-public struct StoreConfig: Sendable, Equatable {
-    /// SQLite file path (relative paths are relative to the working directory).
-    public var path = ".mlhook/mlhook.db"
-    /// Commit durability.
-    public var synchronous = SynchronousMode.full
+/// `store:` settings: which backend keeps the inbox, jobs and callbacks, and for how long.
+public struct StoreConfig: Sendable, Equatable, CustomStringConvertible {
+    /// The embedded SQLite store: `store.path` and `store.synchronous`.
+    public struct SQLite: Sendable, Equatable {
+        /// SQLite file path (relative paths are relative to the working directory); bodies go to `<path>.bodies/`.
+        public var path = ".mlhook/mlhook.db"
+        /// Commit durability.
+        public var synchronous = SynchronousMode.full
+        public init(path: String = ".mlhook/mlhook.db", synchronous: SynchronousMode = .full) {
+            self.path = path
+            self.synchronous = synchronous
+        }
+    }
+
+    /// Where the store lives. Only `Store.StoreFactory` opens it; nothing else looks inside.
+    public enum Backend: Sendable, Equatable {
+        /// One SQLite file with a body log beside it (the embedded default).
+        case sqlite(SQLite)
+    }
+
+    public var backend = Backend.sqlite(SQLite())
     /// How long events (and so their dedup keys) are kept, in days; at least 7.
     public var retentionDays = 30
     public init() {}
+
+    /// Where the store is, for log lines: `sqlite .mlhook/mlhook.db`.
+    public var description: String {
+        switch backend {
+        case .sqlite(let s): "sqlite \(s.path)"
+        }
+    }
+
+    /// The folder local state that belongs with the store defaults to (the git cache): the SQLite file's folder.
+    public var defaultStateDirectory: String {
+        switch backend {
+        case .sqlite(let s):
+            let dir = (s.path as NSString).deletingLastPathComponent
+            return dir.isEmpty ? "." : dir
+        }
+    }
 }
 
 /// Log output format.

@@ -1,0 +1,112 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MLHookCore
+import NIOCore
+import ServiceLifecycle
+import Signing
+import Store
+
+/// Delivers queued callbacks: a JSON POST signed with Standard Webhooks headers (`webhook-id` is the
+/// callback's id, stable across retries), retried on a schedule, then dead-lettered.
+public struct CallbackDeliverer: Service {
+    let store: any CallbackOutbox & OperatorView
+    let live: LiveConfig
+    let logger: Logger
+    let environment: [String: String]
+    /// Waits between attempts; after the last one the callback is dead.
+    let schedule: [TimeInterval]
+    let http: HTTPClient
+    let metrics: MLHookMetrics
+
+    public static let defaultSchedule: [TimeInterval] = [5, 30, 120, 600, 1800, 7200]
+
+    public init(store: any CallbackOutbox & OperatorView, live: LiveConfig, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
+                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared, metrics: MLHookMetrics = MLHookMetrics()) {
+        self.metrics = metrics
+        self.store = store
+        self.live = live
+        self.logger = logger
+        self.environment = environment
+        self.schedule = schedule
+        self.http = http
+    }
+
+    public func run() async throws {
+        while !Task.isCancelledOrShuttingDown {
+            var delivered = 0
+            do { delivered = try await deliverDue() } catch { logger.error("callbacks: \(error)") }
+            if delivered == 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) } }
+        }
+    }
+
+    /// Attempts every due callback once. - Returns: how many were attempted.
+    public func deliverDue(now: Date = Date()) async throws -> Int {
+        let due = try await store.dueCallbacks(now: now, limit: 32)
+        for c in due { try await deliver(c) }
+        return due.count
+    }
+
+    func deliver(_ c: CallbackRecord) async throws {
+        var meta: Logger.Metadata = ["callback_id": .string(c.id), "job_id": .string(c.jobID), "event_id": .string(c.eventID), "kind": .string(c.kind)]
+        if let delivery = try? await store.job(id: c.jobID)?.deliveryID { meta["delivery_id"] = .string(delivery) }
+        let index = c.targetIndex
+        guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), index < rule.callbacks.count else {
+            try await store.recordDelivery(id: c.id, state: .dead, status: nil, error: "the callback target is no longer configured", retryAt: nil)
+            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
+            logger.error("callback dead-lettered: its target is no longer configured", metadata: meta)
+            return
+        }
+        var status: Int?
+        var failure: String
+        do {
+            var request = HTTPClientRequest(url: c.url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "mlhook")
+            let resolver = SecretResolver(environment: environment)
+            switch rule.callbacks[index] {
+            case .url(_, let secretRef):
+                let secret = try resolver.resolve(secretRef, key: "rules[\(c.rule)].callback[\(index)].url.secret")
+                let signed = try WebhookSigner.standard(secret: Self.standardKey(secret), id: c.id, timestamp: Int(Date().timeIntervalSince1970),
+                                                        body: Array(c.body.utf8))
+                for h in signed { request.headers.add(name: h.name, value: h.value) }
+            case .slack:
+                break  // response_url is itself the credential
+            case .githubStatus(let tokenRef, _, _):
+                let token = try resolver.resolve(tokenRef, key: "rules[\(c.rule)].callback[\(index)].github_status.token")
+                request.headers.add(name: "Authorization", value: "Bearer \(token.text)")
+                request.headers.add(name: "Accept", value: "application/vnd.github+json")
+            }
+            request.body = .bytes(ByteBuffer(string: c.body))
+            let response = try await http.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            status = Int(response.status.code)
+            if (200..<300).contains(Int(response.status.code)) {
+                try await store.recordDelivery(id: c.id, state: .delivered, status: status, error: nil, retryAt: nil)
+                logger.info("callback delivered", metadata: meta)
+                metrics.callbackAttempt(kind: c.kind, outcome: "delivered")
+                return
+            }
+            failure = "the receiver answered \(response.status.code)"
+        } catch {
+            failure = "\(error)"
+        }
+        let attempt = c.attempts + 1
+        if attempt > schedule.count {
+            try await store.recordDelivery(id: c.id, state: .dead, status: status, error: failure, retryAt: nil)
+            logger.error("callback dead-lettered after \(attempt) attempts: \(failure)", metadata: meta)
+            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
+        } else {
+            try await store.recordDelivery(id: c.id, state: .pending, status: status, error: failure,
+                                           retryAt: Date().addingTimeInterval(schedule[attempt - 1]))
+            logger.notice("callback will be retried: \(failure)", metadata: meta)
+            metrics.callbackAttempt(kind: c.kind, outcome: "failed")
+        }
+    }
+
+    /// A `whsec_` key as is; any other secret's raw bytes as the key (equivalent to `whsec_` + base64 of them).
+    static func standardKey(_ secret: WebhookSecret) -> WebhookSecret {
+        secret.text.hasPrefix("whsec_") ? secret : WebhookSecret("whsec_" + ByteEncoding.base64(secret.bytes))
+    }
+}

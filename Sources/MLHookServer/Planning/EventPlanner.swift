@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import MLHookCore
+import ServiceLifecycle
+import Store
+
+/// Plans stored events: normalizes each one, runs the rules, and records the verdict with its explanation.
+///
+/// Jobs are created from these plans by the job engine (a later issue); an event that matched nothing is
+/// `ignored`, and `mlhook events show` prints why, rule by rule.
+public struct EventPlanner: Service {
+    let store: any Inbox
+    let live: LiveConfig
+    let logger: Logger
+    let pollInterval: Duration
+
+    public init(store: any Inbox, live: LiveConfig, logger: Logger, pollInterval: Duration = .milliseconds(100)) {
+        self.store = store
+        self.live = live
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    public func run() async throws {
+        while !Task.isCancelledOrShuttingDown {
+            var planned = 0
+            do {
+                planned = try await planPending()
+            } catch {
+                logger.error("planner: \(error)")
+            }
+            if planned == 0 {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
+            }
+        }
+    }
+
+    /// Plans up to 100 events that ingress stored without a plan (schedule ticks, events stored before a
+    /// restart or by an older version).
+    /// - Returns: How many were planned.
+    public func planPending() async throws -> Int {
+        let events = try await store.unplanned(limit: 100)
+        let config = live.snapshot.config
+        let decisions = events.map { Self.decide($0, config: config) }
+        // One transaction (one fsync) for the whole batch: verdicts and their jobs together, never one without the other.
+        try await store.recordPlans(decisions.map(\.record), jobs: decisions.flatMap(\.jobs))
+        for (stored, decision) in zip(events, decisions) {
+            Self.log(decision, logger: logger, metadata: ["event_id": .string(stored.summary.id),
+                                                          "delivery_id": .string(stored.summary.deliveryID),
+                                                          "source": .string(stored.summary.source)])
+        }
+        return events.count
+    }
+
+    /// A verdict with what the store records for it: the event's new state and the jobs it creates.
+    public struct Decision: Sendable {
+        public var verdict: Verdict
+        public var record: PlanVerdict
+        public var jobs: [NewJob]
+    }
+
+    /// Plans one event: its verdict, and the jobs (one per planned action) that the store creates in the
+    /// same transaction as the verdict. Pure.
+    public static func decide(_ stored: StoredEvent, config: MLHookConfig) -> Decision {
+        let verdict = verdict(for: stored, config: config)
+        let id = stored.summary.id
+        let record = PlanVerdict(id: id, state: verdict.state, plan: verdict.plan, explanation: verdict.explanation)
+        guard !verdict.actions.isEmpty else { return Decision(verdict: verdict, record: record, jobs: []) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let rules = Dictionary(config.rules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let jobs = verdict.actions.map { a in
+            NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: id, rule: a.rule,
+                   actionIndex: a.index, action: a.type.rawValue,
+                   parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
+                   maxAttempts: rules[a.rule]?.maxAttempts ?? 5,
+                   supersedeScope: rules[a.rule]?.supersede == true && a.type == .startRun ? verdict.branchScope : nil)
+        }
+        return Decision(verdict: verdict, record: record, jobs: jobs)
+    }
+
+    /// Plans an event ingress is about to store, so it is stored planned, in one transaction with its jobs.
+    public static func decide(_ event: InboundEvent, config: MLHookConfig) -> Decision {
+        decide(StoredEvent(summary: EventSummary(id: event.id, source: event.source, kind: event.kind, deliveryID: event.deliveryID,
+                                                 state: .received, receivedAt: event.receivedAt, bodyBytes: event.body.count),
+                           headers: event.headers, contentType: event.contentType, body: event.body, explanation: nil, plan: nil),
+               config: config)
+    }
+
+    /// The line every planned event gets in the log.
+    static func log(_ decision: Decision, logger: Logger, metadata: Logger.Metadata) {
+        if decision.verdict.state == .planned {
+            logger.info("event planned: \(decision.verdict.count) action(s)", metadata: metadata)
+        } else {
+            logger.info("event ignored: no rule matched", metadata: metadata)
+        }
+    }
+
+    /// What the planner decided for one event.
+    public struct Verdict: Sendable {
+        public var state: EventState
+        public var plan: String?
+        public var explanation: String
+        public var actions: [PlannedAction]
+        /// What makes two deliveries the same event for jobs: a push is its repository and commit (so a
+        /// redelivery, or the same commit through two hooks, runs once); anything else its source and delivery id.
+        public var identity: String
+        /// `repository@branch` for pushes (what `supersede` compares).
+        public var branchScope: String?
+        public var count: Int { actions.count }
+    }
+
+    /// The planner's verdict for one stored event. Pure.
+    public static func verdict(for stored: StoredEvent, config: MLHookConfig) -> Verdict {
+        let fallback = "\(stored.summary.source):\(stored.summary.deliveryID)"
+        guard let e = normalize(stored, config: config) else {
+            return Verdict(state: .ignored, plan: nil, explanation: "source \(stored.summary.source) is no longer configured", actions: [], identity: fallback)
+        }
+        let plan = Planner.plan(e, rules: config.rules)
+        let actions = plan.actions
+        guard !actions.isEmpty else { return Verdict(state: .ignored, plan: nil, explanation: plan.explanation, actions: [], identity: fallback) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
+        let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
+        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback),
+                       branchScope: scope)
+    }
+
+    static func identity(_ e: NormalizedEvent, fallback: String) -> String {
+        if [.push, .tag].contains(e.kind), let repo = e.repository?.fullName.lowercased(), let sha = e.after?.lowercased(), !sha.isEmpty {
+            return "git:\(repo)@\(sha)" + (e.kind == .tag ? ":tag:\(e.tag ?? "")" : "")
+        }
+        return fallback
+    }
+
+    /// The normalized form of a stored event, or nil when its source is gone.
+    public static func normalize(_ stored: StoredEvent, config: MLHookConfig) -> NormalizedEvent? {
+        let s = stored.summary
+        if s.source == Scheduler.sourceName {
+            return NormalizedEvent(source: s.source, kind: .schedule, providerEvent: s.kind, deliveryID: s.deliveryID,
+                                   payload: JSONValue(json: stored.body) ?? .null)
+        }
+        guard let source = config.source(named: s.source) else { return nil }
+        return EventNormalizer.normalize(.init(source: s.source, sourceType: source.type, providerEvent: s.kind,
+                                               deliveryID: s.deliveryID, contentType: stored.contentType, body: stored.body))
+    }
+}

@@ -1,0 +1,139 @@
+import AMLLocal
+import AzureML
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOSSL
+import MLHookCore
+import Signing
+import Store
+
+/// A validated configuration with its secrets resolved and its store open: everything `buildApplication`
+/// wires together. Tests build one with a temporary store and an injected clock.
+public struct MLHookRuntime: Sendable {
+    /// The configuration at start (server and store settings come from here; sources and rules from `live`).
+    public let config: MLHookConfig
+    /// The configuration in force, replaced on reload.
+    public let live: LiveConfig
+    public let store: any MLHookStore
+    public let logger: Logger
+    /// The clock used for replay windows and timestamps.
+    public let now: @Sendable () -> Date
+    /// The clock schedules fire on.
+    public let schedulerClock: any SchedulerClock
+    /// The file to reload on SIGHUP or change (nil: embedded defaults, nothing to reload).
+    public let configPath: String?
+    /// The embedded Azure-ML-compatible server (`azureml.mode: local`).
+    public var amlLocal: AMLLocal?
+    /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
+    public var runSample = false
+    /// HTTP, or HTTPS with `server.tls`.
+    public var httpServer: HTTPServerBuilder = .http1()
+    /// "http" or "https".
+    public var scheme = "http"
+    /// Prometheus metrics, served at /metrics.
+    public let metrics = MLHookMetrics()
+    /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
+    public var azureMLClient: (@Sendable () async throws -> HTTPAzureMLClient)?
+
+    public init(config: MLHookConfig, sources: [IngressSource], store: any MLHookStore, logger: Logger,
+                now: @escaping @Sendable () -> Date = { Date() }, schedulerClock: any SchedulerClock = SystemSchedulerClock(),
+                configPath: String? = nil) {
+        self.config = config
+        self.live = LiveConfig(config: config, sources: sources)
+        self.store = store
+        self.logger = logger
+        self.now = now
+        self.schedulerClock = schedulerClock
+        self.configPath = configPath
+    }
+
+    /// Resolves the sources' secrets, logs the configuration's warnings, and opens the configured store.
+    /// - Throws: `ConfigError` for secrets that are missing or empty, `StoreError` when the store cannot open.
+    public static func prepare(_ loaded: LoadedConfig, path: String?, logger: Logger,
+                               environment: [String: String] = ProcessInfo.processInfo.environment,
+                               now: @escaping @Sendable () -> Date = { Date() }) throws -> MLHookRuntime {
+        for warning in loaded.warnings { logger.warning("config: \(warning)") }
+        let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
+        let store = try StoreFactory.open(loaded.config.store, clock: now, logger: logger)
+        var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
+        runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
+        if let tls = loaded.config.server.tls {
+            runtime.httpServer = try tlsServer(tls)
+            runtime.scheme = "https"
+        }
+        if loaded.config.azureml.mode == .local {
+            let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
+            runtime.amlLocal = aml
+            runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
+            // The embedded server's address is known once it is bound; build the client then.
+            runtime.azureMLClient = { HTTPAzureMLClient(settings: .local(aml), logger: logger) }
+        } else {
+            let cloud = loaded.config.azureml.cloud
+            if let tenant = cloud.tenantID, let client = cloud.clientID, let ref = cloud.clientSecret, let sub = cloud.subscriptionID,
+               let rg = cloud.resourceGroup, let ws = cloud.workspace {
+                let secret = try SecretResolver(environment: environment).resolve(ref, key: "azureml.cloud.client_secret").text
+                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
+                                        subscriptionID: sub, resourceGroup: rg, workspace: ws)
+                s.authorityURL = cloud.authorityURL
+                s.armURL = cloud.armURL
+                s.armAPIVersion = cloud.armAPIVersion
+                s.dataPlaneOverride = cloud.dataPlaneURL
+                let made = HTTPAzureMLClient(settings: s, logger: logger)
+                runtime.azureMLClient = { made }
+            }
+        }
+        return runtime
+    }
+
+    /// An HTTPS server builder from PEM files. - Throws: `ConfigError` naming the file that cannot be used.
+    public static func tlsServer(_ tls: TLSConfig) throws(ConfigError) -> HTTPServerBuilder {
+        func fail(_ key: String, _ why: String) -> ConfigError {
+            ConfigError([ConfigIssue(file: "<tls>", line: 0, key: "server.tls.\(key)", message: why)])
+        }
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile) } catch {
+            throw fail("cert_file", "cannot read a PEM certificate chain from \(tls.certificateFile): \(error)")
+        }
+        guard !chain.isEmpty else { throw fail("cert_file", "\(tls.certificateFile) holds no certificate") }
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem) } catch {
+            throw fail("key_file", "cannot read a PEM private key from \(tls.keyFile): \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        do { return try .tls(.http1(), tlsConfiguration: configuration) } catch {
+            throw fail("cert_file", "the certificate and key cannot be used together: \(error)")
+        }
+    }
+
+    /// The admin token, when `admin.token` is set; an empty one is an error (it would not protect anything).
+    public static func resolveAdminToken(_ config: MLHookConfig, environment: [String: String]) throws(ConfigError) -> WebhookSecret? {
+        guard let ref = config.admin.token else { return nil }
+        return try SecretResolver(environment: environment).resolve(ref, key: "admin.token")
+    }
+
+    /// Builds every source's verifier from its resolved secrets; collects every problem before failing.
+    public static func resolveSources(_ config: MLHookConfig, logger: Logger,
+                                      environment: [String: String]) throws(ConfigError) -> [IngressSource] {
+        let resolver = SecretResolver(environment: environment)
+        var sources: [IngressSource] = []
+        var issues: [ConfigIssue] = []
+        for source in config.sources {
+            var secrets: [WebhookSecret] = []
+            for (i, ref) in source.secrets.enumerated() {
+                do { secrets.append(try resolver.resolve(ref, key: "sources[\(source.name)].secrets[\(i)]")) }
+                catch { issues += error.issues }
+            }
+            if source.insecure {
+                logger.warning("source \(source.name) is insecure: unsigned requests to /hooks/\(source.name) are accepted")
+            }
+            guard secrets.count == source.secrets.count else { continue }
+            do { sources.append(try IngressSource(config: source, secrets: secrets)) } catch { issues += error.issues }
+        }
+        if !issues.isEmpty { throw ConfigError(issues) }
+        return sources
+    }
+}

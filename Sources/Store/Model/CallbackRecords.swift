@@ -1,0 +1,77 @@
+import Foundation
+import MLHookCore
+
+/// Which callbacks to list. `before` pages: only rows older than the one with that id.
+public struct CallbackQuery: Sendable, Equatable {
+    public var limit: Int?
+    public var state: CallbackState?
+    public var kind: String?
+    public var eventID: String?
+    public var jobID: String?
+    public var before: String?
+    public init(limit: Int? = nil, state: CallbackState? = nil, kind: String? = nil, eventID: String? = nil, jobID: String? = nil,
+                before: String? = nil) {
+        self.limit = limit; self.state = state; self.kind = kind; self.eventID = eventID; self.jobID = jobID; self.before = before
+    }
+}
+
+/// Where a callback is.
+public enum CallbackState: String, Sendable, Codable, CaseIterable { case pending, delivered, dead }
+
+/// Which of a job's deliveries to one target a callback is: a started run's `pending` commit status, or the
+/// job's final outcome. One of each per job and target.
+public enum CallbackPhase: String, Sendable, Codable, CaseIterable { case pending, final }
+
+/// A callback to deliver.
+public struct NewCallback: Sendable, Equatable {
+    /// `msg_…`, minted when the callback is made; it is the `webhook-id` receivers deduplicate on.
+    public var id: String
+    public var jobID: String
+    public var eventID: String
+    public var rule: String
+    /// The target's position in the rule's `callback:` list.
+    public var targetIndex: Int
+    public var phase: CallbackPhase
+    public var kind: String
+    public var url: String
+    /// The JSON body.
+    public var body: String
+    /// At most this many callbacks of one event to this URL (Slack's response_url takes 5).
+    public var maxPerURL: Int?
+
+    public init(id: String = EventID.make("msg"), jobID: String, eventID: String, rule: String, targetIndex: Int, phase: CallbackPhase = .final,
+                kind: String, url: String, body: String, maxPerURL: Int? = nil) {
+        self.id = id
+        self.phase = phase
+        self.maxPerURL = maxPerURL
+        self.jobID = jobID
+        self.eventID = eventID
+        self.rule = rule
+        self.targetIndex = targetIndex
+        self.kind = kind
+        self.url = url
+        self.body = body
+    }
+}
+
+/// A stored callback.
+public struct CallbackRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var jobID: String
+    public var eventID: String
+    public var rule: String
+    public var targetIndex: Int
+    public var phase: CallbackPhase
+    public var kind: String
+    public var url: String
+    public var body: String
+    public var state: CallbackState
+    public var attempts: Int
+    public var lastStatus: Int?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, rule, kind, url, body, state, attempts, phase
+        case jobID = "job_id", eventID = "event_id", targetIndex = "target_index", lastStatus = "last_status", lastError = "last_error"
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import MLHookCore
+
+/// Which jobs to list. `before` pages: only rows older than the one with that id.
+public struct JobQuery: Sendable, Equatable {
+    public var limit: Int?
+    public var state: JobState?
+    public var rule: String?
+    public var eventID: String?
+    public var before: String?
+    public init(limit: Int? = nil, state: JobState? = nil, rule: String? = nil, eventID: String? = nil, before: String? = nil) {
+        self.limit = limit; self.state = state; self.rule = rule; self.eventID = eventID; self.before = before
+    }
+}
+
+/// Where a job is in its life.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    case queued, running, watching, succeeded, failed, dead
+}
+
+/// A job to create: one planned action of one event.
+public struct NewJob: Sendable, Equatable {
+    /// `job_…`, minted when the job is planned (a job that already exists under the idempotency key keeps its id).
+    public var id: String
+    /// `{rule}#{action index}@{event identity}`: the same key never makes a second job.
+    public var idempotencyKey: String
+    public var eventID: String
+    public var rule: String
+    public var actionIndex: Int
+    public var action: String
+    /// The rendered parameters (JSON).
+    public var parameters: String
+    public var maxAttempts: Int
+    /// With `supersede`: `repository@branch`. When this job is created, the older jobs of its rule and scope
+    /// end: queued ones fail with `supersedeReason`, running or watching ones get their run canceled.
+    public var supersedeScope: String?
+
+    /// What an older job of the same rule and scope records when this one supersedes it.
+    public var supersedeReason: String { "superseded by job \(id)" }
+
+    public init(id: String = EventID.make("job"), idempotencyKey: String, eventID: String, rule: String, actionIndex: Int, action: String,
+                parameters: String, maxAttempts: Int, supersedeScope: String? = nil) {
+        self.id = id
+        self.supersedeScope = supersedeScope
+        self.idempotencyKey = idempotencyKey
+        self.eventID = eventID
+        self.rule = rule
+        self.actionIndex = actionIndex
+        self.action = action
+        self.parameters = parameters
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// A stored job.
+public struct JobRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var idempotencyKey: String
+    public var eventID: String
+    public var rule: String
+    public var actionIndex: Int
+    public var action: String
+    public var parameters: String
+    public var state: JobState
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var createdAt: Date
+    public var lastError: String?
+    /// What the action produced (JSON), once it succeeded.
+    public var result: String?
+    /// The delivery id of the job's event.
+    public var deliveryID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, rule, action, parameters, state, attempts, result
+        case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index", deliveryID = "delivery_id"
+        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
+    }
+}
+
+/// One attempt at a job.
+public struct JobAttempt: Sendable, Equatable, Codable {
+    public var number: Int
+    public var startedAt: Date
+    public var endedAt: Date
+    public var outcome: JobState
+    public var error: String?
+}

@@ -1,0 +1,17 @@
+import Foundation
+
+/// The durable callback outbox: callbacks queued with their job's outcome, delivered and retried by the
+/// deliverer, then delivered or dead-lettered.
+public protocol CallbackOutbox: Sendable {
+    /// Queues a callback (once per job and target: a second enqueue is ignored), unless the event already
+    /// has `maxPerURL` callbacks to the same URL (counted inside the write transaction).
+    /// - Returns: Whether it was queued.
+    @discardableResult
+    func enqueueCallback(_ callback: NewCallback) async throws -> Bool
+
+    /// Pending callbacks whose next attempt is due, oldest first.
+    func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord]
+
+    /// Records a delivery attempt: delivered, retried at `retryAt` (`pending`), or dead.
+    func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws
+}

@@ -1,0 +1,31 @@
+import Foundation
+import Logging
+import MLHookCore
+
+/// Opens the store a configuration names: the one place that knows which backends exist. `mlhook serve`, every
+/// CLI command that reads the store, and the tests open stores through it.
+///
+/// ```swift
+/// let store = try StoreFactory.open(config.store, logger: logger)
+/// let planner = EventPlanner(inbox: store, live: live, logger: logger)
+/// ```
+public enum StoreFactory {
+    /// Opens (creating and migrating if needed) the configured store.
+    /// - Parameters:
+    ///   - config: `store:` from the configuration.
+    ///   - mustExist: Refuse to create a store that is not there yet (CLI commands reading a server's store:
+    ///     a wrong `--config` must not silently read a new empty one).
+    ///   - clock: The time the store stamps rows with.
+    ///   - logger: For store-level messages.
+    /// - Throws: `StoreError`: `.notFound` when `mustExist` and there is none, else why it cannot be opened.
+    public static func open(_ config: StoreConfig, mustExist: Bool = false, clock: @escaping @Sendable () -> Date = { Date() },
+                            logger: Logger) throws -> any MLHookStore {
+        switch config.backend {
+        case .sqlite(let sqlite):
+            if mustExist && !FileManager.default.fileExists(atPath: sqlite.path) {
+                throw StoreError(.notFound, "open \(sqlite.path)", "there is no store there (has mlhook serve run with this configuration?)")
+            }
+            return try SQLiteStore(path: sqlite.path, synchronous: sqlite.synchronous, clock: clock, logger: logger)
+        }
+    }
+}
