@@ -54,3 +54,24 @@ struct AMLError: Error, Sendable {
         }
     }
 }
+
+/// Paging values from a request: checked before use, so a negative or absurd one is a 400, never a trap.
+extension AMLLocalServer {
+    /// A paging offset (continuation token, `$skiptoken`, `offset`): digits only, at most 10^9; absent is 0.
+    static func pagingOffset(_ raw: String?, name: String) throws(AMLError) -> Int {
+        guard let raw else { return 0 }
+        guard (1...10).contains(raw.utf8.count), raw.utf8.allSatisfy({ (48...57).contains($0) }), let n = Int(raw), n <= 1_000_000_000 else {
+            throw AMLError.validation("\(name) must be a whole number from 0 to 1000000000, got \"\(raw.prefix(40))\"")
+        }
+        return n
+    }
+
+    /// A page size (`count`): digits only, taken as 1 to 1000 (larger asks get 1000); absent is 100.
+    static func pageSize(_ raw: String?, name: String) throws(AMLError) -> Int {
+        guard let raw else { return 100 }
+        guard !raw.isEmpty, raw.utf8.allSatisfy({ (48...57).contains($0) }) else {
+            throw AMLError.validation("\(name) must be a whole number, got \"\(raw.prefix(40))\"")
+        }
+        return max(1, min(Int(raw.prefix(5)) ?? 1000, 1000))
+    }
+}

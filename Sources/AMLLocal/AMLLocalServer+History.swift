@@ -15,7 +15,7 @@ extension AMLLocalServer {
         case (.post, 1) where r[0] == "experiments:query":
             let body = try call.json()
             let all = try guardStore { try store.list("experiment", ws) }
-            let offset = body["continuationToken"]?.string.flatMap(Int.init) ?? 0
+            let offset = try Self.pagingOffset(body["continuationToken"]?.string, name: "continuationToken")
             let top = max(1, min(body["top"]?.int ?? 100, 1000))
             let page = Array(all.dropFirst(offset).prefix(top))
             let next: JSONValue = offset + page.count < all.count ? .string(String(offset + page.count)) : nil

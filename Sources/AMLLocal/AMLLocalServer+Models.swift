@@ -41,8 +41,8 @@ extension AMLLocalServer {
                 for m in all { if let n = m["name"]?.string, (latest[n]?["version"]?.int ?? 0) < (m["version"]?.int ?? 0) { latest[n] = m } }
                 all = all.filter { m in latest.values.contains(m) }
             }
-            let offset = (call.query["$skiptoken"] ?? call.query["offset"]).flatMap(Int.init) ?? 0
-            let count = max(1, min(call.query["count"].flatMap(Int.init) ?? 100, 1000))
+            let offset = try Self.pagingOffset(call.query["$skiptoken"] ?? call.query["offset"], name: call.query["$skiptoken"] == nil ? "offset" : "$skiptoken")
+            let count = try Self.pageSize(call.query["count"], name: "count")
             let page = Array(all.dropFirst(offset).prefix(count))
             let more = offset + page.count < all.count
             let nextOffset = offset + page.count

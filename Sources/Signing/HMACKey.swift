@@ -1,4 +1,5 @@
 import COpenSSL
+import Synchronization
 
 /// The HMAC digests mlhook verifies and signs with.
 public enum HMACAlgorithm: String, Sendable, CaseIterable, Codable {
@@ -58,6 +59,7 @@ public final class HMACKey: @unchecked Sendable {
     /// - Parameter parts: The message, in order.
     /// - Returns: The raw MAC bytes (empty only if OpenSSL fails to allocate, which never verifies).
     public func authenticationCode(parts: [UnsafeRawBufferPointer]) -> [UInt8] {
+        Self.passCounter?.add()
         guard let ctx = mlhook_hmac_begin(template) else { return [] }
         for part in parts where part.count > 0 {
             guard mlhook_hmac_update(ctx, part.baseAddress, part.count) == 1 else {
@@ -78,6 +80,21 @@ public final class HMACKey: @unchecked Sendable {
     /// Computes the MAC of a byte array.
     public func authenticationCode(_ message: [UInt8]) -> [UInt8] {
         message.withUnsafeBytes { authenticationCode(parts: [$0]) }
+    }
+}
+
+extension HMACKey {
+    /// Counts the MAC passes made in the current task, when set: the tests bound the work of refusing a
+    /// request with it (one pass per secret, whatever the request carries).
+    @TaskLocal package static var passCounter: PassCounter?
+
+    /// A count of MAC passes.
+    package final class PassCounter: Sendable {
+        private let count = Mutex(0)
+        package init() {}
+        func add() { count.withLock { $0 += 1 } }
+        /// Passes counted so far.
+        package var value: Int { count.withLock { $0 } }
     }
 }
 

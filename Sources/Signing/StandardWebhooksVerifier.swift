@@ -9,6 +9,8 @@ public struct StandardWebhooksVerifier: WebhookVerifier {
     private let keys: KeyRing
     private let tolerance: TimeInterval
     private static let prefixes = ["webhook", "svix"]
+    /// The most `v1,` entries one signature header may list.
+    static let maxEntries = 16
 
     /// Creates the verifier.
     /// - Parameters:
@@ -45,7 +47,14 @@ public struct StandardWebhooksVerifier: WebhookVerifier {
                                       detail: "\(idName) and \(tsName) must not contain '.'")
         }
         _ = try checkTimestamp(ts, header: tsName, scheme: scheme, now: now, tolerance: tolerance)
-        let candidates = sig.split(separator: " ").compactMap { entry -> [UInt8]? in
+        // At most `maxEntries` entries are looked at: a sender lists one per secret it signs with (two while it
+        // rotates), so more is refused before any of them is decoded.
+        let entries = sig.split(separator: " ", maxSplits: Self.maxEntries, omittingEmptySubsequences: true)
+        guard entries.count <= Self.maxEntries else {
+            throw VerificationFailure(.malformedHeader, header: sigName, scheme: scheme,
+                                      detail: "\(sigName) has more than \(Self.maxEntries) entries")
+        }
+        let candidates = entries.compactMap { entry -> [UInt8]? in
             guard entry.hasPrefix("v1,") else { return nil }  // unknown versions (v1a…) are skipped
             return ByteEncoding.unbase64(entry.dropFirst(3))
         }
@@ -54,9 +63,8 @@ public struct StandardWebhooksVerifier: WebhookVerifier {
                                       detail: "\(sigName) has no v1,<base64> entry")
         }
         let prefix = Array("\(id).\(ts).".utf8)
-        let index = prefix.withUnsafeBytes { pre in
-            candidates.lazy.compactMap { keys.match(.sha256, parts: [pre, body], expected: $0) }.first
-        }
+        // One MAC per secret, compared with every entry: the cost of refusing does not grow with the entries.
+        let index = prefix.withUnsafeBytes { pre in keys.match(.sha256, parts: [pre, body], anyOf: candidates) }
         guard let index else {
             throw VerificationFailure(.mismatch, header: sigName, scheme: scheme,
                                       detail: "no v1 entry of \(sigName) matches under any configured secret")

@@ -80,10 +80,23 @@ struct KeyRing: Sendable {
 
     /// The index of the first key whose MAC of `parts` equals `expected`, or nil.
     func match(_ algorithm: HMACAlgorithm, parts: [UnsafeRawBufferPointer], expected: [UInt8]) -> Int? {
-        guard let list = keys[algorithm], expected.count == algorithm.byteCount else { return nil }
-        for (index, key) in list.enumerated()
-        where ConstantTime.equals(key.authenticationCode(parts: parts), expected) {
-            return index
+        match(algorithm, parts: parts, anyOf: [expected])
+    }
+
+    /// The index of the first key whose MAC of `parts` equals any of `candidates`, or nil.
+    ///
+    /// Each key's MAC is computed once and compared with every candidate, so refusing a request costs one
+    /// HMAC pass over the body per secret, however many candidates the sender listed.
+    func match(_ algorithm: HMACAlgorithm, parts: [UnsafeRawBufferPointer], anyOf candidates: [[UInt8]]) -> Int? {
+        guard let list = keys[algorithm] else { return nil }
+        let candidates = candidates.filter { $0.count == algorithm.byteCount }
+        guard !candidates.isEmpty else { return nil }
+        for (index, key) in list.enumerated() {
+            let mac = key.authenticationCode(parts: parts)
+            // Every candidate is compared (no early exit), in constant time each.
+            var matched = false
+            for candidate in candidates where ConstantTime.equals(mac, candidate) { matched = true }
+            if matched { return index }
         }
         return nil
     }
@@ -95,15 +108,23 @@ struct KeyRing: Sendable {
 }
 
 /// Checks a timestamp header against a replay window.
+///
+/// Only a plain run of at most 12 ASCII digits is a timestamp (no sign, space, exponent or other digits):
+/// anything else, however large or odd, is refused as malformed before any arithmetic, so no header value can
+/// overflow the skew computation.
+/// - Returns: The timestamp, in Unix seconds.
+/// - Throws: `.malformedHeader` for anything but such digits, `.staleTimestamp` outside the window.
 func checkTimestamp(
     _ raw: String, header: String, scheme: String, now: Date, tolerance: TimeInterval
 ) throws(VerificationFailure) -> Int {
-    guard let ts = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+    let utf8 = raw.utf8
+    guard (1...12).contains(utf8.count), utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let ts = Int(raw) else {
         throw VerificationFailure(.malformedHeader, header: header, scheme: scheme,
-                                  detail: "\(header) must be integer Unix seconds")
+                                  detail: "\(header) must be integer Unix seconds (digits only)")
     }
     let skew = now.timeIntervalSince1970 - Double(ts)
     guard abs(skew) <= tolerance else {
+        // Both are below 10^12, so the skew fits an Int.
         throw VerificationFailure(.staleTimestamp, header: header, scheme: scheme,
                                   detail: "\(header) is \(Int(skew)) s from now; the window is ±\(Int(tolerance)) s")
     }

@@ -54,6 +54,17 @@ import Testing
         Case(name: "wrong gitlab token", source: "gitlab", status: .unauthorized, error: "invalid_signature", says: "X-Gitlab-Token") { _ in
             ([("X-Gitlab-Token", "guess"), ("Content-Type", "application/json")], push)
         },
+        Case(name: "slack timestamp at Int.min", source: "slack", status: .unauthorized, error: "invalid_signature",
+             says: "X-Slack-Request-Timestamp must be integer Unix seconds") { _ in
+            // This one request used to stop mlhook serve (Int(skew) trapped).
+            ([("X-Slack-Request-Timestamp", "-9223372036854775808"), ("X-Slack-Signature", "v0=" + String(repeating: "0", count: 64)),
+              ("Content-Type", "application/x-www-form-urlencoded")], Array("command=%2Faml".utf8))
+        },
+        Case(name: "generic timestamp past Int.max", source: "generic", status: .unauthorized, error: "invalid_signature",
+             says: "X-Timestamp must be integer Unix seconds") { _ in
+            ([("X-Timestamp", "99999999999999999999"), ("X-Signature", "sha256=" + String(repeating: "0", count: 64)),
+              ("Content-Type", "application/json")], push)
+        },
         Case(name: "stale slack timestamp", source: "slack", status: .unauthorized, error: "invalid_signature", says: "window") { h in
             let body = Array("command=%2Faml&text=scale+gpu+4&user_id=U1".utf8)
             return (try WebhookSigner.slack(secret: h.secret("SL"), body: body, timestamp: ts - 600).map { ($0.name, $0.value) }
