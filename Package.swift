@@ -108,6 +108,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
+                "AzureML", "MLHookCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport",

@@ -59,21 +59,14 @@ struct AMLOptions: ParsableArguments {
             }
             return try Self.fromFile(path)
         }
-        let c = az.cloud
-        guard let tenant = c.tenantID, let client = c.clientID, let secretRef = c.clientSecret, let sub = c.subscriptionID,
-              let rg = c.resourceGroup, let ws = c.workspace else {
-            throw ValidationError("azureml.cloud needs tenant_id, client_id, client_secret, subscription_id, resource_group and workspace")
-        }
-        let secret: String
-        do { secret = try SecretResolver().resolve(secretRef, key: "azureml.cloud.client_secret").text } catch {
+        do {
+            guard let s = try AzureMLSettings.cloud(az.cloud) else {
+                throw ValidationError("azureml.cloud needs tenant_id, client_id, client_secret, subscription_id, resource_group and workspace")
+            }
+            return s
+        } catch let error as ConfigError {
             throw ValidationError(error.description)
         }
-        var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
-                                subscriptionID: sub, resourceGroup: rg, workspace: ws)
-        s.authorityURL = c.authorityURL
-        s.armURL = c.armURL
-        s.armAPIVersion = c.armAPIVersion
-        return s
     }
 
     static func fromFile(_ path: String) throws -> AzureMLSettings {

@@ -35,8 +35,9 @@ public struct MLHookRuntime: Sendable {
     public var scheme = "http"
     /// Prometheus metrics, served at /metrics.
     public let metrics = MLHookMetrics()
-    /// Makes the Azure ML client jobs use (nil: no job runner, as in ingress-only tests).
-    public var azureMLClient: (@Sendable () async throws -> HTTPAzureMLClient)?
+    /// The Azure ML client jobs use, one instance for the life of the process (nil: no job runner, as in
+    /// ingress-only tests).
+    public var azureMLClient: (@Sendable () async throws -> any AzureMLClient)?
 
     public init(config: MLHookConfig, sources: [IngressSource], store: any MLHookStore, logger: Logger,
                 now: @escaping @Sendable () -> Date = { Date() }, schedulerClock: any SchedulerClock = SystemSchedulerClock(),
@@ -68,22 +69,12 @@ public struct MLHookRuntime: Sendable {
             let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
-            // The embedded server's address is known once it is bound; build the client then.
-            runtime.azureMLClient = { HTTPAzureMLClient(settings: .local(aml), logger: logger) }
-        } else {
-            let cloud = loaded.config.azureml.cloud
-            if let tenant = cloud.tenantID, let client = cloud.clientID, let ref = cloud.clientSecret, let sub = cloud.subscriptionID,
-               let rg = cloud.resourceGroup, let ws = cloud.workspace {
-                let secret = try SecretResolver(environment: environment).resolve(ref, key: "azureml.cloud.client_secret").text
-                var s = AzureMLSettings(credential: .servicePrincipal(tenantID: tenant, clientID: client, secret: secret, v2: false),
-                                        subscriptionID: sub, resourceGroup: rg, workspace: ws)
-                s.authorityURL = cloud.authorityURL
-                s.armURL = cloud.armURL
-                s.armAPIVersion = cloud.armAPIVersion
-                s.dataPlaneOverride = cloud.dataPlaneURL
-                let made = HTTPAzureMLClient(settings: s, logger: logger)
-                runtime.azureMLClient = { made }
-            }
+            // The embedded server's address is known once it is bound: the client is made on first use, then kept.
+            let shared = SharedAzureMLClient { HTTPAzureMLClient(settings: .local(aml), logger: logger) }
+            runtime.azureMLClient = { try shared.get() }
+        } else if let settings = try AzureMLSettings.cloud(loaded.config.azureml.cloud, environment: environment) {
+            let made = HTTPAzureMLClient(settings: settings, logger: logger)
+            runtime.azureMLClient = { made }
         }
         return runtime
     }

@@ -1,0 +1,75 @@
+import AzureML
+import Foundation
+import Logging
+import MLHookCore
+import Signing
+import Store
+import Synchronization
+
+/// What an action gets for one attempt: its job, the Azure ML client, the configuration in force when the
+/// attempt started, and the event that made the job, read and normalized at most once per attempt (the
+/// action and the callbacks share it).
+final class ActionContext: Sendable {
+    let job: JobRecord
+    let client: any AzureMLClient
+    let config: MLHookConfig
+    let logger: Logger
+    let git: GitSource?
+    private let attemptEvent: AttemptEvent
+
+    typealias LoadedEvent = AttemptEvent.Loaded
+
+    init(job: JobRecord, client: any AzureMLClient, config: MLHookConfig, event: AttemptEvent, git: GitSource?, logger: Logger) {
+        self.job = job
+        self.client = client
+        self.config = config
+        self.attemptEvent = event
+        self.git = git
+        self.logger = logger
+    }
+
+    /// The job's event (nil when it was pruned), loaded on first use.
+    func event() async throws -> LoadedEvent? { try await attemptEvent.load() }
+
+    /// The rule that planned the job, as configured now.
+    var rule: Rule? { config.rules.first { $0.name == job.rule } }
+
+    /// The action's secret parameter (`start_run.token`, `score.key`), resolved now so a rotated secret is used.
+    /// - Parameter name: The parameter's name, for messages (`token`, `key`).
+    /// - Returns: nil when the action has none.
+    func secret(_ name: String) throws -> WebhookSecret? {
+        guard let rule, job.actionIndex < rule.actions.count, let ref = rule.actions[job.actionIndex].secret else { return nil }
+        return try SecretResolver().resolve(ref, key: "rules[\(job.rule)].actions[\(job.actionIndex)].\(job.action).\(name)")
+    }
+}
+
+/// A job's event, read from the inbox and normalized at most once per attempt: the action and the callbacks of
+/// its outcome share it.
+final class AttemptEvent: Sendable {
+    /// The event as stored, and its normalized form (nil when its source is no longer configured).
+    struct Loaded: Sendable {
+        let stored: StoredEvent
+        let normalized: NormalizedEvent?
+    }
+
+    private let inbox: any Inbox
+    private let id: String
+    private let config: MLHookConfig
+    private let loaded = Mutex<Loaded??>(nil)
+
+    init(inbox: any Inbox, id: String, config: MLHookConfig) {
+        self.inbox = inbox
+        self.id = id
+        self.config = config
+    }
+
+    /// The event (nil when it was pruned).
+    func load() async throws -> Loaded? {
+        if let cached = loaded.withLock({ $0 }) { return cached }
+        let event = try await inbox.event(id: id).map { stored in
+            Loaded(stored: stored, normalized: EventPlanner.normalize(stored, config: config))
+        }
+        loaded.withLock { $0 = .some(event) }
+        return event
+    }
+}

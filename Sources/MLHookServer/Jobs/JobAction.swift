@@ -1,0 +1,100 @@
+import Foundation
+import AzureML
+import MLHookCore
+
+/// One Azure ML action a job performs, in the style of swift-jobs' job parameters: its parameters are decoded
+/// once per attempt into a typed value, and `perform` returns a typed result that the job stores as JSON.
+///
+/// Actions are listed in one place, `ActionRegistry.action(for:)`, which switches over `ActionType`: adding a
+/// case to `ActionType` does not compile until it has an action.
+protocol JobAction: Sendable {
+    /// The action's parameters, checked and typed.
+    associatedtype Parameters: Sendable
+    /// What a successful attempt produced.
+    associatedtype Output: ActionOutput
+
+    /// The configuration name of the action.
+    static var type: ActionType { get }
+
+    /// Whether a success leaves the job watching an Azure ML run (which the run watcher follows to its end)
+    /// instead of succeeded.
+    static var startsRun: Bool { get }
+
+    /// Decodes and checks the rendered parameters. - Throws: `JobError` naming a missing or malformed one.
+    static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters
+
+    /// Performs the action once. - Throws: `AzureMLError` (retried when retryable), `JobError` (fails the job).
+    func perform(_ parameters: Parameters, in context: ActionContext) async throws -> Output
+}
+
+extension JobAction {
+    static var startsRun: Bool { false }
+}
+
+/// What an action produced, as the JSON stored with the job and sent in its callbacks.
+protocol ActionOutput: Sendable {
+    var json: JSONValue { get }
+}
+
+/// A job's rendered parameters (decoded once per attempt from the JSON the planner stored).
+struct ActionParameters: Sendable {
+    let values: [String: ParameterValue]
+
+    /// - Throws: `JobError` when the stored parameters are not a JSON object of parameter values.
+    init(json: String) throws(JobError) {
+        do { values = try JSONDecoder().decode([String: ParameterValue].self, from: Data(json.utf8)) } catch {
+            throw JobError("the job's parameters cannot be read: \(error)")
+        }
+    }
+
+    init(_ values: [String: ParameterValue]) { self.values = values }
+
+    func string(_ key: String) -> String? { values[key]?.string }
+    func int(_ key: String) -> Int? { values[key]?.int }
+    func list(_ key: String) -> [String]? { if case .list(let l)? = values[key] { l } else { nil } }
+    func map(_ key: String) -> [String: String]? { if case .map(let m)? = values[key] { m } else { nil } }
+
+    /// A string parameter that must be there. - Throws: `JobError` naming it.
+    func required(_ key: String) throws(JobError) -> String {
+        guard let v = values[key]?.string else { throw JobError("parameter \(key) is missing") }
+        return v
+    }
+}
+
+/// An action with its types erased, as the worker pool runs it.
+struct RegisteredAction: Sendable {
+    let type: ActionType
+    let startsRun: Bool
+    /// Decodes the parameters and performs the action. - Returns: what it produced.
+    let run: @Sendable (ActionParameters, ActionContext) async throws -> JSONValue
+
+    init<A: JobAction>(_ action: A) {
+        type = A.type
+        startsRun = A.startsRun
+        run = { p, context in try await action.perform(try A.parameters(p), in: context).json }
+    }
+}
+
+/// Every action mlhook performs, by type.
+enum ActionRegistry {
+    /// The action of a type (exhaustive: every `ActionType` has one).
+    static func action(for type: ActionType) -> RegisteredAction {
+        switch type {
+        case .startRun: RegisteredAction(StartRun())
+        case .registerModel: RegisteredAction(RegisterModel())
+        case .deleteModel: RegisteredAction(DeleteModel())
+        case .scaleCompute: RegisteredAction(ScaleCompute())
+        case .cancelRun: RegisteredAction(CancelRun())
+        case .score: RegisteredAction(Score())
+        }
+    }
+
+    /// The names workers claim: every `ActionType`.
+    static let names: Set<String> = Set(ActionType.allCases.map(\.rawValue))
+}
+
+/// A job that cannot be performed as planned (fails the job without retries).
+struct JobError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,90 @@
+import AzureML
+import Foundation
+import Logging
+import MLHookCore
+import ServiceLifecycle
+import Store
+
+/// Follows every watching job's Azure ML run to a terminal status (Completed, Failed, Canceled) and then ends
+/// the job with its callbacks, in one transaction. Its state is the store's, so a restart resumes watching.
+/// Runs superseded by a newer push to the same branch are canceled first.
+struct RunWatcher: Sendable {
+    let queue: any JobQueue & Inbox
+    let live: LiveConfig
+    let client: @Sendable () async throws -> any AzureMLClient
+    let logger: Logger
+    let now: @Sendable () -> Date
+    let metrics: MLHookMetrics
+
+    /// Polls every watching job's run once, about every second, until shutdown.
+    func run() async {
+        while !Task.isCancelledOrShuttingDown {
+            do { _ = try await watchOne() } catch { logger.error("run watcher: \(error)") }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+
+    /// Polls every watching job's run once; finishes the jobs whose run is terminal.
+    /// - Returns: How many jobs finished.
+    func watchOne() async throws -> Int {
+        // Superseded runs are canceled; the watch below then sees them end Canceled.
+        let superseded = try await queue.cancelRequested()
+        let watching = try await queue.watching()
+        guard !watching.isEmpty else { return 0 }
+        let api = try await client()
+        for job in superseded {
+            guard let (experiment, id) = Self.run(of: job) else { continue }
+            do { try await api.cancelRun(experiment: experiment, runID: id) } catch {
+                logger.notice("cannot cancel superseded run \(id): \(error)", metadata: JobLog.meta(job))
+            }
+        }
+        var finished = 0
+        for job in watching {
+            guard let (experiment, id) = Self.run(of: job), let started = JSONValue(json: Array((job.result ?? "").utf8)) else { continue }
+            let run: JSONValue
+            do { run = try await api.run(experiment: experiment, runID: id) } catch {
+                logger.notice("run watcher: cannot read run \(id): \(error)", metadata: JobLog.meta(job))
+                continue
+            }
+            guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { continue }
+            let result = started.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil)
+                .setting("end", run["endTimeUtc"] ?? nil)
+            let wasSuperseded = status == "Canceled" && superseded.contains { $0.id == job.id }
+            let error = status == "Completed" ? nil
+                : (wasSuperseded ? "superseded by a newer push to the same branch" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
+            let final: JobState = status == "Completed" ? .succeeded : .failed
+            let config = live.snapshot.config
+            let event = try await AttemptEvent(inbox: queue, id: job.eventID, config: config).load()
+            let callbacks = CallbackFormatter.callbacks(for: job, rule: config.rules.first { $0.name == job.rule }, event: event, state: final,
+                                                        result: result, error: error, phase: .final, now: now())
+            let refused = try await queue.finishWatch(id: job.id, state: final, error: error, result: result.text, callbacks: callbacks)
+            JobLog.noteRefused(refused, job, logger: logger)
+            var meta = JobLog.meta(job)
+            meta["run_id"] = .string(id)
+            logger.info("run \(status)", metadata: meta)
+            metrics.jobFinished(action: job.action, state: final.rawValue, createdAt: job.createdAt)
+            metrics.runFinished(status: status, duration: Self.runDuration(run))
+            finished += 1
+        }
+        return finished
+    }
+
+    /// The experiment and run id a `start_run` job recorded.
+    static func run(of job: JobRecord) -> (experiment: String, runID: String)? {
+        guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let experiment = r["experiment"]?.string, let id = r["run_id"]?.string
+        else { return nil }
+        return (experiment, id)
+    }
+
+    /// A run's start-to-end time from its ISO 8601 timestamps.
+    static func runDuration(_ run: JSONValue) -> Duration? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func date(_ k: String) -> Date? {
+            guard let s = run[k]?.string else { return nil }
+            return f.date(from: s) ?? ISO8601DateFormatter().date(from: s)
+        }
+        guard let start = date("startTimeUtc"), let end = date("endTimeUtc"), end >= start else { return nil }
+        return .milliseconds(Int64(end.timeIntervalSince(start) * 1000))
+    }
+}
