@@ -136,7 +136,7 @@ public final class AMLLocalServer: Sendable {
         guard header.lowercased().hasPrefix("bearer ") else {
             throw AMLError(.unauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header must be 'Bearer <token>'.")
         }
-        if let problem = tokens.problem(with: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) {
+        if let problem = tokens.problem(with: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), now: settings.now()) {
             throw AMLError(.unauthorized, "AuthenticationFailed", "Authentication failed. \(problem)")
         }
     }
@@ -154,8 +154,8 @@ public final class AMLLocalServer: Sendable {
             throw AMLError(.unauthorized, "invalid_client",
                            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(form["client_id"] ?? "")'.")
         }
-        let (token, expiry) = tokens.issue(clientID: clientID)
-        let now = Int(Date().timeIntervalSince1970)
+        let (token, expiry) = tokens.issue(clientID: clientID, now: settings.now())
+        let now = Int(settings.now().timeIntervalSince1970)
         var j = JSONText()
         j.add("token_type", "Bearer")
         if v2 {

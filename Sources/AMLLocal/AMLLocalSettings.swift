@@ -15,6 +15,8 @@ public struct AMLLocalSettings: Sendable {
     public var provisioningDelay: TimeInterval = 0.2
     /// How long issued bearer tokens stay valid, in seconds (AAD issues about an hour).
     public var tokenLifetime: TimeInterval = 3600
+    /// The clock tokens are issued and checked by (injected so tests can expire a token without waiting).
+    public var now: @Sendable () -> Date = { Date() }
     /// The tenant id the seeded service principal belongs to.
     public var tenant = "00000000-0000-0000-0000-00000000aaaa"
     /// The URL clients reach the server at (set once the port is bound).

@@ -34,6 +34,8 @@ final class RunExecutor: Sendable {
         var running: [String: Int] = [:]
         var processes: [String: Int32] = [:]
         var canceling: Set<String> = []
+        /// Runs taken from the queue whose process is not spawned yet.
+        var starting: Set<String> = []
         var timedOut: Set<String> = []
         var stopping = false
     }
@@ -105,6 +107,7 @@ final class RunExecutor: Sendable {
             for t in s.queue {
                 if (s.running[t.computeKey] ?? 0) < (caps[t.computeKey] ?? 0) {
                     s.running[t.computeKey, default: 0] += 1
+                    s.starting.insert(t.wsKey + "/" + t.runID)
                     started.append(t)
                 } else {
                     remaining.append(t)
@@ -139,6 +142,9 @@ final class RunExecutor: Sendable {
                 s.canceling.insert(key)
                 return (false, pid)
             }
+            // Dequeued but not yet spawned (Preparing): remember the cancel, so execute kills the process as soon
+            // as it exists instead of the request being lost.
+            if s.starting.contains(key) { s.canceling.insert(key) }
             return (false, nil)
         }
         if wasQueued {
@@ -160,6 +166,7 @@ final class RunExecutor: Sendable {
         let key = t.wsKey + "/" + t.runID
         defer {
             state.withLock { s in
+                s.starting.remove(key)
                 s.running[t.computeKey, default: 1] -= 1
                 s.processes[key] = nil
                 s.canceling.remove(key)
@@ -212,6 +219,7 @@ final class RunExecutor: Sendable {
             }
             let alreadyCanceled = state.withLock { s -> Bool in
                 s.processes[key] = pid
+                s.starting.remove(key)
                 return s.canceling.contains(key)
             }
             update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }

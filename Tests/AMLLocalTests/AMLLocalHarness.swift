@@ -15,11 +15,13 @@ struct AMLHarness {
     let aml: AMLLocal
     let logs = CapturedLogs()
 
-    init(dir: TemporaryDirectory? = nil, provisioningDelay: TimeInterval = 0.2, tokenLifetime: TimeInterval = 3600) throws {
+    init(dir: TemporaryDirectory? = nil, provisioningDelay: TimeInterval = 0.2, tokenLifetime: TimeInterval = 3600,
+         now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.dir = try dir ?? TemporaryDirectory("aml-local")
         var settings = AMLLocalSettings(dataDirectory: self.dir.path)
         settings.provisioningDelay = provisioningDelay
         settings.tokenLifetime = tokenLifetime
+        settings.now = now
         aml = try AMLLocal(settings: settings, logger: logs.logger(level: .info))
     }
 

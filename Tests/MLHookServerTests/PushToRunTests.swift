@@ -6,10 +6,10 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import MLHookCore
-import MLHookServer
+@testable import MLHookServer
 import NIOCore
 import Signing
-import Store
+@testable import Store
 import Synchronization
 import TestSupport
 import Testing
@@ -174,5 +174,53 @@ final class Receiver: Sendable {
             return Response(status: ok ? .ok : .internalServerError)
         }
         return router
+    }
+}
+
+/// A queued callback keeps where its secret comes from: a reload that reorders or removes the rule's targets does
+/// not make it sign with another target's secret, and a rotated secret is read at delivery.
+@Suite struct CallbackCredentialTests {
+    @Test func aQueuedCallbackSignsWithItsOwnSecretAfterAReload() async throws {
+        let receiver = Receiver(failFirst: 0)
+        let app = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { rc in
+            let url = "http://127.0.0.1:\(rc.port!)/cb"
+            let h = try IngressHarness()
+            defer { h.dir.remove() }
+            try h.install("""
+                sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+                rules:
+                  - name: r
+                    when: { kind: push }
+                    actions: [ { delete_model: { id: "m:1" } } ]
+                    callback: [ { url: { url: "\(url)", secret: { env: CB_A } } }, { url: { url: "\(url)", secret: { env: CB_B } } } ]
+                """)
+            let rule = try #require(h.runtime.live.snapshot.config.rules.first)
+            let job = JobRecord(id: "job_1", idempotencyKey: "k", eventID: "evt_1", rule: "r", actionIndex: 0, action: "delete_model",
+                                parameters: "{}", state: .succeeded, attempts: 1, maxAttempts: 3, createdAt: Date())
+            let queued = CallbackFormatter.callbacks(for: job, rule: rule, event: nil, state: .succeeded, result: ["deleted": "m:1"], error: nil,
+                                                     phase: .final, now: Date())
+            #expect(queued.map(\.credential) == [.env("CB_A"), .env("CB_B")])
+            try await h.store.enqueueCallback(queued[0])
+            // The targets are swapped by a reload before delivery; then the rule goes away altogether.
+            try h.install("""
+                sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+                rules:
+                  - name: other
+                    when: { kind: push }
+                    actions: [ { delete_model: { id: "m:1" } } ]
+                """)
+            let deliverer = CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.logs.logger(),
+                                              environment: ["CB_A": "secret-a-rotated", "CB_B": "secret-b"], schedule: [0])
+            #expect(try await deliverer.deliverDue() == 1)
+            #expect(try await h.store.callback(id: queued[0].id)?.state == .delivered)
+            let last = try #require(receiver.last)
+            func verifies(_ secret: String) throws -> Bool {
+                let v = try StandardWebhooksVerifier(secrets: [WebhookSecret("whsec_" + ByteEncoding.base64(Array(secret.utf8)))])
+                return last.body.withUnsafeBytes { raw in (try? v.verify(headers: last.headers, body: raw, now: Date())) != nil }
+            }
+            #expect(try verifies("secret-a-rotated"), "signed with target 0's secret as it is now")
+            #expect(try !verifies("secret-b"))
+        }
     }
 }

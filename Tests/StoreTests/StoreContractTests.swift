@@ -2,18 +2,8 @@ import Foundation
 import Logging
 import MLHookCore
 import Store
-import Synchronization
 import TestSupport
 import Testing
-
-/// A clock the tests move by hand: the store stamps rows with it, and claims and due times are asked at it.
-final class ManualClock: Sendable {
-    private let current: Mutex<Date>
-    init(_ start: Date = Date(timeIntervalSince1970: 1_900_000_000)) { current = Mutex(start) }
-    var now: Date { current.withLock { $0 } }
-    func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
-    var read: @Sendable () -> Date { { [self] in now } }
-}
 
 /// One store backend the contract suite runs against. Issue 8 adds PostgreSQL here; every test below then runs
 /// against it too.

@@ -18,12 +18,16 @@ public struct CallbackDeliverer: Service {
     let schedule: [TimeInterval]
     let http: HTTPClient
     let metrics: MLHookMetrics
+    /// The clock signatures are stamped and retries scheduled with.
+    let now: @Sendable () -> Date
 
     public static let defaultSchedule: [TimeInterval] = [5, 30, 120, 600, 1800, 7200]
 
     public init(store: any CallbackOutbox & OperatorView, live: LiveConfig, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
-                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared, metrics: MLHookMetrics = MLHookMetrics()) {
+                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared, metrics: MLHookMetrics = MLHookMetrics(),
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.metrics = metrics
+        self.now = now
         self.store = store
         self.live = live
         self.logger = logger
@@ -41,8 +45,8 @@ public struct CallbackDeliverer: Service {
     }
 
     /// Attempts every due callback once. - Returns: how many were attempted.
-    public func deliverDue(now: Date = Date()) async throws -> Int {
-        let due = try await store.dueCallbacks(now: now, limit: 32)
+    public func deliverDue() async throws -> Int {
+        let due = try await store.dueCallbacks(now: now(), limit: 32)
         for c in due { try await deliver(c) }
         return due.count
     }
@@ -50,13 +54,6 @@ public struct CallbackDeliverer: Service {
     func deliver(_ c: CallbackRecord) async throws {
         var meta: Logger.Metadata = ["callback_id": .string(c.id), "job_id": .string(c.jobID), "event_id": .string(c.eventID), "kind": .string(c.kind)]
         if let delivery = try? await store.job(id: c.jobID)?.deliveryID { meta["delivery_id"] = .string(delivery) }
-        let index = c.targetIndex
-        guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), index < rule.callbacks.count else {
-            try await store.recordDelivery(id: c.id, state: .dead, status: nil, error: "the callback target is no longer configured", retryAt: nil)
-            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
-            logger.error("callback dead-lettered: its target is no longer configured", metadata: meta)
-            return
-        }
         var status: Int?
         var failure: String
         do {
@@ -64,19 +61,18 @@ public struct CallbackDeliverer: Service {
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "User-Agent", value: "mlhook")
-            let resolver = SecretResolver(environment: environment)
-            switch rule.callbacks[index] {
-            case .url(_, let secretRef):
-                let secret = try resolver.resolve(secretRef, key: "rules[\(c.rule)].callback[\(index)].url.secret")
-                let signed = try WebhookSigner.standard(secret: Self.standardKey(secret), id: c.id, timestamp: Int(Date().timeIntervalSince1970),
+            switch c.kind {
+            case "url":
+                let secret = try resolve(c, key: "url.secret")
+                let signed = try WebhookSigner.standard(secret: Self.standardKey(secret), id: c.id, timestamp: Int(now().timeIntervalSince1970),
                                                         body: Array(c.body.utf8))
                 for h in signed { request.headers.add(name: h.name, value: h.value) }
-            case .slack:
-                break  // response_url is itself the credential
-            case .githubStatus(let tokenRef, _, _):
-                let token = try resolver.resolve(tokenRef, key: "rules[\(c.rule)].callback[\(index)].github_status.token")
+            case "github_status":
+                let token = try resolve(c, key: "github_status.token")
                 request.headers.add(name: "Authorization", value: "Bearer \(token.text)")
                 request.headers.add(name: "Accept", value: "application/vnd.github+json")
+            default:
+                break  // slack: response_url is itself the credential
             }
             request.body = .bytes(ByteBuffer(string: c.body))
             let response = try await http.execute(request, timeout: .seconds(10))
@@ -89,6 +85,11 @@ public struct CallbackDeliverer: Service {
                 return
             }
             failure = "the receiver answered \(response.status.code)"
+        } catch let gone as CallbackTargetGone {
+            try await store.recordDelivery(id: c.id, state: .dead, status: nil, error: gone.description, retryAt: nil)
+            metrics.callbackAttempt(kind: c.kind, outcome: "dead")
+            logger.error("callback dead-lettered: its target is no longer configured", metadata: meta)
+            return
         } catch {
             failure = "\(error)"
         }
@@ -99,10 +100,35 @@ public struct CallbackDeliverer: Service {
             metrics.callbackAttempt(kind: c.kind, outcome: "dead")
         } else {
             try await store.recordDelivery(id: c.id, state: .pending, status: status, error: failure,
-                                           retryAt: Date().addingTimeInterval(schedule[attempt - 1]))
+                                           retryAt: now().addingTimeInterval(schedule[attempt - 1]))
             logger.notice("callback will be retried: \(failure)", metadata: meta)
             metrics.callbackAttempt(kind: c.kind, outcome: "failed")
         }
+    }
+
+    /// The callback's secret, read now (so a rotated one is used) from where the callback says.
+    /// - Throws: `ConfigError` when it cannot be read, `CallbackTargetGone` for a literal whose target was removed.
+    func resolve(_ c: CallbackRecord, key: String) throws -> WebhookSecret {
+        let resolver = SecretResolver(environment: environment)
+        let name = "rules[\(c.rule)].callback[\(c.targetIndex)].\(key)"
+        switch c.credential {
+        case .env(let variable): return try resolver.resolve(.env(variable), key: name)
+        case .file(let path): return try resolver.resolve(.file(path, create: false), key: name)
+        case .none, .configured:
+            // A literal in the configuration (or a callback queued before credentials were stored): the rule's target.
+            guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), c.targetIndex < rule.callbacks.count else {
+                throw CallbackTargetGone()
+            }
+            switch rule.callbacks[c.targetIndex] {
+            case .url(_, let ref), .githubStatus(let ref, _, _): return try resolver.resolve(ref, key: name)
+            case .slack: throw CallbackTargetGone()
+            }
+        }
+    }
+
+    /// A callback whose secret lived only in a target that is no longer configured.
+    struct CallbackTargetGone: Error, CustomStringConvertible {
+        var description: String { "the callback target is no longer configured" }
     }
 
     /// A `whsec_` key as is; any other secret's raw bytes as the key (equivalent to `whsec_` + base64 of them).

@@ -44,10 +44,10 @@ enum CallbackFormatter {
         var out: [NewCallback] = []
         for (i, target) in rule.callbacks.enumerated() {
             switch target {
-            case .url(let url, _):
+            case .url(let url, let secret):
                 guard !onlyPending else { continue }
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase, kind: "url", url: url,
-                                       body: body.text))
+                                       credential: credential(secret), body: body.text))
             case .slack:
                 // Slack's response_url takes at most 5 responses within 30 minutes: one per finished job.
                 guard !onlyPending, let responseURL = normalized?.command?.responseURL else { continue }
@@ -59,16 +59,26 @@ enum CallbackFormatter {
                 let message: JSONValue = ["response_type": "in_channel", "text": .string(text)]
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase, kind: "slack",
                                        url: responseURL, body: message.text, maxPerURL: slackResponseLimit))
-            case .githubStatus(_, let apiBase, let context):
+            case .githubStatus(let token, let apiBase, let context):
                 guard let repo = normalized?.repository?.fullName, let sha = normalized?.after, !sha.isEmpty else { continue }
                 let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
                 var description = onlyPending ? "run \(runID ?? "") started" : "\(job.action) \(state.rawValue)"
                 if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }
                 let status: JSONValue = ["state": .string(ghState), "context": .string(context), "description": .string(String(description.prefix(140)))]
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase,
-                                       kind: "github_status", url: "\(apiBase)/repos/\(repo)/statuses/\(sha)", body: status.text))
+                                       kind: "github_status", url: "\(apiBase)/repos/\(repo)/statuses/\(sha)", credential: credential(token),
+                                       body: status.text))
             }
         }
         return out
+    }
+
+    /// Where a target's secret comes from, as stored with its callbacks (a literal stays in the configuration).
+    static func credential(_ ref: SecretReference) -> CallbackCredential {
+        switch ref {
+        case .env(let name): .env(name)
+        case .file(let path, _): .file(path)
+        case .literal: .configured
+        }
     }
 }

@@ -49,9 +49,10 @@ public func buildApplication(
         services.append(JobRunner(store: runtime.store, live: runtime.live, client: client, logger: runtime.logger,
                                   workers: jobs.workers, lease: TimeInterval(jobs.leaseSeconds),
                                   baseBackoff: TimeInterval(jobs.retryBaseSeconds), maxBackoff: TimeInterval(jobs.retryMaxSeconds),
-                                  git: GitSource(cacheDirectory: cache), metrics: runtime.metrics))
+                                  git: GitSource(cacheDirectory: cache), now: runtime.now, metrics: runtime.metrics))
         services.append(CallbackDeliverer(store: runtime.store, live: runtime.live, logger: runtime.logger,
-                                          schedule: runtime.config.callbacks.retrySchedule.map(TimeInterval.init), metrics: runtime.metrics))
+                                          schedule: runtime.config.callbacks.retrySchedule.map(TimeInterval.init), metrics: runtime.metrics,
+                                          now: runtime.now))
     }
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml

@@ -22,6 +22,46 @@ public enum CallbackState: String, Sendable, Codable, CaseIterable { case pendin
 /// job's final outcome. One of each per job and target.
 public enum CallbackPhase: String, Sendable, Codable, CaseIterable { case pending, final }
 
+/// Where a callback's secret comes from (the Standard Webhooks signing key of a `url` target, the token of a
+/// `github_status` one), stored with the callback and resolved at each delivery, so a rotated secret is used and
+/// a reloaded configuration cannot point a queued callback at another target's secret. Never the secret itself.
+public enum CallbackCredential: Sendable, Equatable, Codable {
+    /// No secret (Slack's response_url is its own credential).
+    case none
+    /// An environment variable of the server.
+    case env(String)
+    /// A file the server reads.
+    case file(String)
+    /// A literal in the configuration (accepted with a warning): not copied into the store; read from the
+    /// rule's target at delivery.
+    case configured
+
+    /// The stored form: `none`, `env:NAME`, `file:PATH`, `configured`.
+    public var stored: String {
+        switch self {
+        case .none: "none"
+        case .env(let name): "env:" + name
+        case .file(let path): "file:" + path
+        case .configured: "configured"
+        }
+    }
+
+    /// From the stored form; unknown text is `.configured` (look it up in the rule).
+    public init(stored: String?) {
+        guard let stored else { self = .configured; return }
+        if stored == "none" { self = .none }
+        else if stored.hasPrefix("env:") { self = .env(String(stored.dropFirst(4))) }
+        else if stored.hasPrefix("file:") { self = .file(String(stored.dropFirst(5))) }
+        else { self = .configured }
+    }
+
+    public init(from decoder: any Decoder) throws { self.init(stored: try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(stored)
+    }
+}
+
 /// A callback to deliver.
 public struct NewCallback: Sendable, Equatable {
     /// `msg_…`, minted when the callback is made; it is the `webhook-id` receivers deduplicate on.
@@ -34,14 +74,17 @@ public struct NewCallback: Sendable, Equatable {
     public var phase: CallbackPhase
     public var kind: String
     public var url: String
+    /// Where the delivery's secret comes from.
+    public var credential: CallbackCredential
     /// The JSON body.
     public var body: String
     /// At most this many callbacks of one event to this URL (Slack's response_url takes 5).
     public var maxPerURL: Int?
 
     public init(id: String = EventID.make("msg"), jobID: String, eventID: String, rule: String, targetIndex: Int, phase: CallbackPhase = .final,
-                kind: String, url: String, body: String, maxPerURL: Int? = nil) {
+                kind: String, url: String, credential: CallbackCredential = .none, body: String, maxPerURL: Int? = nil) {
         self.id = id
+        self.credential = credential
         self.phase = phase
         self.maxPerURL = maxPerURL
         self.jobID = jobID
@@ -64,6 +107,7 @@ public struct CallbackRecord: Sendable, Equatable, Codable {
     public var phase: CallbackPhase
     public var kind: String
     public var url: String
+    public var credential: CallbackCredential
     public var body: String
     public var state: CallbackState
     public var attempts: Int
@@ -71,7 +115,7 @@ public struct CallbackRecord: Sendable, Equatable, Codable {
     public var lastError: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, rule, kind, url, body, state, attempts, phase
+        case id, rule, kind, url, body, state, attempts, phase, credential
         case jobID = "job_id", eventID = "event_id", targetIndex = "target_index", lastStatus = "last_status", lastError = "last_error"
     }
 }

@@ -19,9 +19,10 @@ extension SQLiteStore: CallbackOutbox {
             if taken >= cap { return false }
         }
         try db.execute(sql: """
-            INSERT INTO callbacks (id, job_id, event_id, rule, target_index, phase, kind, url, body, next_attempt_at, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, target_index, phase) DO NOTHING
-            """, arguments: [c.id, c.jobID, c.eventID, c.rule, c.targetIndex, c.phase.rawValue, c.kind, c.url, c.body, now, now])
+            INSERT INTO callbacks (id, job_id, event_id, rule, target_index, phase, kind, url, credential, body, next_attempt_at, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, target_index, phase) DO NOTHING
+            """, arguments: [c.id, c.jobID, c.eventID, c.rule, c.targetIndex, c.phase.rawValue, c.kind, c.url, c.credential.stored, c.body,
+                              now, now])
         return true
     }
 
@@ -44,7 +45,8 @@ extension SQLiteStore: CallbackOutbox {
     static func callback(_ row: Row) -> CallbackRecord {
         CallbackRecord(id: row["id"], jobID: row["job_id"], eventID: row["event_id"], rule: row["rule"], targetIndex: row["target_index"],
                        phase: CallbackPhase(rawValue: row["phase"]) ?? .final,
-                       kind: row["kind"], url: row["url"], body: row["body"], state: CallbackState(rawValue: row["state"]) ?? .pending,
+                       kind: row["kind"], url: row["url"], credential: CallbackCredential(stored: row["credential"]), body: row["body"],
+                       state: CallbackState(rawValue: row["state"]) ?? .pending,
                        attempts: row["attempts"], lastStatus: row["last_status"], lastError: row["last_error"])
     }
 }

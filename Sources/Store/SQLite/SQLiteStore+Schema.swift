@@ -113,14 +113,15 @@ extension SQLiteStore {
         }
         m.registerMigration("v11 callback phase") { db in
             // A callback says which delivery to its target it is (a started run's pending status, or the final
-            // outcome) instead of target_index + 1000 meaning pending; one of each per job and target.
+            // outcome) instead of target_index + 1000 meaning pending; one of each per job and target. It also
+            // keeps where its secret comes from (callbacks from before: NULL, looked up in the rule).
             try db.execute(sql: """
                 CREATE TABLE callbacks_v11 (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     id TEXT NOT NULL UNIQUE,
                     job_id TEXT NOT NULL, event_id TEXT NOT NULL, rule TEXT NOT NULL, target_index INTEGER NOT NULL,
                     phase TEXT NOT NULL DEFAULT 'final',
-                    kind TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,
+                    kind TEXT NOT NULL, url TEXT NOT NULL, credential TEXT, body TEXT NOT NULL,
                     state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
                     next_attempt_at REAL NOT NULL, last_status INTEGER, last_error TEXT, created_at REAL NOT NULL,
                     UNIQUE (job_id, target_index, phase)
