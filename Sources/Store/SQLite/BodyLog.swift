@@ -1,3 +1,4 @@
+import CZlibCRC
 import Foundation
 import Synchronization
 
@@ -218,43 +219,20 @@ final class BodyLog: Sendable {
     private static func errno() -> String { String(cString: strerror(Glibc.errno)) }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib computes it), eight bytes per step ("slicing-by-8": about 4x the speed of a
-/// byte at a time, which cost ~10 µs per 7 KB body).
+/// CRC-32 (IEEE 802.3), computed by zlib: bench/crc32.sh measured 3.3 µs per 7 KB body against 5.1 µs for the
+/// slicing-by-8 table code this replaced (1.5x at 64 KiB and 1 MiB too).
 enum CRC32 {
-    /// `tables[k][b]`: the CRC of byte `b` followed by `k` zero bytes, flattened (k * 256 + b).
-    private static let tables: [UInt32] = {
-        var t = [UInt32](repeating: 0, count: 8 * 256)
-        for n in 0..<256 {
-            var c = UInt32(n)
-            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-            t[n] = c
-        }
-        for n in 0..<256 {
-            for k in 1..<8 { t[k * 256 + n] = (t[(k - 1) * 256 + n] >> 8) ^ t[Int(t[(k - 1) * 256 + n] & 0xFF)] }
-        }
-        return t
-    }()
-
     static func checksum(_ data: Data) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
         data.withUnsafeBytes { raw in
-            tables.withUnsafeBufferPointer { t in
-                var i = 0
-                let n = raw.count
-                while i + 8 <= n {
-                    let lo = crc ^ (UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(raw[i + 3]) << 24)
-                    let hi = UInt32(raw[i + 4]) | UInt32(raw[i + 5]) << 8 | UInt32(raw[i + 6]) << 16 | UInt32(raw[i + 7]) << 24
-                    crc = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int(lo >> 8 & 0xFF)] ^ t[5 * 256 + Int(lo >> 16 & 0xFF)]
-                        ^ t[4 * 256 + Int(lo >> 24)] ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int(hi >> 8 & 0xFF)]
-                        ^ t[256 + Int(hi >> 16 & 0xFF)] ^ t[Int(hi >> 24)]
-                    i += 8
-                }
-                while i < n {
-                    crc = t[Int((crc ^ UInt32(raw[i])) & 0xFF)] ^ (crc >> 8)
-                    i += 1
-                }
-            }
+            // zlib takes a uInt length: feed larger buffers in pieces.
+            var crc: uLong = 0
+            var offset = 0
+            repeat {
+                let n = min(raw.count - offset, Int(UInt32.max))
+                crc = crc32(crc, raw.baseAddress.map { $0.advanced(by: offset).assumingMemoryBound(to: Bytef.self) }, uInt(n))
+                offset += n
+            } while offset < raw.count
+            return UInt32(truncatingIfNeeded: crc)
         }
-        return crc ^ 0xFFFF_FFFF
     }
 }

@@ -1,0 +1,2 @@
+// zlib, for crc32 only (the body log's per-body checksum).
+#include <zlib.h>

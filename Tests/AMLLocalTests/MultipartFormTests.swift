@@ -1,0 +1,38 @@
+import Foundation
+@testable import AMLLocal
+import Testing
+
+/// aml-local's `startrun` upload, parsed by MultipartKit: parts come back byte for byte, and a malformed body is a
+/// 400 that says why, never a crash (an empty boundary traps MultipartParser, so it is refused first).
+@Suite struct MultipartFormTests {
+    static let zip: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + Array("\r\n--not-the-boundary\r\n".utf8) + (0..<512).map { UInt8(truncatingIfNeeded: $0) }
+
+    func body(_ boundary: String, closing: Bool = true) -> [UInt8] {
+        var b: [UInt8] = []
+        b += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"runDefinitionFile\"; filename=\"definition.json\"\r\nContent-Type: application/json\r\n\r\n{\"Configuration\":{}}\r\n".utf8)
+        b += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"projectZipFile\"; filename=\"project.zip\"\r\nContent-Type: application/zip\r\n\r\n".utf8)
+        b += Self.zip + Array("\r\n".utf8)
+        if closing { b += Array("--\(boundary)--\r\n".utf8) }
+        return b
+    }
+
+    @Test func partsComeBackByteForByte() throws {
+        let form = try MultipartForm(contentType: "multipart/form-data; boundary=\"b0und\"", body: body("b0und"))
+        #expect(form.part("projectzipfile")?.body == Self.zip)
+        #expect(form.part("projectZipFile")?.filename == "project.zip")
+        #expect(form.part("runDefinitionFile")?.body == Array(#"{"Configuration":{}}"#.utf8))
+    }
+
+    @Test func malformedBodiesAreRefusedWithTheReason() {
+        func reason(_ contentType: String, _ body: [UInt8]) -> String? {
+            do { _ = try MultipartForm(contentType: contentType, body: body); return nil } catch { return error.message }
+        }
+        #expect(reason("multipart/form-data; boundary=", body("x"))?.contains("1 to 70") == true)
+        #expect(reason("multipart/form-data; boundary=\"\"", body("x"))?.contains("1 to 70") == true)
+        #expect(reason("application/json", body("x"))?.contains("multipart/form-data") == true)
+        #expect(reason("multipart/form-data; boundary=b0und", body("b0und", closing: false))?.contains("truncated") == true)
+        #expect(reason("multipart/form-data; boundary=b0und", Array("no parts at all".utf8)) != nil)
+        let unnamed = Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n".utf8)
+        #expect(reason("multipart/form-data; boundary=b", unnamed)?.contains("no Content-Disposition name") == true)
+    }
+}
