@@ -7,20 +7,30 @@ public struct AzureMLError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Equatable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable { case unauthorized, notFound, conflict, badRequest, throttled, server, transport, timeout, invalidResponse, operationFailed }
         private let base: Base
+        /// 401/403: the credentials or the token were refused.
         public static let unauthorized = Code(base: .unauthorized)
+        /// 404.
         public static let notFound = Code(base: .notFound)
+        /// 409.
         public static let conflict = Code(base: .conflict)
+        /// Another 4xx: the request itself is wrong.
         public static let badRequest = Code(base: .badRequest)
+        /// 429 (retried, honouring Retry-After).
         public static let throttled = Code(base: .throttled)
+        /// 5xx (retried).
         public static let server = Code(base: .server)
+        /// No answer: connection refused or reset (retried).
         public static let transport = Code(base: .transport)
+        /// An attempt ran past its timeout (retried).
         public static let timeout = Code(base: .timeout)
+        /// An answer that is not what the API documents.
         public static let invalidResponse = Code(base: .invalidResponse)
         /// A long-running operation ended Failed or Canceled.
         public static let operationFailed = Code(base: .operationFailed)
         public var description: String { base.rawValue }
     }
 
+    /// What kind of failure.
     public let code: Code
     /// The HTTP status, when there was a response.
     public let status: Int?

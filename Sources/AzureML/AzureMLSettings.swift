@@ -11,9 +11,13 @@ public struct AzureMLSettings: Sendable, Equatable {
         case staticToken(String)
     }
 
+    /// How the client authenticates.
     public var credential: Credential
+    /// The workspace's subscription.
     public var subscriptionID: String
+    /// The workspace's resource group.
     public var resourceGroup: String
+    /// The workspace name.
     public var workspace: String
     /// AAD authority, such as https://login.microsoftonline.com.
     public var authorityURL = "https://login.microsoftonline.com"
@@ -31,6 +35,7 @@ public struct AzureMLSettings: Sendable, Equatable {
     public var armAPIVersion = "2019-11-01"
     /// api-version sent on the data plane (none by default, as the SDK does).
     public var dataPlaneAPIVersion: String?
+    /// Which failures are retried, and how.
     public var retry = RetryPolicy()
 
     public init(credential: Credential, subscriptionID: String, resourceGroup: String, workspace: String) {
@@ -52,6 +57,7 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxAttempts = 4
     /// Backoff before attempt n+1 is base·2ⁿ with full jitter, capped; `Retry-After` wins when larger.
     public var baseDelay: TimeInterval = 0.5
+    /// The longest backoff between two attempts.
     public var maxDelay: TimeInterval = 30
     /// No attempt starts after this much time since the first.
     public var deadline: TimeInterval = 120

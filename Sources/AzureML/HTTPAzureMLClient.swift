@@ -11,6 +11,7 @@ import NIOHTTP1
 /// Values come back as `JSONValue` documents in the service's own shape (shared/azureml-rest.md), so a field
 /// the service adds is never lost.
 public final class HTTPAzureMLClient: Sendable {
+    /// Where and as whom it talks to Azure ML.
     public let settings: AzureMLSettings
     let transport: AzureMLTransport
     private let discovered = DiscoveryCache()
@@ -44,14 +45,17 @@ public final class HTTPAzureMLClient: Sendable {
         return items
     }
 
+    /// The subscription's resource groups (ARM).
     public func resourceGroups() async throws -> [JSONValue] {
         try await allPages(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups"))
     }
 
+    /// The resource group's Azure ML workspaces, following pages.
     public func workspaces() async throws -> [JSONValue] {
         try await allPages(arm("/subscriptions/\(settings.subscriptionID)/resourceGroups/\(settings.resourceGroup)/providers/Microsoft.MachineLearningServices/workspaces"))
     }
 
+    /// A workspace (the configured one by default).
     public func workspace(_ name: String? = nil) async throws -> JSONValue {
         try await transport.send(.GET, arm(workspacePath(name))).json
     }
@@ -73,8 +77,10 @@ public final class HTTPAzureMLClient: Sendable {
         if reply.status != 404 { try await followOperation(reply) }
     }
 
+    /// The workspace's computes, following pages.
     public func computes() async throws -> [JSONValue] { try await allPages(arm(workspacePath(nil) + "/computes")) }
 
+    /// One compute, with its provisioning state and scale settings.
     public func compute(_ name: String) async throws -> JSONValue {
         try await transport.send(.GET, arm(workspacePath(nil) + "/computes/\(name)")).json
     }
@@ -222,14 +228,17 @@ public final class HTTPAzureMLClient: Sendable {
         return id
     }
 
+    /// A run as run history answers it (`status`, `startTimeUtc`, `endTimeUtc`, `error`).
     public func run(experiment: String, runID: String) async throws -> JSONValue {
         try await transport.send(.GET, try await dataPlane(settings.historyServiceKey, "history", "/experiments/\(experiment)/runs/\(runID)")).json
     }
 
+    /// A run's details, with its log files' URLs.
     public func runDetails(experiment: String, runID: String) async throws -> JSONValue {
         try await transport.send(.GET, try await dataPlane(settings.historyServiceKey, "history", "/experiments/\(experiment)/runs/\(runID)/details")).json
     }
 
+    /// Asks the service to cancel a run.
     public func cancelRun(experiment: String, runID: String) async throws {
         _ = try await transport.send(.POST, try await dataPlane(settings.historyServiceKey, "execution", "/experiments/\(experiment)/runId/\(runID)/cancel"))
     }
@@ -272,10 +281,12 @@ public final class HTTPAzureMLClient: Sendable {
         return try await allPages(try await dataPlane(settings.modelsServiceKey, "modelmanagement", "/models", query: query))
     }
 
+    /// Registers a model version. - Returns: the model (`id` is `name:version`).
     public func registerModel(_ body: JSONValue) async throws -> JSONValue {
         try await transport.send(.POST, try await dataPlane(settings.modelsServiceKey, "modelmanagement", "/models"), body: .json(body)).json
     }
 
+    /// One model version by id (`name:version`).
     public func model(_ id: String) async throws -> JSONValue {
         try await transport.send(.GET, try await dataPlane(settings.modelsServiceKey, "modelmanagement", "/models/\(Self.escape(id))")).json
     }

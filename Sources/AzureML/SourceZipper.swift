@@ -6,6 +6,7 @@ import ZIPFoundation
 public enum SourceZipper {
     /// Why a folder cannot be zipped.
     public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// What went wrong.
         public let description: String
     }
 

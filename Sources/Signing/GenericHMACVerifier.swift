@@ -100,6 +100,7 @@ public struct GenericHMACScheme: Sendable, Equatable {
 
 /// An invalid generic scheme; the message names the key at fault.
 public struct GenericLayoutError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong with the layout.
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -265,7 +265,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let (store, close) = try backend.open(clock)
         defer { close() }
         let c = NewCallback(jobID: "job_1", eventID: "evt_1", rule: "train", targetIndex: 0, kind: "url", url: "http://127.0.0.1:1/cb",
-                            body: #"{"ok":true}"#)
+                            credential: .file("/run/secrets/cb", create: false), body: #"{"ok":true}"#)
         #expect(try await store.enqueueCallback(c))
         // Once per job, target and phase: a second enqueue is ignored.
         var again = c
@@ -284,6 +284,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(try await store.replayCallback(id: c.id))
         let replayed = try #require(try await store.callback(id: c.id))
         #expect(replayed.state == .pending && replayed.attempts == 0)
+        #expect(replayed.credential == .file("/run/secrets/cb", create: false), "where its secret comes from, never the secret")
         #expect(try await store.replayCallback(id: "msg_none") == false)
     }
 

@@ -113,7 +113,7 @@ public struct CallbackDeliverer: Service {
         let name = "rules[\(c.rule)].callback[\(c.targetIndex)].\(key)"
         switch c.credential {
         case .env(let variable): return try resolver.resolve(.env(variable), key: name)
-        case .file(let path): return try resolver.resolve(.file(path, create: false), key: name)
+        case .file(let path, let create): return try resolver.resolve(.file(path, create: create), key: name)
         case .none, .configured:
             // A literal in the configuration (or a callback queued before credentials were stored): the rule's target.
             guard let rule = live.snapshot.config.rules.first(where: { $0.name == c.rule }), c.targetIndex < rule.callbacks.count else {

@@ -77,7 +77,7 @@ enum CallbackFormatter {
     static func credential(_ ref: SecretReference) -> CallbackCredential {
         switch ref {
         case .env(let name): .env(name)
-        case .file(let path, _): .file(path)
+        case .file(let path, let create): .file(path, create: create)
         case .literal: .configured
         }
     }

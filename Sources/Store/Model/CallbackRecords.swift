@@ -3,11 +3,17 @@ import MLHookCore
 
 /// Which callbacks to list. `before` pages: only rows older than the one with that id.
 public struct CallbackQuery: Sendable, Equatable {
+    /// At most this many (nil: all).
     public var limit: Int?
+    /// Only callbacks in this state.
     public var state: CallbackState?
+    /// Only callbacks of this kind (`url`, `slack`, `github_status`).
     public var kind: String?
+    /// Only callbacks of this event.
     public var eventID: String?
+    /// Only callbacks of this job.
     public var jobID: String?
+    /// Only callbacks queued before the one with this id (the next page).
     public var before: String?
     public init(limit: Int? = nil, state: CallbackState? = nil, kind: String? = nil, eventID: String? = nil, jobID: String? = nil,
                 before: String? = nil) {
@@ -30,18 +36,19 @@ public enum CallbackCredential: Sendable, Equatable, Codable {
     case none
     /// An environment variable of the server.
     case env(String)
-    /// A file the server reads.
-    case file(String)
+    /// A file the server reads; with `create`, a random secret is written there first if it is missing (the
+    /// embedded sample's callback secret).
+    case file(String, create: Bool)
     /// A literal in the configuration (accepted with a warning): not copied into the store; read from the
     /// rule's target at delivery.
     case configured
 
-    /// The stored form: `none`, `env:NAME`, `file:PATH`, `configured`.
+    /// The stored form: `none`, `env:NAME`, `file:PATH`, `file+create:PATH`, `configured`.
     public var stored: String {
         switch self {
         case .none: "none"
         case .env(let name): "env:" + name
-        case .file(let path): "file:" + path
+        case .file(let path, let create): (create ? "file+create:" : "file:") + path
         case .configured: "configured"
         }
     }
@@ -51,7 +58,8 @@ public enum CallbackCredential: Sendable, Equatable, Codable {
         guard let stored else { self = .configured; return }
         if stored == "none" { self = .none }
         else if stored.hasPrefix("env:") { self = .env(String(stored.dropFirst(4))) }
-        else if stored.hasPrefix("file:") { self = .file(String(stored.dropFirst(5))) }
+        else if stored.hasPrefix("file:") { self = .file(String(stored.dropFirst(5)), create: false) }
+        else if stored.hasPrefix("file+create:") { self = .file(String(stored.dropFirst(12)), create: true) }
         else { self = .configured }
     }
 
@@ -66,13 +74,19 @@ public enum CallbackCredential: Sendable, Equatable, Codable {
 public struct NewCallback: Sendable, Equatable {
     /// `msg_…`, minted when the callback is made; it is the `webhook-id` receivers deduplicate on.
     public var id: String
+    /// The job whose outcome it reports.
     public var jobID: String
+    /// The job's event.
     public var eventID: String
+    /// The job's rule.
     public var rule: String
     /// The target's position in the rule's `callback:` list.
     public var targetIndex: Int
+    /// A started run's pending status, or the final outcome.
     public var phase: CallbackPhase
+    /// `url`, `slack` or `github_status`.
     public var kind: String
+    /// Where it is posted.
     public var url: String
     /// Where the delivery's secret comes from.
     public var credential: CallbackCredential
@@ -99,19 +113,33 @@ public struct NewCallback: Sendable, Equatable {
 
 /// A stored callback.
 public struct CallbackRecord: Sendable, Equatable, Codable {
+    /// `msg_…`, the `webhook-id` of every attempt.
     public var id: String
+    /// The job whose outcome it reports.
     public var jobID: String
+    /// The job's event.
     public var eventID: String
+    /// The job's rule.
     public var rule: String
+    /// The target's position in the rule's `callback:` list.
     public var targetIndex: Int
+    /// A started run's pending status, or the final outcome.
     public var phase: CallbackPhase
+    /// `url`, `slack` or `github_status`.
     public var kind: String
+    /// Where it is posted.
     public var url: String
+    /// Where its secret comes from, read at each delivery.
     public var credential: CallbackCredential
+    /// The JSON body.
     public var body: String
+    /// Pending, delivered or dead.
     public var state: CallbackState
+    /// Delivery attempts so far.
     public var attempts: Int
+    /// The receiver's last HTTP status.
     public var lastStatus: Int?
+    /// Why the last attempt failed.
     public var lastError: String?
 
     enum CodingKeys: String, CodingKey {

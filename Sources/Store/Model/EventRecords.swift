@@ -3,10 +3,15 @@ import MLHookCore
 
 /// Which events to list. `before` pages: only rows older than the one with that id.
 public struct EventQuery: Sendable, Equatable {
+    /// At most this many (nil: all).
     public var limit: Int?
+    /// Only events of this source.
     public var source: String?
+    /// Only events of this kind (the sender's event name).
     public var kind: String?
+    /// Only events in this state.
     public var state: EventState?
+    /// Only events stored before the one with this id (the next page).
     public var before: String?
     public init(limit: Int? = nil, source: String? = nil, kind: String? = nil, state: EventState? = nil, before: String? = nil) {
         self.limit = limit; self.source = source; self.kind = kind; self.state = state; self.before = before
@@ -32,7 +37,9 @@ public enum AppendOutcome: Sendable, Equatable {
 public struct PlanVerdict: Sendable, Equatable {
     public var id: String
     public var state: EventState
+    /// The planned actions (JSON), when any rule matched.
     public var plan: String?
+    /// Rule by rule, why each matched or not.
     public var explanation: String
 
     public init(id: String, state: EventState, plan: String?, explanation: String) {
@@ -48,9 +55,12 @@ public struct EventSummary: Sendable, Equatable, Codable {
     public var id: String
     public var source: String
     public var kind: String
+    /// The sender's delivery id; with `source`, the dedup key.
     public var deliveryID: String
     public var state: EventState
+    /// When ingress accepted it.
     public var receivedAt: Date
+    /// The size of the raw body.
     public var bodyBytes: Int
 
     public init(id: String, source: String, kind: String, deliveryID: String, state: EventState, receivedAt: Date, bodyBytes: Int) {
@@ -68,9 +78,13 @@ public struct EventSummary: Sendable, Equatable, Codable {
 
 /// A stored event with everything ingress kept.
 public struct StoredEvent: Sendable, Equatable, Codable {
+    /// Id, source, kind, delivery, state, time and size.
     public var summary: EventSummary
+    /// The headers ingress kept (never signatures or tokens).
     public var headers: [String: String]
+    /// The request's content type.
     public var contentType: String
+    /// The raw body exactly as received and verified.
     public var body: [UInt8]
     /// Rule by rule, why each matched or not, once the planner has run.
     public var explanation: String?

@@ -3,10 +3,15 @@ import MLHookCore
 
 /// Which jobs to list. `before` pages: only rows older than the one with that id.
 public struct JobQuery: Sendable, Equatable {
+    /// At most this many (nil: all).
     public var limit: Int?
+    /// Only jobs in this state.
     public var state: JobState?
+    /// Only jobs of this rule.
     public var rule: String?
+    /// Only jobs of this event.
     public var eventID: String?
+    /// Only jobs created before the one with this id (the next page).
     public var before: String?
     public init(limit: Int? = nil, state: JobState? = nil, rule: String? = nil, eventID: String? = nil, before: String? = nil) {
         self.limit = limit; self.state = state; self.rule = rule; self.eventID = eventID; self.before = before
@@ -24,12 +29,17 @@ public struct NewJob: Sendable, Equatable {
     public var id: String
     /// `{rule}#{action index}@{event identity}`: the same key never makes a second job.
     public var idempotencyKey: String
+    /// The event that made the job.
     public var eventID: String
+    /// The rule that planned it.
     public var rule: String
+    /// The action's position in the rule.
     public var actionIndex: Int
+    /// The action type (`start_run`, `scale_compute`, …).
     public var action: String
     /// The rendered parameters (JSON).
     public var parameters: String
+    /// Attempts before a retryable failure makes the job dead.
     public var maxAttempts: Int
     /// With `supersede`: `repository@branch`. When this job is created, the older jobs of its rule and scope
     /// end: queued ones fail with `supersedeReason`, running or watching ones get their run canceled.
@@ -54,17 +64,29 @@ public struct NewJob: Sendable, Equatable {
 
 /// A stored job.
 public struct JobRecord: Sendable, Equatable, Codable {
+    /// `job_…`.
     public var id: String
+    /// `{rule}#{action index}@{event identity}`.
     public var idempotencyKey: String
+    /// The event that made the job.
     public var eventID: String
+    /// The rule that planned it.
     public var rule: String
+    /// The action's position in the rule.
     public var actionIndex: Int
+    /// The action type (`start_run`, `scale_compute`, …).
     public var action: String
+    /// The rendered parameters (JSON).
     public var parameters: String
+    /// Where the job is.
     public var state: JobState
+    /// Attempts started so far.
     public var attempts: Int
+    /// Attempts before a retryable failure makes the job dead.
     public var maxAttempts: Int
+    /// When it was planned.
     public var createdAt: Date
+    /// Why the last attempt failed, or why the job was superseded.
     public var lastError: String?
     /// What the action produced (JSON), once it succeeded.
     public var result: String?
@@ -80,9 +102,14 @@ public struct JobRecord: Sendable, Equatable, Codable {
 
 /// One attempt at a job.
 public struct JobAttempt: Sendable, Equatable, Codable {
+    /// The attempt number, from 1.
     public var number: Int
+    /// When it started.
     public var startedAt: Date
+    /// When it ended.
     public var endedAt: Date
+    /// The state it left the job in (`queued` for a retry).
     public var outcome: JobState
+    /// Why it failed.
     public var error: String?
 }
