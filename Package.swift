@@ -34,6 +34,8 @@ let package = Package(
             name: "CZlibCRC",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        // prctl wrappers (PR_SET_DUMPABLE): header-only, nothing to link.
+        .systemLibrary(name: "CProcessControl"),
         .target(
             name: "Signing",
             dependencies: [
@@ -100,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "mlhook",
             dependencies: [
-                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal", "AzureML",
+                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal", "AzureML", "CProcessControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

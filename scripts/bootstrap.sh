@@ -3,7 +3,7 @@
 # Usage: scripts/bootstrap.sh [extra Debian packages...]   It does nothing when everything is there.
 set -euo pipefail
 
-packages=(libssl-dev libsqlite3-dev zlib1g-dev git python3 python3-venv curl tzdata openssl chromium chromium-driver "$@")
+packages=(libssl-dev libsqlite3-dev zlib1g-dev bubblewrap git python3 python3-venv curl tzdata openssl chromium chromium-driver "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

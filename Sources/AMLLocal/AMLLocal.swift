@@ -31,11 +31,12 @@ public struct AMLLocal: Sendable {
     public init(settings: AMLLocalSettings, logger: Logger) throws {
         let store = try AMLLocalStore(dataDirectory: settings.dataDirectory)
         let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key", lifetime: settings.tokenLifetime)
-        let executor = RunExecutor(store: store, settings: settings, logger: logger)
+        let sandbox = try RunSandbox.prepare(settings.confinement, interpreter: settings.interpreter, logger: logger)
+        let executor = RunExecutor(store: store, settings: settings, sandbox: sandbox, logger: logger)
         try executor.recover()
         self.settings = settings
         self.credentials = try Self.seed(store, settings: settings)
-        self.server = AMLLocalServer(store: store, tokens: tokens, executor: executor, settings: settings, logger: logger)
+        self.server = AMLLocalServer(store: store, tokens: tokens, executor: executor, sandbox: sandbox, settings: settings, logger: logger)
     }
 
     /// Seeds one tenant, subscription, resource group, workspace, `cpu-cluster` (max 2 nodes) and a service

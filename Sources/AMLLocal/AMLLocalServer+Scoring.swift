@@ -83,7 +83,7 @@ extension AMLLocalServer {
         }
         guard JSONValue(json: call.body) != nil else { throw AMLError(.badRequest, "BadRequest", "the body must be JSON, such as {\"data\": [...]}") }
         let dir = service["_dir"]?.string ?? "", entry = service["entryScript"]?.string ?? "score.py"
-        let result = await Self.runScoring(interpreter: settings.interpreter, directory: dir, entry: entry, input: call.body)
+        let result = await Self.runScoring(sandbox: sandbox, directory: dir, entry: entry, input: call.body)
         switch result {
         case .success(let output):
             guard JSONValue(json: Array(output.utf8)) != nil else {
@@ -112,8 +112,9 @@ extension AMLLocalServer {
 
     struct ScoringFailure: Error { let message: String }
 
-    /// Runs one scoring request in a fresh interpreter, with a 60-second limit.
-    static func runScoring(interpreter: String, directory: String, entry: String, input: [UInt8]) async -> Result<String, ScoringFailure> {
+    /// Runs one scoring request in a fresh interpreter, confined like a run (the model's files read-only, a scratch
+    /// directory writable), with the server's environment filtered as for runs, and a 60-second limit.
+    static func runScoring(sandbox: RunSandbox, directory: String, entry: String, input: [UInt8]) async -> Result<String, ScoringFailure> {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("aml-score-\(UUID().uuidString)")
         do { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
             return .failure(ScoringFailure(message: "cannot create a scratch directory"))
@@ -130,9 +131,13 @@ extension AMLLocalServer {
         }
         defer { try? stdin.close(); try? stdout.close(); try? stderr.close() }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [interpreter, "-c", harness, directory, entry]
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let work = tmp.appendingPathComponent("work")
+        try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let (executable, arguments) = sandbox.command(["-c", harness, directory, entry], directory: work.path, readOnly: [directory])
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.currentDirectoryURL = sandbox.confined ? work : URL(fileURLWithPath: directory)
+        p.environment = RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment)
         p.standardInput = stdin
         p.standardOutput = stdout
         p.standardError = stderr

@@ -15,13 +15,15 @@ public final class AMLLocalServer: Sendable {
     let store: AMLLocalStore
     let tokens: TokenIssuer
     let executor: RunExecutor
+    let sandbox: RunSandbox
     let settings: AMLLocalSettings
     let logger: Logger
 
-    init(store: AMLLocalStore, tokens: TokenIssuer, executor: RunExecutor, settings: AMLLocalSettings, logger: Logger) {
+    init(store: AMLLocalStore, tokens: TokenIssuer, executor: RunExecutor, sandbox: RunSandbox, settings: AMLLocalSettings, logger: Logger) {
         self.store = store
         self.tokens = tokens
         self.executor = executor
+        self.sandbox = sandbox
         self.settings = settings
         self.logger = logger
     }

@@ -7,6 +7,10 @@ public struct AMLLocalSettings: Sendable {
     public var dataDirectory: String
     /// The interpreter that runs scripts.
     public var interpreter = "python3"
+    /// How runs and scoring scripts are confined (`RunSandbox`).
+    public var confinement = RunConfinement.auto
+    /// The longest a run may take when its definition sets no `maxRunDurationSeconds` (6 hours).
+    public var defaultMaxRunSeconds = 6 * 3600
     /// Largest request body (uploads) accepted.
     public var maxUploadBytes = 256 << 20
     /// Largest total a project zip may unpack to.

@@ -44,11 +44,13 @@ final class RunExecutor: Sendable {
     private let runLock = Mutex(())
     let store: AMLLocalStore
     let settings: AMLLocalSettings
+    let sandbox: RunSandbox
     let logger: Logger
 
-    init(store: AMLLocalStore, settings: AMLLocalSettings, logger: Logger) {
+    init(store: AMLLocalStore, settings: AMLLocalSettings, sandbox: RunSandbox, logger: Logger) {
         self.store = store
         self.settings = settings
+        self.sandbox = sandbox
         self.logger = logger
     }
 
@@ -191,8 +193,11 @@ final class RunExecutor: Sendable {
         // Foundation's Process starts the child as the leader of a new process group (checked below), and env
         // execs the interpreter in place, so kill(-pid) reaches everything the script starts. (setsid would
         // fork, because the child already leads its group, and report exit 0 at once.)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [settings.interpreter, t.script] + t.arguments
+        // Confined (RunSandbox): the script sees only its directory and the system, in its own PID namespace,
+        // so nothing it starts outlives the group kill below.
+        let (executable, arguments) = sandbox.command([t.script] + t.arguments, directory: t.directory.path)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.currentDirectoryURL = t.directory
         var env = Self.inheritedEnvironment(ProcessInfo.processInfo.environment)
         for (k, v) in t.environment { env[k] = v }
@@ -224,7 +229,7 @@ final class RunExecutor: Sendable {
             }
             update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }
             if alreadyCanceled { kill(-pid, SIGTERM) }
-            if let limit = t.maxSeconds {
+            if let limit = t.maxSeconds ?? Optional(settings.defaultMaxRunSeconds) {
                 Task {
                     try? await Task.sleep(for: .seconds(limit))
                     let stillRunning = self.state.withLock { s -> Bool in
@@ -242,7 +247,8 @@ final class RunExecutor: Sendable {
         } else if canceled {
             finish(t, status: "Canceled", error: .null)
         } else if timedOut {
-            finish(t, status: "Failed", error: Self.error("UserError", "The run exceeded MaxRunDurationSeconds (\(t.maxSeconds ?? 0) s) and was stopped."))
+            finish(t, status: "Failed", error: Self.error("UserError",
+                "The run exceeded MaxRunDurationSeconds (\(t.maxSeconds ?? settings.defaultMaxRunSeconds) s) and was stopped."))
         } else if status == 0 {
             update(t.wsKey, t.runID) { $0.setting("status", "Finalizing") }
             finish(t, status: "Completed", error: .null)

@@ -1,5 +1,6 @@
 import AMLLocal
 import ArgumentParser
+import CProcessControl
 import MLHookCore
 import MLHookServer
 import Foundation
@@ -25,6 +26,9 @@ struct AMLLocalCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        // The server holds the token key and the service principal's secret: not readable through /proc by the
+        // scripts it runs.
+        _ = mlhook_set_undumpable()
         let logger = bootstrapLogging(.init())
         var settings = AMLLocalSettings(dataDirectory: dataDir)
         settings.interpreter = interpreter

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessControl
 import Foundation
 import Hummingbird
 import Logging
@@ -15,6 +16,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        // Before anything holds a secret: the process's memory and /proc entries (environ) are not readable by
+        // other processes of the same user, such as a script it runs.
+        _ = mlhook_set_undumpable()
         let loaded = try options.load()
         let logger = bootstrapLogging(loaded.config.log)
         let runtime: MLHookRuntime

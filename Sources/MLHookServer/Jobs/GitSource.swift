@@ -6,6 +6,11 @@ import Signing
 /// Nothing here goes through a shell: git gets an argument vector. `git archive` writes the folder's tree at
 /// that commit, so `.git` is never included and the entries come from the commit, not from a work tree.
 public struct GitSource: Sendable {
+    /// What git inherits from the server's environment.
+    static let inheritedNames: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                                              "GIT_SSL_CAINFO", "GIT_SSH_COMMAND", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy",
+                                              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]
+
     /// Where bare caches live (one per clone URL).
     public let cacheDirectory: String
     /// The largest zip accepted.
@@ -39,6 +44,7 @@ public struct GitSource: Sendable {
     ///   - credentials: For https remotes (plain http only to a loopback host); refused for others.
     /// - Returns: The zip and the commit id it was made from.
     public func zip(url: String, commit: String, folder: String, credentials: Credentials? = nil) async throws -> (zip: [UInt8], commit: String) {
+        try Self.validate(url: url, ref: commit, folder: folder)
         var environment: [String: String] = [:]
         if let credentials {
             guard let u = URL(string: url), let scheme = u.scheme?.lowercased(),
@@ -57,20 +63,60 @@ public struct GitSource: Sendable {
         if Self.isCommitID(commit) {
             // Fetch only if the commit is not cached yet (a retry or a second rule reuses it).
             if (try? await git(["-C", cache, "cat-file", "-e", commit + "^{commit}"])) == nil {
-                try await git(["-C", cache, "fetch", "-q", "--no-tags", url, commit], environment: environment)
+                try await git(["-C", cache, "fetch", "-q", "--no-tags", "--end-of-options", url, commit], environment: environment,
+                              timeout: Self.fetchTimeout)
             }
         } else {
             // A branch or tag moves: fetch it every time and pin the commit it names now.
-            try await git(["-C", cache, "fetch", "-q", "--no-tags", url, commit], environment: environment)
+            try await git(["-C", cache, "fetch", "-q", "--no-tags", "--end-of-options", url, commit], environment: environment,
+                          timeout: Self.fetchTimeout)
             commit = try await output(["-C", cache, "rev-parse", "--verify", "FETCH_HEAD^{commit}"])
         }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-\(UUID().uuidString).zip").path
+        // The zip holds private code: written in an owner-only folder, whatever the umask.
+        let archives = cacheDirectory + "/.archives"
+        try FileManager.default.createDirectory(atPath: archives, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let out = archives + "/\(UUID().uuidString).zip"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let tree = folder == "." || folder.isEmpty ? commit : "\(commit):\(folder)"
-        try await git(["-C", cache, "archive", "--format=zip", "-o", out, tree])
+        try await git(["-C", cache, "archive", "--format=zip", "-o", out, "--end-of-options", tree])
         guard let data = FileManager.default.contents(atPath: out) else { throw Failure(description: "git archive wrote nothing") }
         guard data.count <= maxZipBytes else { throw Failure(description: "\(folder) at \(commit.prefix(12)) zips to more than \(maxZipBytes) bytes") }
         return ([UInt8](data), commit)
+    }
+
+    /// Transports a repository URL may use (git's `ext::` and `fd::` run commands; they are never allowed).
+    static let allowedSchemes: Set<String> = ["https", "http", "ssh", "git", "file"]
+
+    /// Longest a fetch may take; other git commands get `defaultTimeout`.
+    static let fetchTimeout: Duration = .seconds(600)
+    static let defaultTimeout: Duration = .seconds(120)
+
+    /// Refuses what could make git do something else than fetch and archive: an option where a URL, ref or
+    /// folder goes (`--upload-pack=…`), a transport outside `allowedSchemes`, or a malformed ref or path.
+    /// - Throws: `Failure` naming the value.
+    static func validate(url: String, ref: String, folder: String) throws {
+        guard !url.hasPrefix("-"), let scheme = url.split(separator: ":", maxSplits: 1).first.map({ $0.lowercased() }),
+              url.contains("://"), allowedSchemes.contains(scheme) else {
+            throw Failure(description: "the repository \(redacted(url).prefix(200)) is not a URL with one of the schemes \(allowedSchemes.sorted().joined(separator: ", "))")
+        }
+        guard isCommitID(ref) || isRefName(ref) else {
+            throw Failure(description: "the ref \"\(ref.prefix(100))\" is neither a commit id nor a branch or tag name")
+        }
+        let parts = folder.split(separator: "/")
+        guard !folder.hasPrefix("-"), !folder.hasPrefix("/"), !parts.contains(".."), !folder.contains("\0"), folder.count <= 1024 else {
+            throw Failure(description: "the folder \"\(folder.prefix(100))\" must be a relative path inside the repository")
+        }
+    }
+
+    /// A branch or tag name as git accepts them (git check-ref-format), kept to a safe alphabet.
+    static func isRefName(_ ref: String) -> Bool {
+        let allowed = ref.utf8.allSatisfy { b in
+            (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || [UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                                                                                          UInt8(ascii: "/")].contains(b)
+        }
+        return allowed && !ref.isEmpty && ref.count <= 255 && !ref.hasPrefix("-") && !ref.hasPrefix("/") && !ref.hasSuffix("/")
+            && !ref.hasSuffix(".") && !ref.hasSuffix(".lock") && !ref.contains("..") && !ref.contains("//")
+            && !ref.split(separator: "/").contains { $0.hasPrefix(".") }
     }
 
     /// Whether `ref` is a full commit id (40 or 64 hex digits).
@@ -102,12 +148,16 @@ public struct GitSource: Sendable {
     }
 
     @discardableResult
-    func git(_ arguments: [String], stdoutPath: String? = nil, environment extra: [String: String] = [:]) async throws -> String {
+    func git(_ arguments: [String], stdoutPath: String? = nil, environment extra: [String: String] = [:],
+             timeout: Duration = GitSource.defaultTimeout) async throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["git"] + arguments
-        var env = ProcessInfo.processInfo.environment
+        // Not the server's environment (webhook secrets, the admin token, the Azure client secret): git and the
+        // hooks or helpers it may run get the basics only.
+        var env = ProcessInfo.processInfo.environment.filter { Self.inheritedNames.contains($0.key) }
         env["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password
+        env["GIT_ALLOW_PROTOCOL"] = Self.allowedSchemes.sorted().joined(separator: ":")
         env.merge(extra) { _, new in new }
         p.environment = env
         let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-git-\(UUID().uuidString)").path
@@ -125,7 +175,15 @@ public struct GitSource: Sendable {
         p.standardInput = FileHandle.nullDevice
         let status: Int32 = await withCheckedContinuation { c in
             p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch { p.terminationHandler = nil; c.resume(returning: -1) }
+            do { try p.run() } catch { p.terminationHandler = nil; c.resume(returning: -1); return }
+            let pid = p.processIdentifier
+            Task {
+                try? await Task.sleep(for: timeout)
+                if p.isRunning { kill(pid, SIGKILL) }
+            }
+        }
+        if p.terminationReason == .uncaughtSignal && status == SIGKILL {
+            throw Failure(description: "git \(arguments.first(where: { !$0.hasPrefix("-") && !$0.hasPrefix("/") }) ?? "") took longer than \(timeout) and was stopped")
         }
         guard status == 0 else {
             let text = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)

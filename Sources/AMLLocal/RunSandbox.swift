@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+
+/// How aml-local confines the code it runs (training scripts from pushed commits, scoring scripts).
+public enum RunConfinement: String, Sendable, CaseIterable {
+    /// bubblewrap when it is installed; otherwise unconfined, with a warning at start.
+    case auto
+    /// bubblewrap, or aml-local refuses to start.
+    case required
+    /// Unconfined: the run's process sees the machine as the server does (only for trusted code).
+    case off
+}
+
+/// Runs a script inside a bubblewrap sandbox: its own PID namespace (it sees no other process, so no
+/// `/proc/<pid>/environ` of the server, and every process it starts dies with it, even after `setsid`), a fresh
+/// `/proc`, `/dev` and `/tmp`, the system and the interpreter read-only, and nothing else of the file system but
+/// its own directory (read-write). mlhook's state — the store, `.mlhook/secrets`, aml-local's data directory and
+/// token key, the configuration — is not there to read.
+///
+/// Landlock would confine reads and writes from inside the process too, but not hide other processes or kill a
+/// `setsid` daemon; a PID namespace does both, so bubblewrap is the mechanism (README, "Security").
+struct RunSandbox: Sendable {
+    /// The bubblewrap binary, when runs are confined.
+    let bubblewrap: String?
+    /// The interpreter's real path (a pyenv shim resolves to it), and the prefixes it needs read-only.
+    let interpreter: String
+    let prefixes: [String]
+
+    /// What the system offers: finds bubblewrap and resolves the interpreter once.
+    /// - Throws: `SandboxUnavailable` when `required` and bubblewrap is missing or does not work here.
+    static func prepare(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
+        let resolved = resolveInterpreter(name)
+        guard confinement != .off else { return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes) }
+        let candidate = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let sandbox = RunSandbox(bubblewrap: candidate, interpreter: resolved.path, prefixes: resolved.prefixes)
+        if let candidate, sandbox.works() { return sandbox }
+        let why = candidate == nil ? "bubblewrap (bwrap) is not installed" : "bubblewrap cannot create its namespaces here"
+        if confinement == .required { throw SandboxUnavailable(description: "runs must be confined, but \(why)") }
+        logger.warning("aml-local: runs are NOT confined (\(why)): a script can read what the server can. Install bubblewrap.")
+        return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes)
+    }
+
+    struct SandboxUnavailable: Error, CustomStringConvertible { let description: String }
+
+    var confined: Bool { bubblewrap != nil }
+
+    /// The executable and arguments that run `arguments` (after the interpreter) in `directory`.
+    /// - Parameters:
+    ///   - directory: The only path the code may write, and its working directory.
+    ///   - readOnly: More paths it may read (a registered model's files).
+    func command(_ arguments: [String], directory: String, readOnly: [String] = []) -> (executable: String, arguments: [String]) {
+        guard let bubblewrap else { return ("/usr/bin/env", [interpreter] + arguments) }
+        var a = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session",
+                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+        for top in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: top) {
+                a += ["--symlink", target, top]  // Debian: /bin -> usr/bin
+            } else if FileManager.default.fileExists(atPath: top) {
+                a += ["--ro-bind", top, top]
+            }
+        }
+        for entry in Self.systemFiles { a += ["--ro-bind-try", entry, entry] }
+        for p in prefixes + readOnly where !p.hasPrefix("/usr/") { a += ["--ro-bind", p, p] }
+        a += ["--bind", directory, directory, "--chdir", directory, "--setenv", "HOME", directory, "--setenv", "TMPDIR", "/tmp"]
+        return (bubblewrap, a + ["--", interpreter] + arguments)
+    }
+
+    /// What of /etc a Python program needs: certificates, name resolution, users, time zone, loader cache.
+    static let systemFiles = ["/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
+                              "/etc/ld.so.conf.d", "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf", "/etc/nsswitch.conf",
+                              "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/timezone", "/etc/mime.types", "/etc/protocols",
+                              "/etc/services", "/etc/python3", "/etc/python3.11"]
+
+    /// Whether bubblewrap can make its namespaces here (a container may forbid them).
+    private func works() -> Bool {
+        let (exe, args) = command(["-c", "pass"], directory: FileManager.default.temporaryDirectory.path)
+        return Self.run(exe, args) != nil
+    }
+
+    /// The interpreter's executable and installation prefixes, asked of the interpreter itself (outside any
+    /// sandbox: a pyenv shim is a shell script that would not find pyenv inside).
+    static func resolveInterpreter(_ name: String) -> (path: String, prefixes: [String]) {
+        guard let out = run("/usr/bin/env", [name, "-c", "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix)"]) else {
+            return (name, [])
+        }
+        let lines = out.split(separator: "\n").map(String.init)
+        guard lines.count == 3, lines[0].hasPrefix("/") else { return (name, []) }
+        return (lines[0], Array(Set([lines[1], lines[2]])).sorted())
+    }
+
+    /// Runs a command to completion. - Returns: its standard output, or nil when it failed.
+    private static func run(_ executable: String, _ arguments: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.environment = RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+}
