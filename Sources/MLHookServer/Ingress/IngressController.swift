@@ -30,7 +30,7 @@ struct IngressController: Sendable {
         let (response, outcome) = await handle(request, source: name)
         // A path that names no source is not a label value: any string could be sent there.
         let source = outcome.name == "unknown_source" ? "unknown" : name
-        metrics.eventReceived(source: source, kind: String(outcome.kind.prefix(64)), outcome: outcome.name, duration: ContinuousClock.now - started)
+        metrics.eventReceived(source: source, kind: MetricLabels.kind(outcome.kind), outcome: outcome.name, duration: ContinuousClock.now - started)
         return response
     }
 

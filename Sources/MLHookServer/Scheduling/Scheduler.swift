@@ -55,14 +55,20 @@ public struct Scheduler: Service {
         while !Task.isCancelledOrShuttingDown {
             let schedules = Self.scheduled(live.snapshot.config)
             let now = clock.now()
+            // At most the latest tick since the last pass fires, as at start: a wall clock stepped forward (or a
+            // suspended machine) must not fire every tick in between. A longer gap than a pass is looked at only
+            // within the catch-up window, as at start.
+            let gap = now.timeIntervalSince(last)
+            let window = gap > maxSleep + 60 ? min(gap, TimeInterval(max(live.snapshot.config.scheduler.catchUpSeconds, 0))) : gap
             for (rule, schedule) in schedules {
-                var t = last
-                while let tick = schedule.next(after: t), tick <= now {
+                if window > 0, let tick = schedule.previous(atOrBefore: now, window: window), tick > last {
                     try await fire(rule: rule, schedule: schedule, tick: tick)
-                    t = tick
                 }
             }
-            last = now
+            if gap > maxSleep + 60 {
+                logger.warning("scheduler: the clock moved \(Int(gap)) s since the last pass; only the latest missed tick of each schedule fires")
+            }
+            last = max(last, now)
             let nextTick = schedules.compactMap { $0.schedule.next(after: now) }.min() ?? now.addingTimeInterval(maxSleep)
             // Shutdown cancels the sleep; that is the normal way out of this loop, not a failure.
             try? await cancelWhenGracefulShutdown {
