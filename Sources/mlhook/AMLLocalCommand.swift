@@ -24,6 +24,8 @@ struct AMLLocalCommand: AsyncParsableCommand {
     @Option(help: "The interpreter that runs scripts.") var interpreter = "python3"
     @Option(help: "A YAML file with extra service principals: principals: [{ tenant_id, client_id, client_secret: { env: NAME } }].")
     var config: String?
+    @Option(help: "How scripts are confined: auto (bubblewrap when it works), required, off.")
+    var confinement: String = "auto"
 
     func run() async throws {
         // The server holds the token key and the service principal's secret: not readable through /proc by the
@@ -32,6 +34,11 @@ struct AMLLocalCommand: AsyncParsableCommand {
         let logger = bootstrapLogging(.init())
         var settings = AMLLocalSettings(dataDirectory: dataDir)
         settings.interpreter = interpreter
+        guard let mode = RunConfinement(rawValue: confinement) else {
+            printError("--confinement must be auto, required or off")
+            throw ExitCode(2)
+        }
+        settings.confinement = mode
         let aml: AMLLocal
         do { aml = try AMLLocal(settings: settings, logger: logger) } catch {
             printError("cannot open \(dataDir): \(error)")

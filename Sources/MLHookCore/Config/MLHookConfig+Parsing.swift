@@ -101,6 +101,7 @@ extension MLHookConfig {
                         if let (h, p) = parseListen(listen) { config.azureml.localHost = h; config.azureml.localPort = p }
                         else { reader.error(lm.node("listen"), lm.keyPath("listen"), "expected host:port, got \"\(listen)\"") }
                     }
+                    config.azureml.localConfinement = lm.choice("confinement", default: LocalConfinement.auto)
                     lm.finish()
                 }
                 m.finish()

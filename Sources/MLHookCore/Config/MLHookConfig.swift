@@ -62,6 +62,16 @@ public enum SynchronousMode: String, Sendable, Equatable, CaseIterable {
     case normal
 }
 
+/// How aml-local confines the code it runs (`azureml.local.confinement`).
+public enum LocalConfinement: String, Sendable, Equatable, CaseIterable {
+    /// bubblewrap when it is installed and works here; otherwise unconfined, with a warning.
+    case auto
+    /// bubblewrap, or the server refuses to start.
+    case required
+    /// Unconfined (trusted code only).
+    case off
+}
+
 /// `azureml:` settings.
 public struct AzureMLConfig: Sendable, Equatable {
     /// `local`: mlhook starts the embedded Azure-ML-compatible server; `cloud`: the real endpoints.
@@ -73,6 +83,8 @@ public struct AzureMLConfig: Sendable, Equatable {
     /// Where the embedded server listens (port 0: any free port).
     public var localHost = "127.0.0.1"
     public var localPort = 0
+    /// How the embedded server confines the scripts it runs: `auto` (bubblewrap when it works), `required`, `off`.
+    public var localConfinement = LocalConfinement.auto
     /// The real service, for `mode: cloud`.
     public var cloud = AzureMLCloudConfig()
     public init() {}

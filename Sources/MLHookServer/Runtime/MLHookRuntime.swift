@@ -66,7 +66,9 @@ public struct MLHookRuntime: Sendable {
             runtime.scheme = "https"
         }
         if loaded.config.azureml.mode == .local {
-            let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory), logger: logger)
+            var settings = AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory)
+            settings.confinement = RunConfinement(rawValue: loaded.config.azureml.localConfinement.rawValue) ?? .auto
+            let aml = try AMLLocal(settings: settings, logger: logger)
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
             // The embedded server's address is known once it is bound: the client is made on first use, then kept.
