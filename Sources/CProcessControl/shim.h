@@ -7,3 +7,7 @@ static inline int mlhook_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0,
 
 /// Whether the calling process is dumpable (1) or not (0).
 static inline int mlhook_is_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
+
+#include <stdio.h>
+/// Standard output written line by line even when it is a pipe or a file (stdio buffers it in blocks there).
+static inline void mlhook_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

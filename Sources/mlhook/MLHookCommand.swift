@@ -10,6 +10,7 @@ struct MLHookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlhook",
         abstract: "Signed webhooks in, Azure Machine Learning operations out.",
+        version: "mlhook \(MLHookVersion.current)",
         subcommands: [Serve.self, Send.self, Events.self, Jobs.self, Callbacks.self, Rules.self, ConfigCommand.self, AMLCommand.self, AMLLocalCommand.self]
     )
 }
@@ -43,4 +44,9 @@ func bootstrapLogging(_ log: LogConfig) -> Logger {
         return handler
     }
     return Logger(label: "mlhook")
+}
+
+/// The version `mlhook --version` prints.
+enum MLHookVersion {
+    static let current = "0.6.0"
 }

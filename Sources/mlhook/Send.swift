@@ -15,6 +15,11 @@ struct Send: AsyncParsableCommand {
             PROVIDER is github, gitea, gitlab, bitbucket, slack or standard; EVENT is the provider's event name \
             (push, "Push Hook", repo:push, …). The secret is the first one of the configured source named --source \
             (default: PROVIDER). Example: mlhook send github push --payload push.json --to http://127.0.0.1:8080/hooks/github
+
+            Exit status: 0 the delivery was accepted (with --wait: every job succeeded and every callback was \
+            delivered, or the delivery created nothing new); 1 the POST failed or was refused, or (with --wait) a job \
+            failed or died or a callback was dead-lettered; 2 a usage or configuration error; 124 --wait gave up \
+            after --timeout seconds.
             """
     )
 
@@ -26,6 +31,7 @@ struct Send: AsyncParsableCommand {
     @Option(help: "The configured source whose secret signs (default: the provider's name).") var source: String?
     @Option(help: "Delivery id (default: a new UUID).") var delivery: String?
     @Flag(help: "Follow the event's jobs and callbacks in the local store until they finish.") var wait = false
+    @Option(help: "With --wait: give up after this many seconds (exit 124).") var timeout: Int = 600
 
     func run() async throws {
         let loaded = try options.load()
@@ -78,13 +84,18 @@ struct Send: AsyncParsableCommand {
         print("\(response.status.code) \(answer)")
         guard (200..<300).contains(Int(response.status.code)) else { throw ExitCode(1) }
         guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string ?? response.headers.first(name: "MLHook-Event-Id") else { return }
+        if JSONValue(json: Array(answer.utf8))?["duplicate"] == .bool(true) {
+            print("duplicate delivery: event \(eventID) was stored before; nothing new runs")
+            return
+        }
+        guard timeout > 0 else { printError("--timeout must be at least 1"); throw ExitCode(2) }
         try await follow(eventID, store: try Events.openStore(options))
     }
 
     /// Prints the event's state, then each job and callback as they change, until all are final.
     func follow(_ eventID: String, store: any OperatorView) async throws {
         var seen: [String: String] = [:]
-        let deadline = Date().addingTimeInterval(600)
+        let deadline = Date().addingTimeInterval(TimeInterval(timeout))
         func say(_ key: String, _ line: String) {
             if seen[key] != line { seen[key] = line; print("\(Date().formatted(.iso8601))  \(line)") }
         }
@@ -102,12 +113,25 @@ struct Send: AsyncParsableCommand {
             }
             let callbacks = try await store.callbacks(CallbackQuery(eventID: eventID)).reversed()
             for c in callbacks { say(c.id, "callback \(c.id) → \(c.url): \(c.state.rawValue)") }
-            let jobsDone = e.summary.state == .planned && !jobs.isEmpty && jobs.allSatisfy { [.succeeded, .failed, .dead].contains($0.state) }
+            // Jobs are created in the transaction that plans the event: planned with none means its actions'
+            // jobs existed already (the same commit delivered before under another delivery id).
+            if e.summary.state == .planned && jobs.isEmpty {
+                print("event \(eventID) is planned, but its jobs already exist (the same commit or command was delivered before): nothing new runs")
+                return
+            }
+            let jobsDone = e.summary.state == .planned && jobs.allSatisfy { [.succeeded, .failed, .dead].contains($0.state) }
             let callbacksDone = callbacks.allSatisfy { $0.state != .pending }
-            if jobsDone && callbacksDone { return }
+            if jobsDone && callbacksDone {
+                let failed = jobs.filter { $0.state != .succeeded }.count, dead = callbacks.filter { $0.state == .dead }.count
+                guard failed == 0 && dead == 0 else {
+                    printError("\(failed) job(s) failed or died, \(dead) callback(s) dead-lettered")
+                    throw ExitCode(1)
+                }
+                return
+            }
             try await Task.sleep(for: .milliseconds(300))
         }
-        printError("gave up waiting after 10 minutes")
-        throw ExitCode(1)
+        printError("gave up waiting after \(timeout) s (--timeout); the event goes on in the server")
+        throw ExitCode(124)
     }
 }
