@@ -16,6 +16,31 @@ struct AMLCommand: AsyncParsableCommand {
             """,
         subcommands: [Groups.self, Workspaces.self, Computes.self, Experiments.self, Runs.self, Models.self]
     )
+
+    /// `mlhook aml --credentials F runs start …` as well as `mlhook aml runs start … --credentials F`: the
+    /// connection options (`--credentials`, `--config`, `--json`) given right after `aml` move to the end, where
+    /// every `aml` command reads them.
+    static func hoistingOptions(_ arguments: [String]) -> [String] {
+        guard arguments.first == "aml" else { return arguments }
+        var moved: [String] = []
+        var i = 1
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--json" {
+                moved.append(a)
+                i += 1
+            } else if ["--credentials", "--config"].contains(a), i + 1 < arguments.count {
+                moved += [a, arguments[i + 1]]
+                i += 2
+            } else if a.hasPrefix("--credentials=") || a.hasPrefix("--config=") {
+                moved.append(a)
+                i += 1
+            } else {
+                break
+            }
+        }
+        return ["aml"] + arguments[i...] + moved
+    }
 }
 
 /// Connection options shared by every `mlhook aml` command.

@@ -15,7 +15,7 @@ enum Entry {
         // bench/ingest.sh). NIO requires this first, on the main thread, once: hence a synchronous main.
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         Task {
-            await MLHookCommand.main()
+            await MLHookCommand.main(AMLCommand.hoistingOptions(Array(CommandLine.arguments.dropFirst())))
             exit(0)
         }
         dispatchMain()

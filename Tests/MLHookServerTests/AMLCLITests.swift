@@ -28,6 +28,10 @@ import Testing
         #expect(scale.status == 0 && scale.output.contains("Succeeded"))
         let list = try runMLHook(["aml", "computes", "ls", "--json"] + creds, directory: dir.path)
         #expect(list.output.contains("\"maxNodeCount\":4"))
+        // The README's form: connection options before the subcommand.
+        let first = try runMLHook(["aml"] + creds + ["--json", "computes", "ls"], directory: dir.path)
+        #expect(first.status == 0 && first.output.contains("\"maxNodeCount\":4"), "\(first.output)")
+        #expect(try runMLHook(["aml", "--credentials=\(aml.credentialsFile)", "computes", "ls"], directory: dir.path).output.contains("cpu-cluster"))
         let reg = try runMLHook(["aml", "models", "register", "--name", "m", "--url", "https://x/m.pkl", "--tag", "commit=9f1c"] + creds, directory: dir.path)
         #expect(reg.status == 0 && reg.output.contains("registered m:1"))
         #expect(try runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path).status == 0)
