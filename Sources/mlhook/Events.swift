@@ -94,9 +94,11 @@ struct ConfigCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a configuration file, its secrets included; print every problem with file, line and key.")
-        @Argument(help: "The YAML file.") var path: String
+        @Argument(help: "The YAML file (or --config FILE).") var file: String?
+        @Option(help: "The YAML file, as every other command takes it.") var config: String?
 
         func run() async throws {
+            guard let path = file ?? config else { printError("name the file: mlhook config check FILE (or --config FILE)"); throw ExitCode(2) }
             let loaded: LoadedConfig
             do { loaded = try ConfigLoader.load(path: path) } catch {
                 printError("\(path) is invalid:\n\(error.description)")
@@ -106,6 +108,7 @@ struct ConfigCommand: AsyncParsableCommand {
             do {
                 _ = try MLHookRuntime.resolveSources(loaded.config, logger: Logger(label: "mlhook.check"),
                                                      environment: ProcessInfo.processInfo.environment)
+                try MLHookRuntime.checkSecrets(loaded.config, file: path, environment: ProcessInfo.processInfo.environment)
             } catch {
                 printError("\(path): secrets cannot be resolved:\n\(error.description)")
                 throw ExitCode(2)

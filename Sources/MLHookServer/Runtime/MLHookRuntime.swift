@@ -58,6 +58,7 @@ public struct MLHookRuntime: Sendable {
                                now: @escaping @Sendable () -> Date = { Date() }) throws -> MLHookRuntime {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
+        try checkSecrets(loaded.config, file: path ?? "<embedded defaults>", environment: environment)
         let store = try StoreFactory.open(loaded.config.store, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
