@@ -25,16 +25,16 @@ import Testing
         let task = Task { try await scheduler.run() }
         defer { task.cancel() }
         // The start's catch-up fires 10:00.
-        #expect(try await eventually { try await h.store.list(limit: nil, source: "schedule").count == 1 })
+        #expect(try await eventually(timeout: .seconds(30)) { try await h.store.list(limit: nil, source: "schedule").count == 1 })
         // Two days pass in one step: one tick (the latest), not 2,880.
         clock.advance(to: start.addingTimeInterval(2 * 86_400))
-        #expect(try await eventually { try await h.store.list(limit: nil, source: "schedule").count == 2 })
+        #expect(try await eventually(timeout: .seconds(30)) { try await h.store.list(limit: nil, source: "schedule").count == 2 })
         try await Task.sleep(for: .milliseconds(200))
         let ticks = try await h.store.list(limit: nil, source: "schedule").map(\.deliveryID)
         #expect(ticks == ["schedule:minutely:2026-11-24T10:00:00Z", "schedule:minutely:2026-11-22T10:00:00Z"], "\(ticks)")
         // The next minute fires as usual.
         clock.advance(to: start.addingTimeInterval(2 * 86_400 + 60))
-        #expect(try await eventually { try await h.store.list(limit: nil, source: "schedule").count == 3 })
+        #expect(try await eventually(timeout: .seconds(30)) { try await h.store.list(limit: nil, source: "schedule").count == 3 })
     }
 
     @Test func thePrunersCutoffAdvancesNoFasterThanMonotonicTime() {

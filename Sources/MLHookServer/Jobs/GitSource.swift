@@ -73,7 +73,8 @@ public struct GitSource: Sendable {
             commit = try await output(["-C", cache, "rev-parse", "--verify", "FETCH_HEAD^{commit}"])
         }
         // The zip holds private code: written in an owner-only folder, whatever the umask.
-        let archives = cacheDirectory + "/.archives"
+        // Absolute: git resolves -o against -C's directory, and the cache directory may be relative.
+        let archives = URL(fileURLWithPath: cacheDirectory + "/.archives").standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: archives, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let out = archives + "/\(UUID().uuidString).zip"
         defer { try? FileManager.default.removeItem(atPath: out) }
