@@ -6,6 +6,7 @@ import Logging
 import MLHookCore
 import MLHookServer
 import ServiceLifecycle
+import Store
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,10 +43,27 @@ struct Serve: AsyncParsableCommand {
         defer { runtime.amlLocal?.shutdown() }
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests and running actions; after the grace period
         // whatever still runs is cancelled (an interrupted job goes back to the queue for the next start).
-        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let notice = ShutdownNotice(store: runtime.store, graceSeconds: config.server.shutdownGraceSeconds, logger: logger)
+        var group = ServiceGroupConfiguration(services: [.init(service: app), .init(service: notice, successTerminationBehavior: .ignore)],
+                                              gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(config.server.shutdownGraceSeconds)
         group.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: group).run()
         logger.notice("mlhook stopped")
+    }
+}
+
+/// Says, the moment a SIGTERM or SIGINT arrives, that shutdown started and what it waits for (it was silent for
+/// the whole grace period before).
+struct ShutdownNotice: Service {
+    let store: any StoreStatistics
+    let graceSeconds: Int
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let counts = try? await store.counts()
+        let running = (counts?.jobs["running"] ?? 0), pending = (counts?.callbacks["pending"] ?? 0)
+        logger.notice("shutdown started: no new connections; finishing in-flight requests and \(running) running job(s) for at most \(graceSeconds) s, then they return to the queue (\(pending) callback(s) wait for the next start)")
     }
 }

@@ -40,7 +40,10 @@ import Testing
         try await Task.sleep(for: .milliseconds(200))
 
         server.signal(SIGTERM)
-        try await Task.sleep(for: .milliseconds(500))
+        // It says at once that shutdown started and what it waits for, while the request is still in flight.
+        #expect(try await eventually(timeout: .seconds(5)) { server.log.contains("shutdown started") }, "\(server.log.suffix(1500))")
+        #expect(server.log.contains("for at most 10 s") && !server.log.contains("mlhook stopped"))
+        try await Task.sleep(for: .milliseconds(300))
         #expect(RawConnection(port: server.port) == nil, "no new connections once shutting down")
         // The request that was in flight completes and is stored.
         connection.send(Array(body[(body.count / 2)...]))
