@@ -26,9 +26,14 @@ public struct AMLLocal: Sendable {
     public let settings: AMLLocalSettings
     /// The seeded identity and names (also written to `DIR/credentials.json` once the port is known).
     public let credentials: AMLLocalCredentials
+    /// Held while this server uses the data directory.
+    let lock: DataDirectoryLock
 
     /// Opens (seeding when fresh) the data directory and marks runs interrupted by a previous stop as Failed.
     public init(settings: AMLLocalSettings, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        lock = try DataDirectoryLock(directory: settings.dataDirectory)
         let store = try AMLLocalStore(dataDirectory: settings.dataDirectory)
         let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key", lifetime: settings.tokenLifetime)
         let sandbox = try RunSandbox.prepare(settings.confinement, interpreter: settings.interpreter, logger: logger)
@@ -96,7 +101,10 @@ public struct AMLLocal: Sendable {
     }
 
     /// Stops all runs (their process groups are killed); call when the server stops.
-    public func shutdown() { server.executor.shutdown() }
+    public func shutdown() {
+        server.executor.shutdown()
+        lock.release()
+    }
 
     /// A router serving every host kind at the root.
     public func router() -> Router<BasicRequestContext> {

@@ -161,3 +161,20 @@ extension AMLLocalAuthTests {
         }
     }
 }
+
+/// A data directory serves one aml-local at a time.
+@Suite struct AMLLocalDataDirectoryTests {
+    @Test func aSecondServerOnTheSameDirectoryIsRefusedUntilTheFirstStops() throws {
+        let dir = try TemporaryDirectory("aml-lock")
+        defer { dir.remove() }
+        let first = try AMLHarness(dir: dir)
+        let before = try String(contentsOfFile: dir.file(".lock"), encoding: .utf8)
+        #expect(throws: (any Error).self) { _ = try AMLHarness(dir: dir) }
+        do { _ = try AMLHarness(dir: dir) } catch {
+            #expect("\(error)".contains("is in use by another aml-local (pid \(getpid()))"), "\(error)")
+        }
+        #expect(try String(contentsOfFile: dir.file(".lock"), encoding: .utf8) == before, "the refused one changed nothing")
+        first.aml.shutdown()
+        #expect(throws: Never.self) { _ = try AMLHarness(dir: dir) }
+    }
+}
