@@ -257,8 +257,9 @@ extension AMLCommand {
             @Argument(help: "name:version") var id: String
             func run() async throws {
                 let api = try o.client()
+                let existed = await (try? api.model(id)) != nil
                 try await azure { try await api.deleteModel(id) }
-                print("\(id): deleted")
+                print(existed ? "\(id): deleted" : "\(id): no such model (nothing to delete)")
             }
         }
     }

@@ -127,7 +127,14 @@ struct Jobs: AsyncParsableCommand {
         @Argument var id: String
         func run() async throws {
             let store = try options.open()
-            guard try await store.retryJob(id: id) else { printError("no failed or dead job \(id)"); throw ExitCode(1) }
+            guard try await store.retryJob(id: id) else {
+                if let job = try await store.job(id: id) {
+                    printError("job \(id) is \(job.state.rawValue): only a failed or dead job can be retried")
+                } else {
+                    printError("no job \(id)")
+                }
+                throw ExitCode(1)
+            }
             print("\(id): queued")
         }
     }

@@ -64,7 +64,10 @@ import Testing
             let jobID = String(jobs.output.split(separator: "\t").first ?? "")
             #expect(jobs.output.contains("\tsucceeded\tretrain-on-main#1\tstart_run\t"))
             let retry = try await runMLHookAsync(["jobs", "retry", jobID, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
-            #expect(retry.status == 1, "only failed or dead jobs are retried")
+            #expect(retry.status == 1 && retry.output.contains("job \(jobID) is succeeded: only a failed or dead job can be retried"),
+                    "only failed or dead jobs are retried, and it says why: \(retry.output)")
+            let none = try await runMLHookAsync(["jobs", "retry", "job_nosuch", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            #expect(none.status == 1 && none.output.contains("no job job_nosuch"), "\(none.output)")
             #expect(!server.log.contains("e2e-github-secret") && !server.log.contains(callbackSecret), "no secret in the logs")
         }
     }
