@@ -48,7 +48,9 @@ struct IngressController: Sendable {
         let headers = request.headers
         // Metadata travels with each log call: mutating a Logger's metadata re-renders it in StreamLogHandler.
         var log: Logger.Metadata = ["source": .string(source.name)]
-        let delivery = source.first(source.deliveryHeaders, in: headers)
+        // Where the signature covers an id (Standard Webhooks' `{id}.{timestamp}.{body}`), that id is the dedup key:
+        // another id header (webhook-id beside svix-signature, GitLab's Idempotency-Key) could be changed freely.
+        let delivery = Self.signedDeliveryID(source, headers) ?? source.first(source.deliveryHeaders, in: headers)
         if let delivery { log["delivery_id"] = .string(String(delivery.prefix(128))) }
 
         // Content type before reading the body.
@@ -155,6 +157,13 @@ struct IngressController: Sendable {
 
     private func acceptedTypes(_ format: IngressSource.BodyFormat) -> String {
         format == .json ? "application/json" : "application/json or application/x-www-form-urlencoded"
+    }
+
+    /// The delivery id a Standard Webhooks signature covers, when the request is signed that way.
+    static func signedDeliveryID(_ source: IngressSource, _ headers: HTTPFields) -> String? {
+        guard source.type == .standard || (source.type == .gitlab && StandardWebhooksVerifier.isPresent(in: headers)) else { return nil }
+        let prefix = headers[HTTPField.Name("svix-signature")!] != nil && headers[HTTPField.Name("webhook-signature")!] == nil ? "svix" : "webhook"
+        return headers[HTTPField.Name("\(prefix)-id")!]
     }
 
     private func fallbackDeliveryID(_ source: IngressSource, headers: HTTPFields, body: [UInt8]) -> String {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MLHookCore
 import ServiceLifecycle
+import Signing
 import Store
 
 /// Plans stored events: normalizes each one, runs the rules, and records the verdict with its explanation.
@@ -112,7 +113,7 @@ public struct EventPlanner: Service {
 
     /// The planner's verdict for one stored event. Pure.
     public static func verdict(for stored: StoredEvent, config: MLHookConfig) -> Verdict {
-        let fallback = "\(stored.summary.source):\(stored.summary.deliveryID)"
+        let fallback = fallbackIdentity(stored, config: config)
         guard let e = normalize(stored, config: config) else {
             return Verdict(state: .ignored, plan: nil, explanation: "source \(stored.summary.source) is no longer configured", actions: [], identity: fallback)
         }
@@ -125,6 +126,19 @@ public struct EventPlanner: Service {
         let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
         return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback),
                        branchScope: scope)
+    }
+
+    /// What makes two non-push deliveries the same event: the delivery id where the signature covers it (Standard
+    /// Webhooks, GitLab signing tokens) or mlhook made it (schedule ticks, Slack's timestamp and body); otherwise
+    /// (GitHub, Gitea, Bitbucket, a GitLab token, generic HMAC) a hash of the signed body, so a captured delivery
+    /// replayed with a fresh, unsigned delivery header plans nothing new.
+    static func fallbackIdentity(_ stored: StoredEvent, config: MLHookConfig) -> String {
+        let s = stored.summary
+        let type = config.source(named: s.source)?.type
+        let signedID = s.source == Scheduler.sourceName || type == .standard || type == .slack
+            || (type == .gitlab && (stored.headers["webhook-id"] != nil || stored.headers["svix-id"] != nil))
+        if signedID || type == nil { return "\(s.source):\(s.deliveryID)" }
+        return "\(s.source):body:" + Digest.sha256Hex(stored.body)
     }
 
     static func identity(_ e: NormalizedEvent, fallback: String) -> String {
