@@ -3,7 +3,8 @@
 # Usage: scripts/bootstrap.sh [extra Debian packages...]   It does nothing when everything is there.
 set -euo pipefail
 
-packages=(libssl-dev libsqlite3-dev zlib1g-dev bubblewrap git python3 python3-venv curl tzdata openssl chromium chromium-driver "$@")
+# What mlhook needs to build and run; the tests add theirs (scripts/test.sh: chromium for the status-page test).
+packages=(libssl-dev libsqlite3-dev zlib1g-dev bubblewrap git python3 python3-venv curl tzdata openssl "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -3,7 +3,8 @@
 # the real mlhook binary killed with SIGKILL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+# The runtime packages, and what only the tests use: headless Chromium and its driver (e2e/ui).
+scripts/bootstrap.sh chromium chromium-driver
 # --build-tests also builds the mlhook binary that the crash tests start.
 swift build --build-tests
 swift test --skip-build --disable-xctest
