@@ -113,7 +113,8 @@ public struct EventPlanner: Service {
 
     /// The planner's verdict for one stored event. Pure.
     public static func verdict(for stored: StoredEvent, config: MLHookConfig) -> Verdict {
-        let fallback = fallbackIdentity(stored, config: config)
+        // Events that plan nothing need no job identity: the body hash is computed only for those that do.
+        let fallback = "\(stored.summary.source):\(stored.summary.deliveryID)"
         guard let e = normalize(stored, config: config) else {
             return Verdict(state: .ignored, plan: nil, explanation: "source \(stored.summary.source) is no longer configured", actions: [], identity: fallback)
         }
@@ -124,7 +125,8 @@ public struct EventPlanner: Service {
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
         let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
-        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions, identity: identity(e, fallback: fallback),
+        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions,
+                       identity: identity(e, fallback: fallbackIdentity(stored, config: config)),
                        branchScope: scope)
     }
 
@@ -141,11 +143,11 @@ public struct EventPlanner: Service {
         return "\(s.source):body:" + Digest.sha256Hex(stored.body)
     }
 
-    static func identity(_ e: NormalizedEvent, fallback: String) -> String {
+    static func identity(_ e: NormalizedEvent, fallback: @autoclosure () -> String) -> String {
         if [.push, .tag].contains(e.kind), let repo = e.repository?.fullName.lowercased(), let sha = e.after?.lowercased(), !sha.isEmpty {
             return "git:\(repo)@\(sha)" + (e.kind == .tag ? ":tag:\(e.tag ?? "")" : "")
         }
-        return fallback
+        return fallback()
     }
 
     /// The normalized form of a stored event, or nil when its source is gone.
