@@ -80,12 +80,14 @@ rules:
         time.sleep(0.05)
     assert port, "mlhook serve did not start"
     base = f"http://127.0.0.1:{port}"
-    for branch, delivery in [("main", "ui-push-main"), ("feature/x", "ui-push-ignored"), ("release/1", "ui-push-release")]:
+    # `send --wait` exits 1 when a job fails or a callback is dead-lettered, which two of these do on purpose.
+    for branch, delivery, status in [("main", "ui-push-main", 1), ("feature/x", "ui-push-ignored", 0), ("release/1", "ui-push-release", 1)]:
         payload = os.path.join(work, f"{delivery}.json")
         with open(payload, "w") as f:
             json.dump(github_push(sha, "file://" + repo, branch), f)
-        subprocess.run([BINARY, "send", "github", "push", "--payload", payload, "--config", config, "--to", f"{base}/hooks/github",
-                        "--delivery", delivery, "--wait"], cwd=work, env=env, check=True, capture_output=True, timeout=120)
+        sent = subprocess.run([BINARY, "send", "github", "push", "--payload", payload, "--config", config, "--to", f"{base}/hooks/github",
+                               "--delivery", delivery, "--wait"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        assert sent.returncode == status, f"{delivery}: exit {sent.returncode}\n{sent.stdout}\n{sent.stderr}"
     yield base, env, work
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
