@@ -54,6 +54,10 @@ public struct GenericHMACScheme: Sendable, Equatable {
         if layout.contains(.timestamp), timestampHeader == nil {
             throw GenericLayoutError("signed_string uses {timestamp} but no timestamp_header is set")
         }
+        if timestampHeader != nil, !layout.contains(.timestamp) {
+            // The sender could change the timestamp freely: the replay window would protect nothing.
+            throw GenericLayoutError("timestamp_header is set but signed_string has no {timestamp}, so the timestamp is not signed")
+        }
     }
 
     static func parse(_ text: String) throws(GenericLayoutError) -> [Piece] {

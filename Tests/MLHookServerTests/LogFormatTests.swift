@@ -23,6 +23,16 @@ import Testing
         #expect(failed.contains("error.message=Refused() error.type=MLHookServerTests.LogFormatTests.Refused [MLHookServer] failed"))
     }
 
+    /// A value from a request cannot forge a second log line (log injection).
+    @Test func textLinesEscapeControlCharacters() {
+        let forged = "d-1\n2026-11-22T13:22:36+0000 notice mlhook: [MLHookServer] admin token rotated"
+        let line = StandardErrorLogHandler.textLine(event("hook stored\r\n\u{1B}[31mred", metadata: ["delivery_id": .string(forged)]),
+                                                    label: "mlhook", base: [:], stamp: "T")
+        #expect(line.filter { $0 == "\n" || $0 == "\r\n" }.count == 1 && line.hasSuffix("\n"), "one line: \(line)")
+        #expect(line.contains(#"delivery_id=d-1\n2026-11-22T13:22:36+0000 notice"#) && line.contains(#"hook stored\r\n\u{1B}[31mred"#), "\(line)")
+        #expect(StandardErrorLogHandler.oneLine("plain text, é ✓") == "plain text, é ✓")
+    }
+
     @Test func jsonLinesAreOneObjectWithEscapedAndNestedValues() throws {
         let line = StandardErrorLogHandler.jsonLine(event("quote \" backslash \\ newline \n tab \t bell \u{7} é /path", metadata: [
             "msg": "not the message", "ids": ["a", "b"], "outer": ["inner": .stringConvertible(42)],

@@ -158,6 +158,8 @@ import Testing
         #expect(throws: GenericLayoutError.self) { try GenericHMACScheme(header: "X-Sig", signedString: "{timestamp}") }
         #expect(throws: GenericLayoutError.self) { try GenericHMACScheme(header: "X-Sig", signedString: "{timestamp}.{body}") }
         #expect(throws: GenericLayoutError.self) { try GenericHMACScheme(header: "X-Sig", signedString: "{bogus}{body}") }
+        // A timestamp header whose value the signature does not cover: the replay window would protect nothing.
+        #expect(throws: GenericLayoutError.self) { try GenericHMACScheme(header: "X-Sig", timestampHeader: "X-Ts", signedString: "{body}") }
         #expect(throws: GenericLayoutError.self) { try GenericHMACScheme(header: "bad header", signedString: "{body}") }
     }
 

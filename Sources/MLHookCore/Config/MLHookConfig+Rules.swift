@@ -257,7 +257,15 @@ extension MLHookConfig {
                 reader.error(v, m.keyPath("token"), "is required ({ env: GITHUB_TOKEN } or { file: PATH })")
                 return nil
             }
-            return .githubStatus(token: token, apiBase: m.string("api_base") ?? "https://api.github.com",
+            let apiBase = m.string("api_base") ?? "https://api.github.com"
+            // The token goes to this address: https only (plain http only to this machine, for tests).
+            let base = URLComponents(string: apiBase)
+            let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(base?.host ?? "")
+            guard let base, base.host?.isEmpty == false, base.scheme == "https" || (base.scheme == "http" && loopback) else {
+                reader.error(m.node("api_base") ?? v, m.keyPath("api_base"), "must be an https URL (the token is sent to it), got \"\(apiBase)\"")
+                return nil
+            }
+            return .githubStatus(token: token, apiBase: apiBase.hasSuffix("/") ? String(apiBase.dropLast()) : apiBase,
                                  context: m.string("context") ?? "mlhook")
         default:
             reader.error(k, path, "unknown callback \"\(kind)\"; callbacks are url, slack, github_status")

@@ -60,7 +60,10 @@ enum CallbackFormatter {
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase, kind: "slack",
                                        url: responseURL, body: message.text, maxPerURL: slackResponseLimit))
             case .githubStatus(let token, let apiBase, let context):
-                guard let repo = normalized?.repository?.fullName, let sha = normalized?.after, !sha.isEmpty else { continue }
+                // Both go into the URL the token is sent to: only a plain owner/name and a hex commit id.
+                guard let repo = normalized?.repository?.fullName, let sha = normalized?.after, Self.isRepositoryName(repo),
+                      (sha.count == 40 || sha.count == 64), sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+                else { continue }
                 let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
                 var description = onlyPending ? "run \(runID ?? "") started" : "\(job.action) \(state.rawValue)"
                 if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }
@@ -71,6 +74,16 @@ enum CallbackFormatter {
             }
         }
         return out
+    }
+
+    /// `owner/name` with GitHub's characters only (letters, digits, `-`, `_`, `.`), so it cannot change the path.
+    static func isRepositoryName(_ repo: String) -> Bool {
+        let parts = repo.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { p in
+            !p.isEmpty && p != "." && p != ".." && p.utf8.allSatisfy { b in
+                (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+            }
+        }
     }
 
     /// Where a target's secret comes from, as stored with its callbacks (a literal stays in the configuration).

@@ -43,9 +43,27 @@ public struct StandardErrorLogHandler: LogHandler {
     /// One text line, newline included; metadata sorted by key, an event's metadata over the handler's.
     static func textLine(_ event: LogEvent, label: String, base: Logger.Metadata, stamp: String) -> String {
         var line = stamp + " " + event.level.rawValue + (label.isEmpty ? "" : " ") + label + ":"
-        for (k, v) in LogOutput.fields(base, event).sorted(by: { $0.key < $1.key }) { line += " \(k)=\(v)" }
-        line += " [" + event.source + "] \(event.message)\n"
+        for (k, v) in LogOutput.fields(base, event).sorted(by: { $0.key < $1.key }) { line += " \(k)=" + oneLine("\(v)") }
+        line += " [" + event.source + "] " + oneLine("\(event.message)") + "\n"
         return line
+    }
+
+    /// Text with its control characters escaped (`\n`, `\r`, `\t`, `\u{1B}` …): a value from a request (a
+    /// header, a delivery id, git's stderr) cannot start a forged log line. Untouched when it has none.
+    static func oneLine(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// One JSON object and a newline, keys sorted; metadata may not replace `ts`, `level`, `label` or `msg`.
