@@ -90,3 +90,59 @@ import Testing
         #expect(Set(stored.map(\.deliveryID)) == Set((0..<n).map { "concurrent-\($0)" }))
     }
 }
+
+/// Memory before authentication is bounded over all requests: bodies being read hold a budget, and a request that
+/// would pass it is answered 503 with Retry-After without being read.
+@Suite struct InflightBodyBudgetTests {
+    @Test func aRequestPastTheBudgetIsRefusedUntilTheFirstIsDone() async throws {
+        let h = try IngressHarness(config: IngressHarness.config.replacingOccurrences(
+            of: "max_body_bytes: 65536 }", with: "max_body_bytes: 65536, max_inflight_body_bytes: 100000 }"))
+        defer { h.dir.remove() }
+        #expect(h.runtime.config.server.maxInflightBodyBytes == 100_000)
+        let body = Array(("{\"zen\":\"" + String(repeating: "z", count: 59_000) + "\",\"hook_id\":1}").utf8)
+        @Sendable func request(_ delivery: String) throws -> [UInt8] {
+            var head = "POST /hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: ping\r\n"
+            head += "X-GitHub-Delivery: \(delivery)\r\nContent-Length: \(body.count)\r\n"
+            for h in try WebhookSigner.github(secret: h.secret("GH"), body: body) { head += "\(h.name): \(h.value)\r\n" }
+            return Array((head + "\r\n").utf8) + body
+        }
+        try await h.app.test(.live) { client in
+            let port = try #require(client.port)
+            // A slow upload holds its 60 kB of the 100 kB budget.
+            let first = try #require(RawConnection(port: port))
+            let full = try request("slow-1")
+            first.send(Array(full[..<(full.count - body.count / 2)]))
+            try await Task.sleep(for: .milliseconds(300))
+            let refused = RawHTTP.exchange(port: port, try request("second"), closeAfterWrite: false, readTimeout: 10) { $0.contains("}") }
+            #expect(refused.hasPrefix("HTTP/1.1 503") && refused.lowercased().contains("retry-after: 1") && refused.contains("server_busy"),
+                    "\(refused.prefix(400))")
+            // The slow one finishes and is stored; its budget comes back, and the retry is accepted.
+            first.send(Array(full[(full.count - body.count / 2)...]))
+            #expect(first.read(timeout: 10) { $0.contains("}") }.hasPrefix("HTTP/1.1 202"))
+            let retried = RawHTTP.exchange(port: port, try request("second"), closeAfterWrite: false, readTimeout: 10) { $0.contains("}") }
+            #expect(retried.hasPrefix("HTTP/1.1 202"), "\(retried.prefix(400))")
+        }
+        #expect(try await h.count() == 2)
+    }
+}
+
+/// A connection that sends nothing is closed after server.idle_timeout_seconds instead of being held open.
+@Suite struct IdleTimeoutTests {
+    @Test func anIdleConnectionIsClosed() async throws {
+        let dir = try TemporaryDirectory("mlhook-idle")
+        defer { dir.remove() }
+        try """
+            server: { listen: "127.0.0.1:0", idle_timeout_seconds: 1 }
+            store: { path: "\(dir.file("m.db"))" }
+            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: ["GH": "g"], directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        let idle = try #require(RawConnection(port: server.port))
+        let started = ContinuousClock.now
+        // The server closes it (recv returns 0) long before the 20 s this read would otherwise wait.
+        #expect(idle.read(timeout: 20).isEmpty)
+        #expect(ContinuousClock.now - started < .seconds(10), "closed after about 1 s")
+    }
+}

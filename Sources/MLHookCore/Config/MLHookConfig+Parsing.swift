@@ -156,6 +156,8 @@ extension MLHookConfig {
         }
         s.maxBodyBytes = m.int("max_body_bytes", default: s.maxBodyBytes, range: 1024...(1 << 30))
         s.shutdownGraceSeconds = m.int("shutdown_grace_seconds", default: s.shutdownGraceSeconds, range: 1...3600)
+        s.idleTimeoutSeconds = m.int("idle_timeout_seconds", default: s.idleTimeoutSeconds, range: 1...3600)
+        s.maxInflightBodyBytes = m.int("max_inflight_body_bytes", default: s.maxInflightBodyBytes, range: 1024...(1 << 40))
         if let tn = m.node("tls"), let tm = m.reader.mapping(tn, m.keyPath("tls")) {
             let cert = tm.requiredString("cert_file"), key = tm.requiredString("key_file")
             if let cert, let key { s.tls = TLSConfig(certificateFile: cert, keyFile: key) }

@@ -49,6 +49,11 @@ public struct ServerConfig: Sendable, Equatable {
     /// On SIGTERM, in-flight requests and running actions get this long to finish; then they are cancelled
     /// (an interrupted job returns to the queue for the next start).
     public var shutdownGraceSeconds = 30
+    /// A connection with nothing read or written for this long is closed (slow or abandoned clients).
+    public var idleTimeoutSeconds = 30
+    /// The most body bytes held in memory at once over all requests still unauthenticated; a request that would
+    /// pass it gets 503 with Retry-After instead of being read (many slow uploads cannot exhaust memory).
+    public var maxInflightBodyBytes = 128 * 1024 * 1024
     /// Serve HTTPS with these PEM files instead of HTTP.
     public var tls: TLSConfig?
     public init() {}

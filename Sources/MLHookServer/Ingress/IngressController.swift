@@ -16,6 +16,8 @@ struct IngressController: Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let metrics: MLHookMetrics
+    /// Body bytes being read over all requests (`server.max_inflight_body_bytes`).
+    var inflight = BodyBudget(limit: 128 << 20)
     /// Deepest JSON nesting accepted; real webhook payloads nest well under 20 levels.
     static let maxJSONDepth = 128
 
@@ -68,6 +70,15 @@ struct IngressController: Sendable {
             return (reject(.contentTooLarge, "payload_too_large", "body of \(declared) bytes exceeds the limit of \(maxBodyBytes) bytes", log: log),
                     Outcome(name: "payload_too_large"))
         }
+        // Memory before authentication is bounded over all requests: this one's declared length (or the limit, for
+        // a chunked body) is reserved first, and a request that would pass the budget is not read at all.
+        let reserved = headers[.contentLength].flatMap(Int.init) ?? maxBodyBytes
+        guard inflight.reserve(reserved) else {
+            var r = reject(.serviceUnavailable, "server_busy", "too many request bodies are being read; retry shortly", log: log)
+            r.headers[.retryAfter] = "1"
+            return (r, Outcome(name: "server_busy"))
+        }
+        defer { inflight.release(reserved) }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)

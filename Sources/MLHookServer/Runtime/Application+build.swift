@@ -17,8 +17,9 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router()
-    let ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
+    var ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
                                     now: runtime.now, logger: runtime.logger, metrics: runtime.metrics)
+    ingress.inflight = BodyBudget(limit: runtime.config.server.maxInflightBodyBytes)
     ingress.addRoutes(to: router)
     runtime.metrics.addRoutes(to: router, store: runtime.store)
     AdminAPI(store: runtime.store, live: runtime.live, logger: runtime.logger).addRoutes(to: router)
