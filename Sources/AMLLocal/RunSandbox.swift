@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// How aml-local confines the code it runs (training scripts from pushed commits, scoring scripts).
 public enum RunConfinement: String, Sendable, CaseIterable {
@@ -29,6 +30,22 @@ struct RunSandbox: Sendable {
     /// What the system offers: finds bubblewrap and resolves the interpreter once.
     /// - Throws: `SandboxUnavailable` when `required` and bubblewrap is missing or does not work here.
     static func prepare(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
+        // What the system offers is asked once per process: resolving a pyenv shim and trying bubblewrap run
+        // child processes and block the calling thread (hundreds of milliseconds).
+        let key = "\(confinement.rawValue)|\(name)"
+        if let known = cache.withLock({ $0[key] }) {
+            if confinement == .required && !known.confined { throw SandboxUnavailable(description: "runs must be confined, but bubblewrap does not work here") }
+            if confinement == .auto && !known.confined { logger.warning("aml-local: runs are NOT confined (bubblewrap does not work here): a script can read what the server can. Install bubblewrap.") }
+            return known
+        }
+        let made = try probe(confinement, interpreter: name, logger: logger)
+        cache.withLock { $0[key] = made }
+        return made
+    }
+
+    private static let cache = Mutex<[String: RunSandbox]>([:])
+
+    private static func probe(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
         let resolved = resolveInterpreter(name)
         guard confinement != .off else { return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes) }
         let candidate = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"].first { FileManager.default.isExecutableFile(atPath: $0) }

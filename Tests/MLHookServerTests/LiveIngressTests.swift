@@ -46,10 +46,13 @@ import Testing
             // No Content-Length: the limit must hold while streaming.
             var request = Array("POST /hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
             let chunk = Array(repeating: UInt8(ascii: "a"), count: 16_384)
-            for _ in 0..<8 { request += Array("4000\r\n".utf8) + chunk + Array("\r\n".utf8) }
-            request += Array("0\r\n\r\n".utf8)
-            let response = RawHTTP.exchange(port: port, request, closeAfterWrite: false, readTimeout: 10) {
-                $0.contains("\r\n\r\n") && $0.hasSuffix("}")
+            // Exactly one byte past the 64 KiB limit, and nothing after it: the server reads everything sent before it
+            // answers, so its close cannot reset the connection and lose the answer (more data left unread could).
+            for _ in 0..<4 { request += Array("4000\r\n".utf8) + chunk + Array("\r\n".utf8) }
+            request += Array("1\r\na\r\n".utf8)
+            let sent = request
+            let response = await offCooperativePool {
+                RawHTTP.exchange(port: port, sent, closeAfterWrite: false, readTimeout: 10) { $0.contains("\r\n\r\n") && $0.hasSuffix("}") }
             }
             #expect(response.hasPrefix("HTTP/1.1 413"), "got: \(response.prefix(200))")
         }
@@ -111,15 +114,25 @@ import Testing
             // A slow upload holds its 60 kB of the 100 kB budget.
             let first = try #require(RawConnection(port: port))
             let full = try request("slow-1")
-            first.send(Array(full[..<(full.count - body.count / 2)]))
+            await offCooperativePool { first.send(Array(full[..<(full.count - body.count / 2)])) }
             try await Task.sleep(for: .milliseconds(300))
-            let refused = RawHTTP.exchange(port: port, try request("second"), closeAfterWrite: false, readTimeout: 10) { $0.contains("}") }
+            // Its headers alone decide: the body is never sent, so the answer cannot be lost to a reset.
+            let second = try #require(RawConnection(port: port))
+            let head = try request("second")
+            let refused = await offCooperativePool {
+                second.send(Array(head[..<(head.count - body.count)]))
+                return second.read(timeout: 10) { $0.contains("}") }
+            }
             #expect(refused.hasPrefix("HTTP/1.1 503") && refused.lowercased().contains("retry-after: 1") && refused.contains("server_busy"),
                     "\(refused.prefix(400))")
             // The slow one finishes and is stored; its budget comes back, and the retry is accepted.
-            first.send(Array(full[(full.count - body.count / 2)...]))
-            #expect(first.read(timeout: 10) { $0.contains("}") }.hasPrefix("HTTP/1.1 202"))
-            let retried = RawHTTP.exchange(port: port, try request("second"), closeAfterWrite: false, readTimeout: 10) { $0.contains("}") }
+            let finished = await offCooperativePool {
+                first.send(Array(full[(full.count - body.count / 2)...]))
+                return first.read(timeout: 10) { $0.contains("}") }
+            }
+            #expect(finished.hasPrefix("HTTP/1.1 202"), "\(finished.prefix(300))")
+            let again = try request("second")
+            let retried = await offCooperativePool { RawHTTP.exchange(port: port, again, closeAfterWrite: false, readTimeout: 10) { $0.contains("}") } }
             #expect(retried.hasPrefix("HTTP/1.1 202"), "\(retried.prefix(400))")
         }
         #expect(try await h.count() == 2)

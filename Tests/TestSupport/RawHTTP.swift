@@ -18,7 +18,8 @@ public enum RawHTTP {
 }
 
 /// A TCP connection to 127.0.0.1 written in parts, for requests that must be in flight at a given moment.
-public final class RawConnection {
+// @unchecked Sendable: one test uses a connection from one task at a time (through offCooperativePool).
+public final class RawConnection: @unchecked Sendable {
     private let fd: Int32
 
     /// Connects, or returns nil when nothing accepts on the port.
@@ -64,4 +65,13 @@ public final class RawConnection {
     }
 
     deinit { close(fd) }
+}
+
+/// Runs blocking socket I/O on a Dispatch thread instead of the Swift concurrency pool. A blocking read on the
+/// pool (2 threads on a 2-core machine) can hold the very thread the in-process server needs to answer it: two
+/// such tests at once starved each other until their 10 s read timeouts.
+public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
 }
