@@ -38,7 +38,7 @@ import Testing
         try await gitApp.test(.live) { gc in
             // Without the token the project is not readable.
             let anonymous = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(gc.port!)/ml/demo.git/info/refs?service=git-upload-pack"),
-                                                                timeout: .seconds(10))
+                                                                timeout: .seconds(30))  // room for a loaded machine
             #expect(anonymous.status.code == 401)
             try await receiverApp.test(.live) { rc in
                 let cloneURL = "http://127.0.0.1:\(gc.port!)/ml/demo.git"
