@@ -30,8 +30,19 @@ public struct StandardWebhooksVerifier: WebhookVerifier {
         headers[.known("webhook-signature")] != nil || headers[.known("svix-signature")] != nil
     }
 
+    /// The header family a request is signed with: `svix` when only `svix-signature` is there, else `webhook`.
+    static func prefix(of headers: HTTPFields) -> String {
+        Self.prefixes.first { headers[.known("\($0)-signature")] != nil } ?? "webhook"
+    }
+
+    /// The message id the signature covers (`svix-id` beside `svix-signature`, else `webhook-id`): the only id
+    /// of such a request a sender cannot change without breaking the signature, so the one to deduplicate on.
+    public static func signedID(in headers: HTTPFields) -> String? {
+        headers[.known("\(prefix(of: headers))-id")]
+    }
+
     public func verify(headers: HTTPFields, body: UnsafeRawBufferPointer, now: Date) throws(VerificationFailure) -> Int {
-        let p = Self.prefixes.first { headers[.known("\($0)-signature")] != nil } ?? "webhook"
+        let p = Self.prefix(of: headers)
         let idName = "\(p)-id", tsName = "\(p)-timestamp", sigName = "\(p)-signature"
         guard let sig = headers[.known(sigName)] else {
             throw VerificationFailure(.missingHeader, header: sigName, scheme: scheme, detail: "missing \(sigName) header")

@@ -173,8 +173,7 @@ struct IngressController: Sendable {
     /// The delivery id a Standard Webhooks signature covers, when the request is signed that way.
     static func signedDeliveryID(_ source: IngressSource, _ headers: HTTPFields) -> String? {
         guard source.type == .standard || (source.type == .gitlab && StandardWebhooksVerifier.isPresent(in: headers)) else { return nil }
-        let prefix = headers[HTTPField.Name("svix-signature")!] != nil && headers[HTTPField.Name("webhook-signature")!] == nil ? "svix" : "webhook"
-        return headers[HTTPField.Name("\(prefix)-id")!]
+        return StandardWebhooksVerifier.signedID(in: headers)
     }
 
     private func fallbackDeliveryID(_ source: IngressSource, headers: HTTPFields, body: [UInt8]) -> String {
