@@ -180,3 +180,16 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer harnesses (Fuzz/), built only by scripts/fuzz.sh: `MLHOOK_FUZZ=1 swift build --sanitize=fuzzer,address`.
+// Kept out of every other build, where a binary without a main would not link.
+if Context.environment["MLHOOK_FUZZ"] == "1" {
+    package.targets += [
+        .executableTarget(
+            name: "FuzzCore",
+            dependencies: ["MLHookCore", "Signing", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Fuzz/FuzzCore"
+        ),
+        .executableTarget(name: "FuzzAMLLocal", dependencies: ["AMLLocal"], path: "Fuzz/FuzzAMLLocal"),
+    ]
+}

@@ -28,6 +28,10 @@ struct MultipartForm {
         guard (1...70).contains(boundary.utf8.count) else {
             throw AMLError.validation("the multipart boundary must be 1 to 70 characters")
         }
+        // MultipartKit 4.7.1 traps (reads past its 128-entry table) on a byte over 0x7F in a part's header name.
+        guard Self.headerNamesAreASCII(body, boundary: Array("--\(boundary)".utf8)) else {
+            throw AMLError.validation("a multipart header name is not ASCII")
+        }
         let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
         var headers: [(String, String)] = []
@@ -58,6 +62,33 @@ struct MultipartForm {
             throw AMLError.validation("the multipart body is truncated (no closing boundary)")
         }
         self.parts = parts
+    }
+
+    /// Whether every header name in every part (a line's bytes before its colon, from a delimiter line to the
+    /// first empty line) is ASCII. Delimiters are found as the parser finds them: at the start or after CRLF.
+    static func headerNamesAreASCII(_ body: [UInt8], boundary delimiter: [UInt8]) -> Bool {
+        var i = 0
+        while i + delimiter.count <= body.count {
+            let atLineStart = i == 0 || (i >= 2 && body[i - 2] == 0x0D && body[i - 1] == 0x0A)
+            guard atLineStart, body[i] == delimiter[0], body[i..<(i + delimiter.count)].elementsEqual(delimiter) else {
+                i += 1
+                continue
+            }
+            // Skip the rest of the delimiter line, then read header lines up to an empty one.
+            var j = i + delimiter.count
+            while j < body.count, body[j] != 0x0A { j += 1 }
+            j += 1
+            while j < body.count {
+                var lineEnd = j
+                while lineEnd < body.count, body[lineEnd] != 0x0A { lineEnd += 1 }
+                let line = body[j..<lineEnd]
+                if line.isEmpty || line == [0x0D] { break }
+                for byte in line.prefix(while: { $0 != UInt8(ascii: ":") }) where byte >= 0x80 { return false }
+                j = lineEnd + 1
+            }
+            i = max(j, i + 1)
+        }
+        return true
     }
 
     private static func parameter(_ key: String, in line: String) -> String? {

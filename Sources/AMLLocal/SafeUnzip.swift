@@ -31,6 +31,9 @@ enum SafeUnzip {
             guard entries.count <= maxEntries else { throw AMLError.validation("projectZipFile has more than \(maxEntries) entries") }
         }
         let fm = FileManager.default
+        // What was really written so far: a deflate stream can inflate past the size its entry declares,
+        // so each entry is held to what it declares and all of them together to maxBytes.
+        var writtenInAll = 0
         for entry in entries {
             let target = directory.appendingPathComponent(entry.path)
             do {
@@ -42,10 +45,13 @@ enum SafeUnzip {
                 fm.createFile(atPath: target.path, contents: nil)
                 let handle = try FileHandle(forWritingTo: target)
                 defer { try? handle.close() }
-                var written = 0
+                var written: UInt64 = 0
                 _ = try archive.extract(entry, skipCRC32: false) { chunk in
-                    written += chunk.count
-                    guard written <= maxBytes else { throw AMLError.validation("projectZipFile entry \"\(entry.path)\" is larger than it declares") }
+                    written += UInt64(chunk.count)
+                    writtenInAll += chunk.count
+                    guard written <= entry.uncompressedSize, writtenInAll <= maxBytes else {
+                        throw AMLError.validation("projectZipFile entry \"\(entry.path)\" is larger than it declares")
+                    }
                     handle.write(chunk)
                 }
             } catch let e as AMLError {

@@ -35,4 +35,15 @@ import Testing
         let unnamed = Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n".utf8)
         #expect(reason("multipart/form-data; boundary=b", unnamed)?.contains("no Content-Disposition name") == true)
     }
+
+    /// Found by scripts/fuzz.sh (multipart): MultipartKit 4.7.1 trapped on a byte over 0x7F in a part's header
+    /// name, which took aml-local, and `mlhook serve` with it, down on one upload.
+    @Test func aNonASCIIHeaderNameIsRefusedNotACrash() throws {
+        var crash = Array("--b0und\r\nContent-Di".utf8) + [0x84, 0x8F, 0x90] + Array("n: form-data; name=\"x\"\r\n\r\nbody\r\n--b0und--\r\n".utf8)
+        #expect(throws: AMLError.self) { try MultipartForm(contentType: "multipart/form-data; boundary=b0und", body: crash) }
+        // Non-ASCII in a header value (a UTF-8 file name) is still accepted.
+        crash = Array("--b0und\r\nContent-Disposition: form-data; name=\"x\"; filename=\"caf\u{e9}.py\"\r\n\r\nbody\r\n--b0und--\r\n".utf8)
+        let form = try MultipartForm(contentType: "multipart/form-data; boundary=b0und", body: crash)
+        #expect(form.part("x")?.body == Array("body".utf8))
+    }
 }

@@ -1,0 +1,50 @@
+import Foundation
+@testable import AMLLocal
+import Testing
+
+/// A project zip is held to what its entries declare and to the archive-wide limit over all entries together:
+/// a deflate stream that inflates past its declared size cannot write more than the budget left.
+@Suite struct SafeUnzipTests {
+    /// A zip of `count` entries, each 400 kB of zeros deflated, whose headers (local and central) declare 1 byte.
+    static func lyingZip(entries count: Int) throws -> [UInt8] {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lying-zip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("z.zip")
+        let script = """
+        import struct, sys, zipfile
+        with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+            for i in range(\(count)):
+                z.writestr("f%d.bin" % i, b"\\0" * 400_000)
+        data = bytearray(open(sys.argv[1], "rb").read())
+        def patch(signature, offset):
+            at = data.find(signature)
+            while at != -1:
+                struct.pack_into("<I", data, at + offset, 1)
+                at = data.find(signature, at + 4)
+        patch(b"PK\\x03\\x04", 22)  # local header: uncompressed size
+        patch(b"PK\\x01\\x02", 24)  # central directory: uncompressed size
+        open(sys.argv[1], "wb").write(data)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, out.path]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        return Array(try Data(contentsOf: out))
+    }
+
+    @Test func anEntryThatInflatesPastWhatItDeclaresIsRefused() throws {
+        let zip = try Self.lyingZip(entries: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unzip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 1 MB in all: each 400 kB entry fits the archive-wide limit alone, three together do not, and each lies.
+        #expect(throws: AMLError.self) { try SafeUnzip.extract(zip, to: dir, maxBytes: 1_000_000) }
+        let written = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? [])
+            .compactMap { try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent($0).path)[.size] as? Int }
+            .reduce(0, +)
+        #expect(written <= 1, "wrote \(written) bytes for entries that declare 1 byte each")
+    }
+}
