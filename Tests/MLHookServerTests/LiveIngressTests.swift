@@ -159,3 +159,54 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(10), "closed after about 1 s")
     }
 }
+
+/// A sender cannot hold a connection by trickling bytes, and the number of connections is capped: both on the
+/// real binary, where the idle timeout alone restarts on every byte.
+@Suite struct ReadDeadlineAndConnectionCapTests {
+    func serve(_ server: String) async throws -> (ServerProcess, TemporaryDirectory) {
+        let dir = try TemporaryDirectory("mlhook-deadline")
+        try """
+            server: { listen: "127.0.0.1:0", \(server) }
+            store: { path: "\(dir.file("m.db"))" }
+            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: ["GH": "g"], directory: dir.path)
+        return (server, dir)
+    }
+
+    @Test func aTricklingRequestIsCutOffAtTheReadDeadline() async throws {
+        let (server, dir) = try await serve("idle_timeout_seconds: 30, read_timeout_seconds: 1")
+        defer { server.signal(SIGTERM); dir.remove() }
+        let slow = try #require(RawConnection(port: server.port))
+        slow.send(Array("POST /hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: ping\r\nContent-Length: 1000\r\n\r\n".utf8))
+        let started = ContinuousClock.now
+        // One byte every 200 ms for 12 s: never idle, never complete.
+        let trickle = Task.detached {
+            for _ in 0..<60 where !Task.isCancelled {
+                slow.send([UInt8(ascii: "{")])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { trickle.cancel() }
+        let answer = await offCooperativePool { slow.read(timeout: 20) }
+        #expect(ContinuousClock.now - started < .seconds(8), "closed after about 1 s, not when the sender stopped")
+        #expect(!answer.hasPrefix("HTTP/1.1 2"), "\(answer.prefix(200))")
+    }
+
+    @Test func connectionsPastTheCapWaitUntilOneCloses() async throws {
+        let (server, dir) = try await serve("max_connections: 2")
+        defer { server.signal(SIGTERM); dir.remove() }
+        let first = try #require(RawConnection(port: server.port))
+        let second = try #require(RawConnection(port: server.port))
+        try await Task.sleep(for: .milliseconds(500))
+        let third = try #require(RawConnection(port: server.port))
+        third.send(Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        let waiting = await offCooperativePool { third.read(timeout: 2) { $0.contains("}") } }
+        #expect(waiting.isEmpty, "a third connection was served while two were open: \(waiting.prefix(100))")
+        first.close()
+        let served = await offCooperativePool { third.read(timeout: 10) { $0.contains("}") } }
+        #expect(served.hasPrefix("HTTP/1.1 200"), "\(served.prefix(200))")
+        _ = second
+    }
+}

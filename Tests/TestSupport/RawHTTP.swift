@@ -33,7 +33,7 @@ public final class RawConnection: @unchecked Sendable {
         let ok = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard ok == 0 else { close(fd); return nil }
+        guard ok == 0 else { Glibc.close(fd); return nil }
         self.fd = fd
     }
 
@@ -48,6 +48,9 @@ public final class RawConnection: @unchecked Sendable {
 
     /// Half-closes: the peer sees the end of the request body.
     public func closeWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes the socket now (the peer sees the connection end).
+    public func close() { shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Reads until the peer closes, `complete` holds, or `timeout` seconds pass without data.
     public func read(timeout: Int = 5, complete: (String) -> Bool = { _ in false }) -> String {
@@ -64,7 +67,7 @@ public final class RawConnection: @unchecked Sendable {
         return String(decoding: response, as: UTF8.self)
     }
 
-    deinit { close(fd) }
+    deinit { Glibc.close(fd) }
 }
 
 /// Runs blocking socket I/O on a Dispatch thread instead of the Swift concurrency pool. A blocking read on the

@@ -157,6 +157,8 @@ extension MLHookConfig {
         s.maxBodyBytes = m.int("max_body_bytes", default: s.maxBodyBytes, range: 1024...(1 << 30))
         s.shutdownGraceSeconds = m.int("shutdown_grace_seconds", default: s.shutdownGraceSeconds, range: 1...3600)
         s.idleTimeoutSeconds = m.int("idle_timeout_seconds", default: s.idleTimeoutSeconds, range: 1...3600)
+        s.readTimeoutSeconds = m.int("read_timeout_seconds", default: s.readTimeoutSeconds, range: 1...3600)
+        s.maxConnections = m.int("max_connections", default: s.maxConnections, range: 1...1_000_000)
         s.maxInflightBodyBytes = m.int("max_inflight_body_bytes", default: s.maxInflightBodyBytes, range: 1024...(1 << 40))
         if let tn = m.node("tls"), let tm = m.reader.mapping(tn, m.keyPath("tls")) {
             let cert = tm.requiredString("cert_file"), key = tm.requiredString("key_file")

@@ -51,6 +51,11 @@ public struct ServerConfig: Sendable, Equatable {
     public var shutdownGraceSeconds = 30
     /// A connection with nothing read or written for this long is closed (slow or abandoned clients).
     public var idleTimeoutSeconds = 30
+    /// A whole request, headers and body, must arrive within this long of the connection being ready for it;
+    /// otherwise the connection is closed (a sender trickling bytes cannot hold it and its body budget).
+    public var readTimeoutSeconds = 60
+    /// The most connections open at once; past it, new connections wait in the listen backlog until one closes.
+    public var maxConnections = 512
     /// The most body bytes held in memory at once over all requests still unauthenticated; a request that would
     /// pass it gets 503 with Retry-After instead of being read (many slow uploads cannot exhaust memory).
     public var maxInflightBodyBytes = 128 * 1024 * 1024

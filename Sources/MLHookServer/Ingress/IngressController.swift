@@ -127,8 +127,9 @@ struct IngressController: Sendable {
             outcome = try await store.append(event, plan: decision.record, jobs: decision.jobs)
         } catch {
             logger.error("hook not stored, answered 503 so the sender retries: \(error)", metadata: log)
-            return (json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"]),
-                    Outcome(name: "store_unavailable", kind: kind))
+            var r = json(.serviceUnavailable, ["error": "store_unavailable", "message": "the event could not be stored; retry later"])
+            r.headers[.retryAfter] = "1"
+            return (r, Outcome(name: "store_unavailable", kind: kind))
         }
         log["event_id"] = .string(outcome.id)
         log["delivery_id"] = .string(deliveryID)

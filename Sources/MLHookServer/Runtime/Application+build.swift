@@ -1,6 +1,7 @@
 import AMLLocal
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MLHookCore
 import NIOCore
@@ -72,7 +73,8 @@ public func buildApplication(
         router: router,
         server: runtime.httpServer,
         configuration: .init(address: .hostname(runtime.config.server.host, port: runtime.config.server.port),
-                             serverName: "mlhook"),
+                             serverName: "mlhook",
+                             availableConnectionsDelegate: MaximumAvailableConnections(runtime.config.server.maxConnections)),
         services: services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import NIOCore
 import NIOSSL
 import MLHookCore
 import Signing
@@ -30,7 +31,7 @@ public struct MLHookRuntime: Sendable {
     /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
     public var runSample = false
     /// HTTP, or HTTPS with `server.tls`.
-    public var httpServer: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: .seconds(30)))
+    public var httpServer: HTTPServerBuilder = .http1(configuration: MLHookRuntime.http1Configuration(ServerConfig()))
     /// "http" or "https".
     public var scheme = "http"
     /// Prometheus metrics, served at /metrics.
@@ -62,9 +63,9 @@ public struct MLHookRuntime: Sendable {
         let store = try StoreFactory.open(loaded.config.store, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
-        runtime.httpServer = .http1(configuration: .init(idleTimeout: .seconds(Int64(loaded.config.server.idleTimeoutSeconds))))
+        runtime.httpServer = .http1(configuration: http1Configuration(loaded.config.server))
         if let tls = loaded.config.server.tls {
-            runtime.httpServer = try tlsServer(tls, idleTimeoutSeconds: loaded.config.server.idleTimeoutSeconds)
+            runtime.httpServer = try tlsServer(tls, http1: http1Configuration(loaded.config.server))
             runtime.scheme = "https"
         }
         if loaded.config.azureml.mode == .local {
@@ -83,8 +84,14 @@ public struct MLHookRuntime: Sendable {
         return runtime
     }
 
+    /// What every HTTP/1.1 connection gets: the idle timeout and the whole-request read deadline.
+    public static func http1Configuration(_ server: ServerConfig) -> HTTP1Channel.Configuration {
+        let limit = TimeAmount.seconds(Int64(server.readTimeoutSeconds))
+        return .init(additionalChannelHandlers: [RequestReadDeadline(limit: limit)], idleTimeout: .seconds(Int64(server.idleTimeoutSeconds)))
+    }
+
     /// An HTTPS server builder from PEM files. - Throws: `ConfigError` naming the file that cannot be used.
-    public static func tlsServer(_ tls: TLSConfig, idleTimeoutSeconds: Int = 30) throws(ConfigError) -> HTTPServerBuilder {
+    public static func tlsServer(_ tls: TLSConfig, http1: HTTP1Channel.Configuration) throws(ConfigError) -> HTTPServerBuilder {
         func fail(_ key: String, _ why: String) -> ConfigError {
             ConfigError([ConfigIssue(file: "<tls>", line: 0, key: "server.tls.\(key)", message: why)])
         }
@@ -99,7 +106,7 @@ public struct MLHookRuntime: Sendable {
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
-        do { return try .tls(.http1(configuration: .init(idleTimeout: .seconds(Int64(idleTimeoutSeconds)))), tlsConfiguration: configuration) } catch {
+        do { return try .tls(.http1(configuration: http1), tlsConfiguration: configuration) } catch {
             throw fail("cert_file", "the certificate and key cannot be used together: \(error)")
         }
     }

@@ -16,6 +16,7 @@ final class GroupCommitWriter<Item: Sendable, Outcome: Sendable>: @unchecked Sen
     private var stopped = false
     private let pool: DatabasePool
     private let maxBatch: Int
+    private let maxQueued: Int
     private let commit: @Sendable (Database, [Item]) throws -> [Outcome]
     private let logger: Logger
 
@@ -23,12 +24,15 @@ final class GroupCommitWriter<Item: Sendable, Outcome: Sendable>: @unchecked Sen
     /// - Parameters:
     ///   - pool: The database.
     ///   - maxBatch: Most items per transaction.
+    ///   - maxQueued: Most items waiting; past it `submit` fails at once with a retryable `.busy` (ingress answers
+    ///     503, so the sender retries later) instead of the queue, and the memory its bodies hold, growing.
     ///   - name: The thread's name (shows in `top -H` and profilers).
     ///   - commit: Writes a batch inside one transaction and returns one outcome per item, in order.
-    init(pool: DatabasePool, maxBatch: Int, name: String, logger: Logger,
+    init(pool: DatabasePool, maxBatch: Int, maxQueued: Int = 4096, name: String, logger: Logger,
          commit: @escaping @Sendable (Database, [Item]) throws -> [Outcome]) {
         self.pool = pool
         self.maxBatch = maxBatch
+        self.maxQueued = maxQueued
         self.commit = commit
         self.logger = logger
         let thread = Thread { [self] in run() }
@@ -43,6 +47,11 @@ final class GroupCommitWriter<Item: Sendable, Outcome: Sendable>: @unchecked Sen
             if stopped {
                 condition.unlock()
                 continuation.resume(throwing: CancellationError())
+                return
+            }
+            if queue.count >= maxQueued {
+                condition.unlock()
+                continuation.resume(throwing: StoreError(.busy, "append", "\(maxQueued) writes are already waiting for the disk; retry shortly"))
                 return
             }
             queue.append((item, continuation))
