@@ -34,6 +34,7 @@ public final class MLHookMetrics: Sendable {
     static let queueDepth = describe("queue_depth", "", "Work waiting: events to plan, jobs queued, running and watching, callbacks pending.")
     static let jobs = describe("jobs", "", "Jobs in the store by state.")
     static let callbacksStored = describe("callbacks_stored", "", "Callbacks in the store by state (dead ones wait for a replay).")
+    static let parked = describe("parked_records", "", "Records set aside as poison (event, job), each kept with its reason in /ui and the admin API.")
 
     /// Recorded on every delivery: held rather than looked up each time.
     let ingestDuration: DurationHistogram
@@ -113,6 +114,9 @@ public final class MLHookMetrics: Sendable {
         }
         for state in CallbackState.allCases {
             registry.makeGauge(descriptor: Self.callbacksStored, labels: [("state", state.rawValue)]).set(Double(counts.callbacks[state.rawValue] ?? 0))
+        }
+        for record in ["event", "job"] {
+            registry.makeGauge(descriptor: Self.parked, labels: [("record", record)]).set(Double(counts.parked[record] ?? 0))
         }
     }
 

@@ -41,10 +41,23 @@ public struct EventPlanner: Service {
     /// - Returns: How many were planned.
     public func planPending() async throws -> Int {
         let events = try await store.unplanned(limit: 100)
+        guard !events.isEmpty else { return 0 }
         let config = live.snapshot.config
         let decisions = events.map { Self.decide($0, config: config) }
         // One transaction (one fsync) for the whole batch: verdicts and their jobs together, never one without the other.
-        try await store.recordPlans(decisions.map(\.record), jobs: decisions.flatMap(\.jobs))
+        do {
+            try await store.recordPlans(decisions.map(\.record), jobs: decisions.flatMap(\.jobs))
+        } catch let error as StoreError where !error.isRetryable {
+            // A record the store refuses must not hold back the others: each alone, and one that still fails is parked.
+            logger.warning("planner: the batch of \(events.count) could not be recorded (\(error)); recording them one by one")
+            for (stored, decision) in zip(events, decisions) {
+                do { try await store.recordPlans([decision.record], jobs: decision.jobs) } catch let error as StoreError where !error.isRetryable {
+                    let reason = Parked.reason("its plan cannot be stored (\(error))")
+                    try await store.recordPlans([PlanVerdict(id: stored.summary.id, state: .failed, plan: nil, explanation: reason)], jobs: [])
+                    logger.error("event parked: \(reason)", metadata: ["event_id": .string(stored.summary.id)])
+                }
+            }
+        }
         for (stored, decision) in zip(events, decisions) {
             Self.log(decision, logger: logger, metadata: ["event_id": .string(stored.summary.id),
                                                           "delivery_id": .string(stored.summary.deliveryID),

@@ -27,6 +27,9 @@ public protocol Inbox: Sendable {
     func append(_ event: InboundEvent, plan: PlanVerdict?, jobs: [NewJob]) async throws -> AppendOutcome
 
     /// Events not yet planned, oldest first (schedule ticks, events stored by an older version).
+    ///
+    /// An event whose stored record cannot be read (a body that fails its checksum, say) is not returned and
+    /// does not fail the others: it is parked, ended `failed` with a `Parked` reason.
     /// - Parameter limit: At most this many.
     func unplanned(limit: Int) async throws -> [StoredEvent]
 

@@ -87,10 +87,28 @@ extension SQLiteStore: Inbox {
     }
 
     public func unplanned(limit: Int) async throws -> [StoredEvent] {
-        try await read("read unplanned events") { [self] db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) WHERE state = 'received' ORDER BY events.seq LIMIT ?",
-                             arguments: [limit]).map(stored)
+        let (readable, unreadable) = try await read("read unplanned events") { [self] db in
+            var readable: [StoredEvent] = []
+            var unreadable: [(id: String, reason: String)] = []
+            for row in try Row.fetchAll(db, sql: "SELECT \(Self.fullColumns) WHERE state = 'received' ORDER BY events.seq LIMIT ?",
+                                        arguments: [limit]) {
+                do { readable.append(try stored(row)) } catch let error as StoreError where !error.isRetryable {
+                    // This record will not read better next time: set it aside, the others go on.
+                    unreadable.append((row["id"], error.description))
+                }
+            }
+            return (readable, unreadable)
         }
+        if !unreadable.isEmpty {
+            try await write("park unreadable events") { db in
+                for (id, reason) in unreadable {
+                    try db.execute(sql: "UPDATE events SET state = 'failed', explanation = ? WHERE id = ? AND state = 'received'",
+                                   arguments: [Parked.reason("the stored event cannot be read (\(reason))"), id])
+                }
+            }
+            for (id, reason) in unreadable { logger.error("event \(id) parked: it cannot be read: \(reason)") }
+        }
+        return readable
     }
 
     @discardableResult

@@ -61,9 +61,18 @@ extension SQLiteStore: JobQueue {
         }
         guard any else { return 0 }
         return try await write("release expired leases") { db in
+            // A job that used every attempt without its outcome being recorded (its worker died each time, or the
+            // outcome cannot be written) is parked, not run again without end.
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'dead', lease_until = NULL,
+                       last_error = ? || attempts || ' attempts: the worker died or its outcome could not be recorded' ||
+                                    coalesce(' (last error: ' || last_error || ')', '')
+                WHERE state = 'running' AND lease_until < ? AND attempts >= max_attempts
+                """, arguments: [Parked.reason("its lease expired on each of its "), now.timeIntervalSince1970])
+            let parked = db.changesCount
             try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running' AND lease_until < ?",
                            arguments: [now.timeIntervalSince1970])
-            return db.changesCount
+            return parked + db.changesCount
         }
     }
 

@@ -88,7 +88,12 @@ extension SQLiteStore: OperatorView, StoreStatistics {
             }
             // Events: only the planning backlog (a partial index), not a scan of the whole inbox.
             let backlog = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE state = 'received'") ?? 0
-            return StoreCounts(jobs: try grouped("jobs"), callbacks: try grouped("callbacks"), events: ["received": backlog])
+            // Parked events are the only failed ones (a partial index); parked jobs are dead ones with the prefix.
+            let parkedEvents = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE state = 'failed'") ?? 0
+            let parkedJobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error LIKE ?",
+                                              arguments: [Parked.prefix + "%"]) ?? 0
+            return StoreCounts(jobs: try grouped("jobs"), callbacks: try grouped("callbacks"),
+                               events: ["received": backlog, "failed": parkedEvents], parked: ["event": parkedEvents, "job": parkedJobs])
         }
     }
 

@@ -136,6 +136,10 @@ extension SQLiteStore {
                 CREATE INDEX callbacks_event ON callbacks(event_id);
                 """)
         }
+        m.registerMigration("v12 parked events") { db in
+            // Parked (poison) events are counted at every /metrics scrape: only they are ever failed.
+            try db.execute(sql: "CREATE INDEX events_failed ON events(seq) WHERE state = 'failed'")
+        }
         return m
     }
 }
