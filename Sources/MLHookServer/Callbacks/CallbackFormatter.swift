@@ -9,6 +9,15 @@ enum CallbackFormatter {
     /// Slack accepts at most 5 responses per response_url.
     static let slackResponseLimit = 5
 
+    /// Where a command's answer may be posted: an http(s) URL, and from a source that does not check signatures
+    /// only Slack's own https hosts, so an unsigned request cannot point mlhook at an address of its choosing.
+    static func isSlackResponseURL(_ text: String, signed: Bool) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
+        else { return false }
+        if signed { return scheme == "https" || scheme == "http" }
+        return scheme == "https" && (host == "hooks.slack.com" || host.hasSuffix(".slack.com")) && url.port == nil && url.user == nil
+    }
+
     /// The callbacks of a job.
     /// - Parameters:
     ///   - job: The job.
@@ -50,7 +59,8 @@ enum CallbackFormatter {
                                        credential: credential(secret), body: body.text))
             case .slack:
                 // Slack's response_url takes at most 5 responses within 30 minutes: one per finished job.
-                guard !onlyPending, let responseURL = normalized?.command?.responseURL else { continue }
+                guard !onlyPending, let responseURL = normalized?.command?.responseURL,
+                      Self.isSlackResponseURL(responseURL, signed: event?.signed ?? false) else { continue }
                 let line = normalized?.command?.line ?? job.rule
                 let mark = state == .succeeded ? "✅" : "❌"
                 var text = "\(mark) `\(line)`: \(job.action) \(state.rawValue)"

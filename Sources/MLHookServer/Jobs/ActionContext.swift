@@ -50,6 +50,9 @@ final class AttemptEvent: Sendable {
     struct Loaded: Sendable {
         let stored: StoredEvent
         let normalized: NormalizedEvent?
+        /// Whether its source checks signatures: what an unsigned (`insecure`) source's payload names, such as a
+        /// Slack response_url, is anybody's choice.
+        var signed = true
     }
 
     private let inbox: any Inbox
@@ -67,7 +70,8 @@ final class AttemptEvent: Sendable {
     func load() async throws -> Loaded? {
         if let cached = loaded.withLock({ $0 }) { return cached }
         let event = try await inbox.event(id: id).map { stored in
-            Loaded(stored: stored, normalized: EventPlanner.normalize(stored, config: config))
+            Loaded(stored: stored, normalized: EventPlanner.normalize(stored, config: config),
+                   signed: config.sources.first { $0.name == stored.summary.source }.map { !$0.insecure } ?? false)
         }
         loaded.withLock { $0 = .some(event) }
         return event
