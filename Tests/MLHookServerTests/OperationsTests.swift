@@ -145,6 +145,33 @@ import Testing
         }
     }
 
+    /// Guessing the admin token at /ui/login is slowed: after 10 wrong tries in a minute every sign-in waits (429
+    /// with Retry-After), the right token too. Under TLS the session cookie is Secure.
+    @Test func signInIsRateLimitedAndTheCookieIsSecureUnderTLS() async throws {
+        let h = try await seeded()
+        defer { h.dir.remove() }
+        var runtime = h.runtime
+        runtime.scheme = "https"
+        let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        let right = ByteBuffer(string: "token=" + FormURLEncoded.escape(Self.adminToken))
+        try await buildApplication(runtime).test(.router) { client in
+            let cookie = try await client.execute(uri: "/ui/login", method: .post, headers: form, body: right) { $0.headers[.setCookie] ?? "" }
+            #expect(cookie.hasSuffix("; Secure"), "\(cookie)")
+            for _ in 0..<10 {
+                try await client.execute(uri: "/ui/login", method: .post, headers: form, body: ByteBuffer(string: "token=guess")) { #expect($0.status == .unauthorized) }
+            }
+            try await client.execute(uri: "/ui/login", method: .post, headers: form, body: right) { r in
+                #expect(r.status == .tooManyRequests)
+                #expect(Int(r.headers[.retryAfter] ?? "") ?? 0 >= 1)
+                #expect(r.headers[.setCookie] == nil)
+            }
+        }
+        try await h.app.test(.router) { client in
+            let cookie = try await client.execute(uri: "/ui/login", method: .post, headers: form, body: right) { $0.headers[.setCookie] ?? "" }
+            #expect(!cookie.contains("Secure"), "plain HTTP: a Secure cookie would never come back")
+        }
+    }
+
     @Test func theStatusPageNeedsASignInAndItsButtonsNeedTheCSRFToken() async throws {
         let h = try await seeded()
         defer { h.dir.remove() }

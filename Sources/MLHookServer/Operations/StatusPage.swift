@@ -6,6 +6,7 @@ import MLHookCore
 import NIOCore
 import Signing
 import Store
+import Synchronization
 
 /// `/ui`: a server-rendered status page (plain HTML, no JavaScript) that refreshes itself: queue depths,
 /// recent events with why they did or did not match, jobs with their attempts and run links, and
@@ -21,6 +22,10 @@ struct StatusPage: Sendable {
     let logger: Logger
     /// A link to a run (Azure ML studio in cloud mode), or nil.
     var runLink: @Sendable (_ experiment: String, _ runID: String) -> String? = { _, _ in nil }
+    /// Served over HTTPS: the session cookie is marked Secure, so a browser never sends it in the clear.
+    var secure = false
+    /// Failed sign-ins, over all clients.
+    let signIns = SignInLimiter()
 
     static let cookie = "mlhook_ui"
     static let sessionSeconds: TimeInterval = 12 * 3600
@@ -79,15 +84,24 @@ struct StatusPage: Sendable {
 
     func login(_ req: Request) async throws -> Response {
         guard let token = live.adminToken else { return Self.notFound() }
+        // Guessing is slowed for everybody at once: past the limit every sign-in waits, the right token too.
+        if let wait = signIns.wait(now: Date()) {
+            logger.notice("status page: sign-in refused (too many failed attempts)")
+            var r = Self.html(.tooManyRequests, Self.loginForm(error: "Too many failed sign-ins; try again in \(wait) s."))
+            r.headers[.retryAfter] = String(wait)
+            return r
+        }
         let body = String(buffer: try await req.body.collect(upTo: 16 << 10))
         let given = (try? FormURLEncoded.dictionary(body))?["token"] ?? ""
         guard ConstantTime.tokenEquals(given, token.text) else {
+            signIns.failed(now: Date())
             logger.notice("status page: sign-in refused (wrong token)")
             return Self.html(.unauthorized, Self.loginForm(error: "That is not the admin token."))
         }
         let session = Self.newSession(token: token, now: Date())
         var r = Response(status: .seeOther, headers: [.location: "/ui"])
         r.headers[.setCookie] = "\(Self.cookie)=\(session); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(Int(Self.sessionSeconds))"
+            + (secure ? "; Secure" : "")
         return r
     }
 
@@ -261,4 +275,27 @@ struct StatusPage: Sendable {
     }
 
     static func notFound() -> Response { AdminAPI.error(.notFound, "not_found", "the status page is off: set admin.token in the configuration") }
+}
+
+/// At most `limit` failed sign-ins in any `window` seconds, over all clients; past it, sign-ins wait.
+final class SignInLimiter: Sendable {
+    private let failures = Mutex<[Date]>([])
+    let limit: Int
+    let window: TimeInterval
+
+    init(limit: Int = 10, window: TimeInterval = 60) {
+        self.limit = limit
+        self.window = window
+    }
+
+    func failed(now: Date) { failures.withLock { $0.append(now) } }
+
+    /// Seconds to wait before the next sign-in may be tried, or nil when it may be tried now.
+    func wait(now: Date) -> Int? {
+        failures.withLock { f in
+            f.removeAll { now.timeIntervalSince($0) >= window }
+            guard f.count >= limit, let oldest = f.first else { return nil }
+            return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
+        }
+    }
 }

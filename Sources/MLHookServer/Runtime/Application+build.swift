@@ -25,6 +25,7 @@ public func buildApplication(
     runtime.metrics.addRoutes(to: router, store: runtime.store)
     AdminAPI(store: runtime.store, live: runtime.live, logger: runtime.logger).addRoutes(to: router)
     var statusPage = StatusPage(store: runtime.store, live: runtime.live, logger: runtime.logger)
+    statusPage.secure = runtime.scheme == "https"
     let cloud = runtime.config.azureml.cloud
     if runtime.config.azureml.mode == .cloud, let sub = cloud.subscriptionID, let rg = cloud.resourceGroup, let ws = cloud.workspace {
         // Azure ML studio's run page.
