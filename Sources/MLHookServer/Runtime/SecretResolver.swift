@@ -11,7 +11,8 @@ public struct SecretResolver: Sendable {
         self.environment = environment
     }
 
-    /// Resolves one reference.
+    /// Resolves one reference. A file that is UTF-8 text is read as text with its line breaks at either end
+    /// trimmed; any other file (a binary key) is used byte for byte.
     /// - Parameter key: The key path for messages, such as `sources[github].secrets[0]`.
     /// - Throws: `ConfigError` when the variable is unset, the file unreadable, or the value empty.
     public func resolve(_ ref: SecretReference, key: String) throws(ConfigError) -> WebhookSecret {
@@ -29,8 +30,11 @@ public struct SecretResolver: Sendable {
             if !FileManager.default.fileExists(atPath: path) && create {
                 do { try Self.createSecretFile(path) } catch { throw fail("cannot create secret file \(path): \(error)") }
             }
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw fail("cannot read secret file \(path)")
+            guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read secret file \(path)") }
+            guard let text = String(data: data, encoding: .utf8) else {
+                // Raw bytes (a random binary HMAC key): used exactly as stored, nothing trimmed.
+                guard !data.isEmpty else { throw fail("the secret (\(ref)) is empty") }
+                return WebhookSecret(bytes: [UInt8](data))
             }
             value = text.trimmingCharacters(in: .newlines)
         }
