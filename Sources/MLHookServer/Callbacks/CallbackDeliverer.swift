@@ -20,6 +20,10 @@ public struct CallbackDeliverer: Service {
     let metrics: MLHookMetrics
     /// The clock signatures are stamped and retries scheduled with.
     let now: @Sendable () -> Date
+    /// How long one delivery may take.
+    public var timeout: TimeAmount = .seconds(10)
+    /// Receivers served at once: a slow or dead one holds only its own callbacks back.
+    public var parallelReceivers = 8
 
     public static let defaultSchedule: [TimeInterval] = [5, 30, 120, 600, 1800, 7200]
 
@@ -47,7 +51,21 @@ public struct CallbackDeliverer: Service {
     /// Attempts every due callback once. - Returns: how many were attempted.
     public func deliverDue() async throws -> Int {
         let due = try await store.dueCallbacks(now: now(), limit: 32)
-        for c in due { try await deliver(c) }
+        // Receivers in parallel; one receiver's callbacks in order (a GitHub status's pending before its final).
+        var byURL: [String: [CallbackRecord]] = [:]
+        var receivers: [String] = []
+        for c in due {
+            if byURL[c.url] == nil { receivers.append(c.url) }
+            byURL[c.url, default: []].append(c)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, url) in receivers.enumerated() {
+                if n >= parallelReceivers { try await group.next() }
+                let callbacks = byURL[url] ?? []
+                group.addTask { for c in callbacks { try await deliver(c) } }
+            }
+            try await group.waitForAll()
+        }
         return due.count
     }
 
@@ -75,7 +93,7 @@ public struct CallbackDeliverer: Service {
                 break  // slack: response_url is itself the credential
             }
             request.body = .bytes(ByteBuffer(string: c.body))
-            let response = try await http.execute(request, timeout: .seconds(10))
+            let response = try await http.execute(request, timeout: timeout)
             _ = try? await response.body.collect(upTo: 1 << 16)
             status = Int(response.status.code)
             if (200..<300).contains(Int(response.status.code)) {
