@@ -113,3 +113,10 @@ public struct AMLLocal: Sendable {
         return router
     }
 }
+
+extension AMLLocal {
+    /// Deletes the projects of runs that ended before `cutoff` (their records and logs stay).
+    /// - Returns: How many runs were pruned.
+    @discardableResult
+    public func pruneRuns(endedBefore cutoff: Date) throws -> Int { try server.pruneRuns(endedBefore: cutoff) }
+}

@@ -177,3 +177,25 @@ extension TokenIssuer {
         ConstantTime.equals(Array(sign(text).utf8), Array(sig.utf8))
     }
 }
+
+extension AMLLocalServer {
+    /// Deletes the project (code, outputs and the uploaded zip) of every run that ended before `cutoff`; its
+    /// record and logs stay, so history still reads. - Returns: how many runs were pruned.
+    func pruneRuns(endedBefore cutoff: Date) throws -> Int {
+        let fm = FileManager.default
+        var pruned = 0
+        let parse = Self.timeStyle
+        for (_, run) in try store.all("run") {
+            guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status),
+                  let uuid = run["runUuid"]?.string, uuid.allSatisfy({ $0.isHexDigit || $0 == "-" }),
+                  let ended = run["endTimeUtc"]?.string.flatMap({ try? parse.parse($0) }), ended < cutoff else { continue }
+            let dir = "\(settings.dataDirectory)/runs/\(uuid)"
+            var removed = false
+            for item in ["project", "project.zip"] where fm.fileExists(atPath: dir + "/" + item) {
+                if (try? fm.removeItem(atPath: dir + "/" + item)) != nil { removed = true }
+            }
+            if removed { pruned += 1 }
+        }
+        return pruned
+    }
+}

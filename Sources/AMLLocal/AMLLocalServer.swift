@@ -199,5 +199,7 @@ public final class AMLLocalServer: Sendable {
         json(status, value.text, headers: headers)
     }
 
-    static func now() -> String { Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)) }
+    /// How times are written in run records (UTC, no zone suffix, as the service writes them).
+    static let timeStyle = Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: true)
+    static func now() -> String { Date().formatted(timeStyle) }
 }

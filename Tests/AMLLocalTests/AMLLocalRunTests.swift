@@ -41,6 +41,28 @@ import Testing
         }
     }
 
+    /// Pruning deletes a finished run's project (code and outputs) and keeps its record and logs.
+    @Test func pruningDeletesOldRunProjectsAndKeepsTheirRecords() async throws {
+        let h = try AMLHarness()
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let token = try await api.accessToken()
+            let start = try await api.startRun(token, files: ["hello.py": "print('hello')\n"],
+                                               definition: #"{"configuration":{"script":"hello.py","target":"cpu-cluster"}}"#)
+            let runID = start.json["runId"]?.string ?? ""
+            let run = try await api.waitFor(token, run: runID, ["Completed", "Failed", "Canceled"])
+            #expect(run["status"]?.string == "Completed")
+            let runDir = h.dir.path + "/runs/" + (run["runUuid"]?.string ?? "?")
+            #expect(FileManager.default.fileExists(atPath: runDir + "/project/hello.py"))
+            #expect(try h.aml.pruneRuns(endedBefore: Date().addingTimeInterval(-86_400)) == 0, "ended just now")
+            #expect(try h.aml.pruneRuns(endedBefore: Date().addingTimeInterval(60)) == 1)
+            #expect(!FileManager.default.fileExists(atPath: runDir + "/project"))
+            #expect(!FileManager.default.fileExists(atPath: runDir + "/project.zip"))
+            let again = try await api.waitFor(token, run: runID, ["Completed"])
+            #expect(again["status"]?.string == "Completed", "the record stays")
+        }
+    }
+
     @Test func aFailingScriptFailsWithItsExitCodeAndStderr() async throws {
         let h = try AMLHarness()
         defer { h.dir.remove() }

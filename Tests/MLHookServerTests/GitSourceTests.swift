@@ -34,4 +34,22 @@ import Testing
             #expect(throws: Never.self) { try GitSource.validate(url: "https://example.com/o/r.git", ref: ref, folder: "train") }
         }
     }
+
+    /// A cached repository no job used within the retention is deleted; one in use stays.
+    @Test func theCacheForgetsRepositoriesNoJobUses() async throws {
+        let dir = try TemporaryDirectory("mlhook-git-prune")
+        defer { dir.remove() }
+        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        let source = GitSource(cacheDirectory: dir.file("cache"))
+        _ = try await source.zip(url: "file://" + dir.file("repo"), commit: sha, folder: ".")
+        let cached = try FileManager.default.contentsOfDirectory(atPath: dir.file("cache")).filter { $0.hasSuffix(".git") }
+        #expect(cached.count == 1)
+        #expect(source.pruneCache(unusedSince: Date().addingTimeInterval(-30 * 86_400)) == 0, "used just now")
+        let marker = dir.file("cache") + "/" + cached[0] + "/" + GitSource.usedMarker
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-40 * 86_400)], ofItemAtPath: marker)
+        #expect(source.pruneCache(unusedSince: Date().addingTimeInterval(-30 * 86_400)) == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("cache") + "/" + cached[0]))
+        // And it is fetched again when a job needs it.
+        _ = try await source.zip(url: "file://" + dir.file("repo"), commit: sha, folder: ".")
+    }
 }

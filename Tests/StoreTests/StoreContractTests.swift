@@ -144,6 +144,28 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(await store.isReady())
     }
 
+    @Test(arguments: StoreBackend.all)
+    func pruningForgetsFinishedJobsAndCallbacksButNotWorkInProgress(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try backend.open(clock)
+        defer { close() }
+        let old = Self.event("old", at: clock.now)
+        let done = Self.job("done", event: old.id, action: "scale_compute"), busy = Self.job("busy", event: old.id, action: "delete_model")
+        _ = try await store.append(old, plan: Self.planned(old.id), jobs: [done, busy])
+        let claimed = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["scale_compute"]))
+        try await store.finishAttempt(id: claimed.id, state: .succeeded, error: nil, result: "{}", retryAt: nil, startedAt: clock.now, now: clock.now,
+                                      callbacks: [NewCallback(jobID: claimed.id, eventID: old.id, rule: "train", targetIndex: 0, kind: "slack",
+                                                              url: "https://hooks.slack.com/x", body: "{}")])
+        let callback = try #require(try await store.dueCallbacks(now: clock.now, limit: 10).first)
+        try await store.recordDelivery(id: callback.id, state: .delivered, status: 200, error: nil, retryAt: nil)
+        clock.advance(40 * 86_400)
+        #expect(try await store.prune(receivedBefore: clock.now.addingTimeInterval(-30 * 86_400)) == 1)
+        let left = try await store.jobs(limit: nil, state: nil)
+        #expect(left.map(\.idempotencyKey) == [busy.idempotencyKey], "the finished job went, the queued one stays")
+        #expect(try await store.attempts(jobID: claimed.id).isEmpty)
+        #expect(try await store.callbacks(limit: nil, state: nil).isEmpty)
+    }
+
     // MARK: Job queue
 
     @Test(arguments: StoreBackend.all)

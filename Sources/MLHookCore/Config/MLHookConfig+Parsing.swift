@@ -102,6 +102,8 @@ extension MLHookConfig {
                         else { reader.error(lm.node("listen"), lm.keyPath("listen"), "expected host:port, got \"\(listen)\"") }
                     }
                     config.azureml.localConfinement = lm.choice("confinement", default: LocalConfinement.auto)
+                    config.azureml.localRunRetentionDays = lm.int("run_retention_days", default: config.azureml.localRunRetentionDays,
+                                                                  range: 1...3650)
                     lm.finish()
                 }
                 m.finish()

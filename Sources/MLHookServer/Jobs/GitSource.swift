@@ -80,9 +80,30 @@ public struct GitSource: Sendable {
         defer { try? FileManager.default.removeItem(atPath: out) }
         let tree = folder == "." || folder.isEmpty ? commit : "\(commit):\(folder)"
         try await git(["-C", cache, "archive", "--format=zip", "-o", out, "--end-of-options", tree])
+        // When this repository was last used, for pruneCache.
+        FileManager.default.createFile(atPath: cache + "/" + Self.usedMarker, contents: nil)
         guard let data = FileManager.default.contents(atPath: out) else { throw Failure(description: "git archive wrote nothing") }
         guard data.count <= maxZipBytes else { throw Failure(description: "\(folder) at \(commit.prefix(12)) zips to more than \(maxZipBytes) bytes") }
         return ([UInt8](data), commit)
+    }
+
+    /// A file in each cached repository whose modification time is when a job last used it.
+    static let usedMarker = "mlhook-last-used"
+
+    /// Deletes the cached repositories no job has used since `cutoff` (a repository no rule fetches any more
+    /// would otherwise stay for ever). - Returns: how many were deleted.
+    @discardableResult
+    public func pruneCache(unusedSince cutoff: Date) -> Int {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: cacheDirectory) else { return 0 }
+        var deleted = 0
+        for name in names where name.hasSuffix(".git") {
+            let repo = cacheDirectory + "/" + name
+            let stamp = (try? fm.attributesOfItem(atPath: repo + "/" + Self.usedMarker))?[.modificationDate] as? Date
+                ?? (try? fm.attributesOfItem(atPath: repo))?[.modificationDate] as? Date ?? .distantFuture
+            if stamp < cutoff, (try? fm.removeItem(atPath: repo)) != nil { deleted += 1 }
+        }
+        return deleted
     }
 
     /// Transports a repository URL may use (git's `ext::` and `fd::` run commands; they are never allowed).

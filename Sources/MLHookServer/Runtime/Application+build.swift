@@ -36,8 +36,11 @@ public func buildApplication(
     let sample = runtime.runSample ? SampleDemo(store: runtime.store, live: runtime.live, logger: runtime.logger) : nil
     sample?.addRoutes(to: router)
 
-    let pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
+    var pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
                              now: runtime.now, logger: runtime.logger)
+    pruner.git = runtime.azureMLClient == nil ? nil : GitSource(cacheDirectory: runtime.config.gitCacheDirectory)
+    pruner.amlLocal = runtime.amlLocal
+    pruner.runRetentionDays = runtime.config.azureml.localRunRetentionDays
     var services: [any Service] = [
         pruner,
         EventPlanner(store: runtime.store, live: runtime.live, logger: runtime.logger),

@@ -43,8 +43,10 @@ public protocol Inbox: Sendable {
     /// One event with its body, by id (a job reads the event that made it).
     func event(id: String) async throws -> StoredEvent?
 
-    /// Deletes events received before `date`, which also forgets their dedup keys.
-    /// - Returns: How many were deleted.
+    /// Deletes events received before `date`, which also forgets their dedup keys, with the finished jobs made
+    /// before it (their attempts too) and the delivered or dead callbacks queued before it. Work still in
+    /// progress (queued, running or watching jobs, pending callbacks) is kept whatever its age.
+    /// - Returns: How many events were deleted.
     func prune(receivedBefore date: Date) async throws -> Int
 
     /// Whether the store answers queries (for `/readyz`).

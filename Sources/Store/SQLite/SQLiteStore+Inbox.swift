@@ -156,6 +156,10 @@ extension SQLiteStore: Inbox {
             try db.execute(sql: "DELETE FROM event_bodies WHERE seq IN (SELECT seq FROM events WHERE received_at < ?)", arguments: [cutoff])
             try db.execute(sql: "DELETE FROM events WHERE received_at < ?", arguments: [cutoff])
             let deleted = db.changesCount
+            try db.execute(sql: "DELETE FROM callbacks WHERE created_at < ? AND state IN ('delivered', 'dead')", arguments: [cutoff])
+            let finished = "created_at < ? AND state IN ('succeeded', 'failed', 'dead') AND id NOT IN (SELECT job_id FROM callbacks)"
+            try db.execute(sql: "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE \(finished))", arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM jobs WHERE \(finished)", arguments: [cutoff])
             return (deleted, try Int.fetchOne(db, sql: "SELECT min(body_segment) FROM events"))
         }
         // After the commit: segments no stored event points into (never the one being appended to).
