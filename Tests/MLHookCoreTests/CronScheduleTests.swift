@@ -72,4 +72,19 @@ import Testing
             }
         }
     }
+
+    /// Found by scripts/fuzz.sh (cron, a timeout): the latest tick in a year-long window of a busy schedule was
+    /// found by walking every tick in it. It is the same tick as that walk finds, found at once.
+    @Test func theLatestTickInALongWindowIsFoundWithoutWalkingEveryTick() throws {
+        let now = Date(timeIntervalSince1970: 1_700_000_000)  // 2023-11-14 22:13:20 UTC, a Tuesday
+        for (expression, expected) in [("* 9-17 * * MON-FRI", "2023-11-14T17:59:00Z"), ("0 3 * * *", "2023-11-14T03:00:00Z"),
+                                       ("0 0 29 2 *", "2020-02-29T00:00:00Z"), ("*/15 * * * *", "2023-11-14T22:00:00Z")] {
+            let schedule = try CronSchedule(expression)
+            let started = ContinuousClock.now
+            let tick = schedule.previous(atOrBefore: now, window: 366 * 86_400 * 4)
+            #expect(tick?.formatted(.iso8601) == expected, "\(expression)")
+            #expect(ContinuousClock.now - started < .seconds(5), "\(expression)")  // walking every tick took minutes
+        }
+        #expect(try CronSchedule("0 0 29 2 *").previous(atOrBefore: now, window: 86_400) == nil, "nothing within a day")
+    }
 }

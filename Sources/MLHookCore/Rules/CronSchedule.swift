@@ -114,14 +114,23 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The most recent firing instant at or before `date`, searching back at most `window` seconds.
+    ///
+    /// Looks back over spans growing eightfold from a minute, so the cost is that of the few firings in the
+    /// smallest span holding one, not of every firing in the window (an every-minute schedule over a year
+    /// window took seconds; scripts/fuzz.sh cron).
     public func previous(atOrBefore date: Date, window: TimeInterval) -> Date? {
-        var t = date.addingTimeInterval(-window - 1)
-        var last: Date?
-        while let n = next(after: t), n <= date {
-            last = n
-            t = n
+        var span: TimeInterval = 61
+        while true {
+            let w = min(span, window)
+            var t = date.addingTimeInterval(-w - 1)
+            var last: Date?
+            while let n = next(after: t), n <= date {
+                last = n
+                t = n
+            }
+            if last != nil || w >= window { return last }
+            span *= 8
         }
-        return last
     }
 
     static func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
