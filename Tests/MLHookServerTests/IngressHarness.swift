@@ -44,6 +44,9 @@ struct IngressHarness {
                    "BB": "bb-secret", "SL": "8f742231b10e8888abcd99yyyzzz85a5", "SW": Self.standardKey, "GN": "generic-secret"]
         var loaded = try MLHookConfig.parse(yaml: yaml, file: "test.yaml")
         loaded.config.store.backend = .sqlite(.init(path: dir.file("mlhook.db")))
+        // The app's clock is fixed (`now`, weeks from the store's real one): a long retention keeps the in-app pruner
+        // from taking rows the store stamped with the real time for old ones.
+        loaded.config.store.retentionDays = 3650
         let logger = logs.logger(level: .info)
         let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: secrets)
         store = try StoreFactory.open(loaded.config.store, logger: logger)

@@ -24,7 +24,7 @@ import Testing
           - name: nightly
             when: { schedule: "0 3 * * *", timezone: Europe/Berlin }
             actions:
-              - start_run: { experiment: nightly, script: train.py, compute: cpu-cluster, arguments: ["{{ schedule.tick }}"] }
+              - start_run: { experiment: nightly, repository: "https://example.com/ml.git", ref: main, script: train.py, compute: cpu-cluster, arguments: ["{{ schedule.tick }}"] }
         """
 
     func post(_ h: IngressHarness, _ client: some TestClientProtocol, fixture: String, delivery: String) async throws -> String {

@@ -39,7 +39,10 @@ extension MLHookConfig {
         var actions: [ActionSpec] = []
         if let n = m.node("actions"), let items = reader.sequence(n, m.keyPath("actions")) {
             for (j, item) in items.enumerated() {
-                if let a = parseAction(item, path: "\(m.keyPath("actions"))[\(j)]", reader: reader) { actions.append(a) }
+                if let a = parseAction(item, path: "\(m.keyPath("actions"))[\(j)]", reader: reader) {
+                    actions.append(a)
+                    checkFetchable(a, blocks: blocks, node: item, path: "\(m.keyPath("actions"))[\(j)].start_run", reader: reader)
+                }
             }
             if items.isEmpty { reader.error(n, m.keyPath("actions"), "lists no action") }
         } else if !m.has("actions") {
@@ -75,6 +78,26 @@ extension MLHookConfig {
     }
 
     /// A string or a list of strings.
+    /// A `start_run` for events that carry no commit (a command, a schedule, a comment, a release) must say what
+    /// to fetch: `repository` with `ref`, or `pull_request`. Otherwise every such event would fail its job.
+    private static func checkFetchable(_ action: ActionSpec, blocks: [WhenBlock], node: Node, path: String, reader: YAMLReader) {
+        guard action.type == .startRun else { return }
+        let p = action.parameters
+        if p["pull_request"] != nil || (p["repository"] != nil && p["ref"] != nil) { return }
+        let withCommit: Set<EventKind> = [.push, .tag, .pullRequest]
+        let without = blocks.compactMap { b -> String? in
+            if b.command != nil { return "a command" }
+            if b.schedule != nil { return "a schedule" }
+            if let kinds = b.kinds, !kinds.isEmpty, Set(kinds).isDisjoint(with: withCommit) {
+                return kinds.map(\.rawValue).joined(separator: "/") + " events"
+            }
+            return nil
+        }
+        guard let first = without.first else { return }
+        reader.error(node, path, "the rule runs on \(first), which carries no commit: set repository and ref, "
+                     + "or pull_request (a pull request comment) for the code to fetch")
+    }
+
     private static func strings(_ m: MappingReader, _ key: String) -> [String]? {
         guard let n = m.node(key) else { return nil }
         if case .scalar(let s) = n { return [s.string] }

@@ -43,6 +43,9 @@ public enum ActionSchema {
                     "environment": p(.map), "max_run_seconds": p(.int(1...2_592_000)), "display_name": p(.text),
                     // For events that carry no commit (schedules, commands): where to fetch the code from.
                     "repository": p(.text), "ref": p(.text),
+                    // For pull request comments: the pull request whose head commit to fetch, resolved through
+                    // the GitHub API (`github_api`, https) with `token`.
+                    "pull_request": p(.int(1...1_000_000_000)), "github_api": p(.url),
                     // With `token`, the user name sent with it over https (GitHub: x-access-token; GitLab: oauth2).
                     "git_user": p(.text)]
         case .registerModel:

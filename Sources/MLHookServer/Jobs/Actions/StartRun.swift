@@ -1,4 +1,8 @@
+import AsyncHTTPClient
+import Foundation
 import MLHookCore
+import NIOCore
+import Signing
 
 /// `start_run`: fetches the event's commit (or the action's repository and ref) with git, zips the rule's
 /// `dir`, and starts the run with an id derived from the job, so a retried start never makes a second run.
@@ -10,6 +14,8 @@ struct StartRun: JobAction {
     struct Parameters: Sendable {
         var repository: String?
         var ref: String?
+        var pullRequest: Int?
+        var githubAPI: String
         var dir: String
         var gitUser: String
         var script: String
@@ -28,7 +34,8 @@ struct StartRun: JobAction {
     }
 
     static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters {
-        Parameters(repository: p.string("repository"), ref: p.string("ref"), dir: p.string("dir") ?? ".",
+        Parameters(repository: p.string("repository"), ref: p.string("ref"), pullRequest: p.int("pull_request"),
+                   githubAPI: p.string("github_api") ?? "https://api.github.com", dir: p.string("dir") ?? ".",
                    gitUser: p.string("git_user") ?? "x-access-token", script: p.string("script") ?? "", compute: p.string("compute") ?? "",
                    arguments: p.list("arguments"), environment: p.map("environment"), maxRunSeconds: p.int("max_run_seconds"),
                    experiment: p.string("experiment") ?? "default")
@@ -38,6 +45,16 @@ struct StartRun: JobAction {
         guard let git = context.git else { throw JobError("start_run needs a git cache (the job runner was built without one)") }
         var url = p.repository
         var commit = p.ref
+        let token = try context.secret("token")
+        if let number = p.pullRequest {
+            // A comment on a pull request carries no commit: its head is read from the GitHub API.
+            guard let repo = try await context.event()?.normalized?.repository?.fullName else {
+                throw JobError("start_run: pull_request \(number) is set but the event names no repository")
+            }
+            let head = try await Self.pullRequestHead(api: p.githubAPI, repository: repo, number: number, token: token)
+            url = url ?? head.cloneURL
+            commit = head.sha
+        }
         if url == nil || commit == nil, let e = try await context.event()?.normalized {
             url = url ?? e.repository?.cloneURL
             commit = commit ?? e.after
@@ -45,7 +62,7 @@ struct StartRun: JobAction {
         guard let url, let commit, !commit.isEmpty else {
             throw JobError("start_run needs a commit: the event carries no repository and the action sets no repository/ref")
         }
-        let credentials = try context.secret("token").map { GitSource.Credentials(user: p.gitUser, token: $0) }
+        let credentials = token.map { GitSource.Credentials(user: p.gitUser, token: $0) }
         let (zip, pinned) = try await git.zip(url: url, commit: commit, folder: p.dir, credentials: credentials)
         var configuration: JSONValue = ["Script": .string(p.script), "Target": .string(p.compute)]
         if let args = p.arguments { configuration = configuration.setting("Arguments", .array(args.map { .string($0) })) }
@@ -57,4 +74,32 @@ struct StartRun: JobAction {
                                                    runID: "mlhook_" + context.job.id)
         return Output(experiment: p.experiment, runID: id, commit: pinned)
     }
+
+    /// A pull request's head commit and the repository it lives in (a fork's, for a pull request from a fork),
+    /// from `GET {api}/repos/{owner}/{name}/pulls/{number}`, with the token when there is one (https only, or
+    /// plain http to a loopback host).
+    static func pullRequestHead(api: String, repository: String, number: Int, token: WebhookSecret?) async throws -> (sha: String, cloneURL: String?) {
+        guard let base = URL(string: api), let scheme = base.scheme?.lowercased(), let host = base.host,
+              scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)) else {
+            throw JobError("start_run: github_api must be an https URL (the token is sent to it), got \(api)")
+        }
+        guard CallbackFormatter.isRepositoryName(repository) else { throw JobError("start_run: \"\(repository)\" is not an owner/name") }
+        var request = HTTPClientRequest(url: api.trimmingSuffix("/") + "/repos/\(repository)/pulls/\(number)")
+        request.headers.add(name: "Accept", value: "application/vnd.github+json")
+        request.headers.add(name: "User-Agent", value: "mlhook")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token.text)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        guard response.status.code == 200, let json = JSONValue(json: Array(body.readableBytesView)) else {
+            throw JobError("start_run: the GitHub API answered \(response.status.code) for pull request \(repository)#\(number)")
+        }
+        guard let sha = json.value(at: "head.sha")?.string, sha.count == 40 || sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
+            throw JobError("start_run: pull request \(repository)#\(number) has no head commit")
+        }
+        return (sha.lowercased(), json.value(at: "head.repo.clone_url")?.string)
+    }
+}
+
+private extension String {
+    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }
