@@ -12,30 +12,49 @@ import Testing
     @Test func aDeadReceiverDoesNotDelayTheOthers() async throws {
         let h = try IngressHarness()
         defer { h.dir.remove() }
-        let hang = Router()
-        hang.post("**") { _, _ -> Response in
-            try await Task.sleep(for: .seconds(6))  // past the 4 s timeout below
-            return Response(status: .ok)
-        }
+        // A receiver that takes the connection and never answers: a listening socket nobody reads.
+        let dead = try #require(SilentListener())
         let good = Receiver(failFirst: 0)
-        try await Application(router: hang, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { dead in
+        do {
             try await Application(router: good.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { ok in
                 // The dead receiver's callback is first in line.
-                for (i, url) in ["http://127.0.0.1:\(dead.port!)/hook", "http://127.0.0.1:\(ok.port!)/hook"].enumerated() {
+                for (i, url) in ["http://127.0.0.1:\(dead.port)/hook", "http://127.0.0.1:\(ok.port!)/hook"].enumerated() {
                     _ = try await h.store.enqueueCallback(NewCallback(jobID: "job_\(i)", eventID: "evt_\(i)", rule: "r", targetIndex: 0,
                                                                       kind: "slack", url: url, body: "{\"text\":\"\(i)\"}"))
                 }
                 var deliverer = CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.runtime.logger)
-                deliverer.timeout = .seconds(4)
+                deliverer.timeout = .seconds(8)
                 let started = ContinuousClock.now
                 let pass = Task { [deliverer] in try await deliverer.deliverDue() }
                 while good.accepted.isEmpty && ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
                 #expect(good.accepted.count == 1)
-                #expect(ContinuousClock.now - started < .seconds(2), "the live receiver waited for the dead one's timeout")
+                #expect(ContinuousClock.now - started < .seconds(6), "the live receiver waited for the dead one's 8 s timeout")
                 #expect(try await pass.value == 2)
-                let dead = try await h.store.callbacks(limit: nil, state: .pending)
-                #expect(dead.count == 1 && dead.first?.lastError != nil, "the dead receiver's callback waits for its retry")
+                let pending = try await h.store.callbacks(limit: nil, state: .pending)
+                #expect(pending.count == 1 && pending.first?.lastError != nil, "the dead receiver's callback waits for its retry")
             }
         }
     }
+}
+
+/// A TCP port that accepts connections into its backlog and never reads or answers them.
+final class SilentListener: Sendable {
+    let fd: Int32
+    let port: Int
+
+    init?() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else { return nil }
+        let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard named == 0 else { return nil }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
 }

@@ -31,7 +31,7 @@ import Testing
                 store: { path: "\(dir.file("mlhook.db"))" }
                 azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
                 sources:
-                  - { name: github, type: github, secrets: [ { env: GH_SECRET } ] }
+                  - { name: github, type: github, secrets: [ { env: GH_SECRET } ], git_schemes: [file] }
                 rules:
                   - name: retrain-on-main
                     when: { source: github, kind: push, branches: [main] }

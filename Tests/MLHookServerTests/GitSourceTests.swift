@@ -1,4 +1,6 @@
 import Foundation
+import MLHookCore
+import Store
 @testable import MLHookServer
 import TestSupport
 import Testing
@@ -51,5 +53,47 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.file("cache") + "/" + cached[0]))
         // And it is fetched again when a job needs it.
         _ = try await source.zip(url: "file://" + dir.file("repo"), commit: sha, folder: ".")
+    }
+}
+
+/// A source's events may name a repository only over the transports the source allows: by default not file://,
+/// so a signed payload cannot make mlhook zip and run a repository that sits on its own disk (another project's
+/// cached clone, say).
+@Suite struct GitSchemeTests {
+    @Test func aFileRepositoryFromAPayloadIsRefusedUnlessTheSourceAllowsIt() async throws {
+        let dir = try TemporaryDirectory("mlhook-git-scheme")
+        defer { dir.remove() }
+        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        let yaml = """
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: train
+                when: { source: github, kind: push }
+                actions: [ { start_run: { experiment: e, dir: train, script: train.py, compute: cpu-cluster } } ]
+            """
+        #expect(try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config.sources[0].gitSchemes == ["https", "ssh", "git", "http"])
+        #expect(throws: ConfigError.self) { try MLHookConfig.parse(yaml: yaml.replacingOccurrences(of: "{ env: GH } ]", with: "{ env: GH } ], git_schemes: [ext]"), file: "t.yaml") }
+        for (allowed, expected) in [(false, JobState.failed), (true, JobState.watching)] {
+            let h = try IngressHarness(config: yaml)
+            defer { h.dir.remove() }
+            let config = try MLHookConfig.parse(yaml: allowed ? yaml.replacingOccurrences(of: "{ env: GH } ]", with: "{ env: GH } ], git_schemes: [https, file]") : yaml,
+                                                file: "t.yaml").config
+            h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
+            let body = try Fixtures.githubPush(commit: sha, cloneURL: "file://" + dir.file("repo"))
+            let event = InboundEvent(id: EventID.make(at: IngressHarness.now), source: "github", kind: "push", deliveryID: "d", headers: [:],
+                                     body: body, contentType: "application/json", receivedAt: IngressHarness.now)
+            let decision = EventPlanner.decide(event, config: config)
+            _ = try await h.store.append(event, plan: decision.record, jobs: decision.jobs)
+            let fake = FakeAzureMLClient()
+            let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.runtime.logger,
+                                   git: GitSource(cacheDirectory: h.dir.file("cache")), now: { IngressHarness.now })
+            #expect(try await runner.runOne())
+            let job = try #require(try await h.store.jobs(limit: nil, state: nil).first)
+            #expect(job.state == expected, "\(job.lastError ?? "")")
+            if !allowed {
+                #expect(job.lastError?.contains("git_schemes") == true)
+                #expect(fake.calls("startRun").isEmpty && !FileManager.default.fileExists(atPath: h.dir.file("cache")), "nothing was fetched")
+            }
+        }
     }
 }

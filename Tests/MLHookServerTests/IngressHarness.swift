@@ -47,6 +47,8 @@ struct IngressHarness {
         // The app's clock is fixed (`now`, weeks from the store's real one): a long retention keeps the in-app pruner
         // from taking rows the store stamped with the real time for old ones.
         loaded.config.store.retentionDays = 3650
+        // Test repositories live on this machine: every source may name file:// ones (GitSchemeTests checks the default).
+        loaded.config = Self.allowingFileRepositories(loaded.config)
         let logger = logs.logger(level: .info)
         let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: secrets)
         store = try StoreFactory.open(loaded.config.store, logger: logger)
@@ -55,9 +57,15 @@ struct IngressHarness {
 
     func secret(_ env: String) -> WebhookSecret { WebhookSecret(secrets[env]!) }
 
+    static func allowingFileRepositories(_ config: MLHookConfig) -> MLHookConfig {
+        var config = config
+        for i in config.sources.indices where !config.sources[i].gitSchemes.contains("file") { config.sources[i].gitSchemes.append("file") }
+        return config
+    }
+
     /// Puts `yaml`'s rules in force, as a reload would, keeping the sources already resolved.
     func install(_ yaml: String) throws {
-        let config = try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config
+        let config = Self.allowingFileRepositories(try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config)
         runtime.live.replace(config: config, sources: runtime.live.snapshot.sources.map(\.value))
     }
 

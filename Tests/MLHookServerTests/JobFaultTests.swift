@@ -146,7 +146,7 @@ final class FlakyAzure: Sendable {
                 store: { path: "\(dir.file("mlhook.db"))" }
                 jobs: { retry_base_seconds: 1, retry_max_seconds: 2 }
                 \(aml.cloudYAML(secretEnv: "AML_SECRET", via: proxy))
-                sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+                sources: [ { name: github, type: github, secrets: [ { env: GH } ], git_schemes: [file] } ]
                 rules:
                   - name: flaky
                     when: { source: github, kind: push, branches: [main] }

@@ -34,7 +34,7 @@ import Testing
                 store: { path: "\(dir.file("mlhook.db"))" }
                 \(aml.cloudYAML(secretEnv: "AML_SECRET"))
                 sources:
-                  - { name: github, type: github, secrets: [ { env: GH_SECRET } ] }
+                  - { name: github, type: github, secrets: [ { env: GH_SECRET } ], git_schemes: [file] }
                 rules:
                   - name: retrain
                     when: { source: github, kind: push, branches: [main] }

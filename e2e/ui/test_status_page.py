@@ -57,7 +57,7 @@ store: {{ path: "{work}/mlhook.db" }}
 admin: {{ token: {{ env: MLHOOK_ADMIN_TOKEN }} }}
 azureml: {{ mode: local, local: {{ data_dir: "{work}/aml" }} }}
 callbacks: {{ retry_schedule_seconds: [1] }}
-sources: [ {{ name: github, type: github, secrets: [ {{ env: GH_SECRET }} ] }} ]
+sources: [ {{ name: github, type: github, secrets: [ {{ env: GH_SECRET }} ], git_schemes: [file] }} ]
 rules:
   - name: train-main
     when: {{ source: github, kind: push, branches: [main] }}

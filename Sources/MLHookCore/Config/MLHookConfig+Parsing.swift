@@ -24,6 +24,7 @@ extension MLHookConfig {
           - name: github
             type: github
             secrets: [ { file: ".mlhook/secrets/github", create: true } ]
+            git_schemes: [https, ssh, file]   # the sample pushes a repository on this machine
         rules:
           - name: sample-train
             when: { source: github, kind: push, repository: ["mlhook/sample"], branches: [main], paths: ["train/**"] }
@@ -213,6 +214,14 @@ extension MLHookConfig {
         source.toleranceSeconds = m.int("tolerance_seconds", default: 300, range: 1...86400)
         if type == .github {
             source.allowSHA1 = m.bool("allow_sha1", default: false)
+        }
+        if let n = m.node("git_schemes"), let items = reader.sequence(n, m.keyPath("git_schemes")) {
+            let schemes = items.enumerated().compactMap { reader.string($1, "\(m.keyPath("git_schemes"))[\($0)]") }.map { $0.lowercased() }
+            for s in schemes where !SourceConfig.knownGitSchemes.contains(s) {
+                reader.error(m.node("git_schemes"), m.keyPath("git_schemes"),
+                             "\"\(s)\" is not a git transport mlhook uses; choose from \(SourceConfig.knownGitSchemes.joined(separator: ", "))")
+            }
+            source.gitSchemes = schemes
         }
         if let n = m.node("secrets") {
             if let items = reader.sequence(n, m.keyPath("secrets")) {

@@ -77,7 +77,6 @@ extension MLHookConfig {
                     maxAttempts: maxAttempts, supersede: supersede, line: m.node.mark?.line ?? 0)
     }
 
-    /// A string or a list of strings.
     /// A `start_run` for events that carry no commit (a command, a schedule, a comment, a release) must say what
     /// to fetch: `repository` with `ref`, or `pull_request`. Otherwise every such event would fail its job.
     private static func checkFetchable(_ action: ActionSpec, blocks: [WhenBlock], node: Node, path: String, reader: YAMLReader) {
@@ -98,6 +97,7 @@ extension MLHookConfig {
                      + "or pull_request (a pull request comment) for the code to fetch")
     }
 
+    /// A string or a list of strings.
     private static func strings(_ m: MappingReader, _ key: String) -> [String]? {
         guard let n = m.node(key) else { return nil }
         if case .scalar(let s) = n { return [s.string] }

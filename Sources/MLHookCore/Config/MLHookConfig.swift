@@ -263,6 +263,11 @@ public struct SourceConfig: Sendable, Equatable {
     public var toleranceSeconds = 300
     /// The generic scheme's settings (type `generic` only).
     public var generic: GenericSourceConfig?
+    /// The git transports a repository named by this source's events may use (`git_schemes`). `file` (a path on
+    /// mlhook's own machine, such as another project's cached repository) only when listed.
+    public var gitSchemes: [String] = SourceConfig.defaultGitSchemes
+    public static let defaultGitSchemes = ["https", "ssh", "git", "http"]
+    public static let knownGitSchemes = ["https", "http", "ssh", "git", "file"]
 
     public init(name: String, type: SourceType) {
         self.name = name

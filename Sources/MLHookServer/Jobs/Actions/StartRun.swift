@@ -62,6 +62,15 @@ struct StartRun: JobAction {
         guard let url, let commit, !commit.isEmpty else {
             throw JobError("start_run needs a commit: the event carries no repository and the action sets no repository/ref")
         }
+        // The transports a source's events may name: not a path on this machine unless the source allows `file`.
+        if let source = try await context.event()?.stored.summary.source,
+           let allowed = context.config.sources.first(where: { $0.name == source })?.gitSchemes {
+            let scheme = Self.gitScheme(url)
+            guard allowed.contains(scheme) else {
+                throw JobError("start_run: the repository \(GitSource.redacted(url)) uses \(scheme), which source \(source) does not allow "
+                               + "(sources[\(source)].git_schemes: \(allowed.joined(separator: ", ")))")
+            }
+        }
         let credentials = token.map { GitSource.Credentials(user: p.gitUser, token: $0) }
         let (zip, pinned) = try await git.zip(url: url, commit: commit, folder: p.dir, credentials: credentials)
         var configuration: JSONValue = ["Script": .string(p.script), "Target": .string(p.compute)]
@@ -73,6 +82,13 @@ struct StartRun: JobAction {
         let id = try await context.client.startRun(experiment: p.experiment, zip: zip, definition: ["Configuration": configuration],
                                                    runID: "mlhook_" + context.job.id)
         return Output(experiment: p.experiment, runID: id, commit: pinned)
+    }
+
+    /// A repository URL's transport: its scheme, or `ssh` for scp-like `user@host:path`, or `file` for a bare path.
+    static func gitScheme(_ url: String) -> String {
+        if let colon = url.firstIndex(of: ":"), url[colon...].hasPrefix("://") { return url[..<colon].lowercased() }
+        if url.contains(":"), !url.hasPrefix("/"), !url.hasPrefix(".") { return "ssh" }
+        return "file"
     }
 
     /// A pull request's head commit and the repository it lives in (a fork's, for a pull request from a fork),
