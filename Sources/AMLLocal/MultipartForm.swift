@@ -65,12 +65,12 @@ struct MultipartForm {
     }
 
     /// Whether every header name in every part (a line's bytes before its colon, from a delimiter line to the
-    /// first empty line) is ASCII. Delimiters are found as the parser finds them: at the start or after CRLF.
+    /// first empty line) is ASCII. Every occurrence of the delimiter counts, which checks at least what the parser reads.
     static func headerNamesAreASCII(_ body: [UInt8], boundary delimiter: [UInt8]) -> Bool {
         var i = 0
         while i + delimiter.count <= body.count {
-            let atLineStart = i == 0 || (i >= 2 && body[i - 2] == 0x0D && body[i - 1] == 0x0A)
-            guard atLineStart, body[i] == delimiter[0], body[i..<(i + delimiter.count)].elementsEqual(delimiter) else {
+            // Anywhere, not only after CRLF: MultipartKit takes the first delimiter of the preamble wherever it is.
+            guard body[i] == delimiter[0], body[i..<(i + delimiter.count)].elementsEqual(delimiter) else {
                 i += 1
                 continue
             }

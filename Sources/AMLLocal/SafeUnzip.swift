@@ -8,8 +8,13 @@ enum SafeUnzip {
     ///   - maxBytes: The most uncompressed bytes in total (a zip bomb is refused, not extracted).
     /// - Throws: `AMLError` (400) for `..` entries, absolute paths, links, oversize archives or a corrupt zip.
     static func extract(_ zip: [UInt8], to directory: URL, maxBytes: Int, maxEntries: Int = 10_000) throws(AMLError) {
+        // Read from an owner-only temporary file, not from memory: ZIPFoundation's in-memory archive traps when a
+        // corrupt directory makes it seek past the end (Range requires lowerBound <= upperBound; one upload took
+        // aml-local down; scripts/fuzz.sh unzip), where a file read just comes back short.
+        let file = try spool(zip)
+        defer { unlink(file.path) }
         let archive: Archive
-        do { archive = try Archive(data: Data(zip), accessMode: .read) } catch {
+        do { archive = try Archive(url: file, accessMode: .read) } catch {
             throw AMLError.validation("projectZipFile is not a valid zip archive")
         }
         var entries: [Entry] = []
@@ -60,5 +65,26 @@ enum SafeUnzip {
                 throw AMLError.validation("projectZipFile entry \"\(entry.path)\" could not be extracted: \(error)")
             }
         }
+    }
+
+    /// Writes the upload to a new file (mode 0600) in the temporary directory.
+    private static func spool(_ bytes: [UInt8]) throws(AMLError) -> URL {
+        var template = Array(FileManager.default.temporaryDirectory.appendingPathComponent("aml-upload-XXXXXX.zip").path.utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 4) }
+        guard fd >= 0 else {
+            throw AMLError(.internalServerError, "ServiceError", "projectZipFile could not be spooled: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let path = String(cString: template)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else {
+                unlink(path)
+                throw AMLError(.internalServerError, "ServiceError", "projectZipFile could not be spooled: \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+        return URL(fileURLWithPath: path)
     }
 }

@@ -46,4 +46,13 @@ import Testing
         let form = try MultipartForm(contentType: "multipart/form-data; boundary=b0und", body: crash)
         #expect(form.part("x")?.body == Array("body".utf8))
     }
+
+    /// Found by scripts/fuzz.sh (multipart), after the fix above: a first delimiter after a bare LF in the preamble,
+    /// then a non-ASCII header name. MultipartKit reads the delimiter wherever it is, so the check does too.
+    @Test func aDelimiterAfterABareLineFeedStillGetsItsHeaderNamesChecked() throws {
+        let input = [UInt8](try #require(Data(base64Encoded: "bXVsdGlwYXJ0L2Zvcm0tZGF0YTtuOiBmb3JtLWRhdGE7IGJvdW5kYXJ5PSJiMHVuZCIKLSBib3WGZGFyeT0iYjB1bmQiCi0tYjB1bmQNCkNvbnRlbnQtRGlzcG9zaXRpb246IGZvcm0tZGF0YTsgYm91bmRhcnk9ImIwdW5kIgotLWIwdW5kDQpDb270ZW50LURuIjp7fX0NCi0tYjB1bmQNCkNvbnRlbnQtb2plY3QuemlwIg0KDQpQSwMEDQotLWIwdW5kLS0NCg==")))
+        let newline = try #require(input.firstIndex(of: 0x0A))
+        let contentType = String(decoding: input[..<newline], as: UTF8.self)
+        #expect(throws: AMLError.self) { try MultipartForm(contentType: contentType, body: Array(input[(newline + 1)...])) }
+    }
 }

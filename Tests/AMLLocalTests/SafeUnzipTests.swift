@@ -47,4 +47,18 @@ import Testing
             .reduce(0, +)
         #expect(written <= 1, "wrote \(written) bytes for entries that declare 1 byte each")
     }
+
+    /// Found by scripts/fuzz.sh (unzip): a corrupt central directory made ZIPFoundation's in-memory archive seek
+    /// past its end and trap, taking aml-local down with one upload.
+    @Test func aZipThatSeeksPastItsEndIsRefusedNotACrash() throws {
+        let zip = try #require(Data(base64Encoded: "UEsDBBQAAAAAAASagl1kenCvZAAAAGQAAAAFAAAAYS50eHRhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhUEsBAhQDFAAAAAAABJqCXWR6cK9kAAAAZAAAAAUAAAAAAAAAAAAAAA0AAAAPAAAudHh0UEsFBgAAAAABAAEAMwAAAIcAAAAAAA=="))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unzip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Read from a file, the short read is an answer (a 400, or what the readable entries hold), not a trap.
+        _ = try? SafeUnzip.extract([UInt8](zip), to: dir, maxBytes: 1 << 20, maxEntries: 64)
+        let written = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? [])
+            .compactMap { try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent($0).path)[.size] as? Int }
+        #expect(written.reduce(0, +) <= 1 << 20)
+    }
 }
