@@ -36,7 +36,8 @@ public struct AMLLocal: Sendable {
         lock = try DataDirectoryLock(directory: settings.dataDirectory)
         let store = try AMLLocalStore(dataDirectory: settings.dataDirectory)
         let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key", lifetime: settings.tokenLifetime)
-        let sandbox = try RunSandbox.prepare(settings.confinement, interpreter: settings.interpreter, logger: logger)
+        var sandbox = try RunSandbox.prepare(settings.confinement, interpreter: settings.interpreter, logger: logger)
+        sandbox.network = settings.network
         let executor = RunExecutor(store: store, settings: settings, sandbox: sandbox, logger: logger)
         try executor.recover()
         self.settings = settings

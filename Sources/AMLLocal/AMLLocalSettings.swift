@@ -9,6 +9,8 @@ public struct AMLLocalSettings: Sendable {
     public var interpreter = "python3"
     /// How runs and scoring scripts are confined (`RunSandbox`).
     public var confinement = RunConfinement.auto
+    /// The network a confined run gets: `isolated` (its own loopback only) or `host`.
+    public var network = RunNetwork.isolated
     /// The longest a run may take when its definition sets no `maxRunDurationSeconds` (6 hours).
     public var defaultMaxRunSeconds = 6 * 3600
     /// Largest request body (uploads) accepted.

@@ -12,6 +12,15 @@ public enum RunConfinement: String, Sendable, CaseIterable {
     case off
 }
 
+/// What network a confined run gets.
+public enum RunNetwork: String, Sendable, CaseIterable {
+    /// Its own network namespace with only its own loopback: no internet, and none of this machine's ports (the
+    /// admin API, aml-local's API, a database).
+    case isolated
+    /// The machine's network, loopback included (for scripts that download data or packages).
+    case host
+}
+
 /// Runs a script inside a bubblewrap sandbox: its own PID namespace (it sees no other process, so no
 /// `/proc/<pid>/environ` of the server, and every process it starts dies with it, even after `setsid`), a fresh
 /// `/proc`, `/dev` and `/tmp`, the system and the interpreter read-only, and nothing else of the file system but
@@ -26,6 +35,8 @@ struct RunSandbox: Sendable {
     /// The interpreter's real path (a pyenv shim resolves to it), and the prefixes it needs read-only.
     let interpreter: String
     let prefixes: [String]
+    /// Whether confined runs get their own network namespace.
+    var network = RunNetwork.isolated
 
     /// What the system offers: finds bubblewrap and resolves the interpreter once.
     /// - Throws: `SandboxUnavailable` when `required` and bubblewrap is missing or does not work here.
@@ -67,8 +78,9 @@ struct RunSandbox: Sendable {
     ///   - readOnly: More paths it may read (a registered model's files).
     func command(_ arguments: [String], directory: String, readOnly: [String] = []) -> (executable: String, arguments: [String]) {
         guard let bubblewrap else { return ("/usr/bin/env", [interpreter] + arguments) }
-        var a = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session",
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+        var a = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session"]
+        if network == .isolated { a.append("--unshare-net") }
+        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
         for top in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: top) {
                 a += ["--symlink", target, top]  // Debian: /bin -> usr/bin

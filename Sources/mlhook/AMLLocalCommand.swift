@@ -26,6 +26,8 @@ struct AMLLocalCommand: AsyncParsableCommand {
     var config: String?
     @Option(help: "How scripts are confined: auto (bubblewrap when it works), required, off.")
     var confinement: String = "auto"
+    @Option(help: "The network a confined script gets: isolated (its own loopback only) or host.")
+    var network: String = "isolated"
 
     func run() async throws {
         // The server holds the token key and the service principal's secret: not readable through /proc by the
@@ -39,6 +41,11 @@ struct AMLLocalCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         settings.confinement = mode
+        guard let net = RunNetwork(rawValue: network) else {
+            printError("--network must be isolated or host")
+            throw ExitCode(2)
+        }
+        settings.network = net
         let aml: AMLLocal
         do { aml = try AMLLocal(settings: settings, logger: logger) } catch {
             printError("cannot open \(dataDir): \(error)")

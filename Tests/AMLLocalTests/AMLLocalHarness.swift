@@ -16,13 +16,14 @@ struct AMLHarness {
     let logs = CapturedLogs()
 
     init(dir: TemporaryDirectory? = nil, provisioningDelay: TimeInterval = 0.2, tokenLifetime: TimeInterval = 3600,
-         now: @escaping @Sendable () -> Date = { Date() }, confinement: RunConfinement = .required) throws {
+         now: @escaping @Sendable () -> Date = { Date() }, confinement: RunConfinement = .required, network: RunNetwork = .isolated) throws {
         self.dir = try dir ?? TemporaryDirectory("aml-local")
         var settings = AMLLocalSettings(dataDirectory: self.dir.path)
         settings.provisioningDelay = provisioningDelay
         settings.tokenLifetime = tokenLifetime
         settings.now = now
         settings.confinement = confinement
+        settings.network = network
         aml = try AMLLocal(settings: settings, logger: logs.logger(level: .info))
     }
 

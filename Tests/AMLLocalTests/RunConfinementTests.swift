@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import AMLLocal
 import HTTPTypes
 import MLHookCore
 import TestSupport
@@ -64,6 +65,30 @@ import Testing
             let count = text.split(separator: "\n").first { $0.hasPrefix("other-processes") }.flatMap { Int($0.split(separator: " ").last ?? "") }
             #expect((count ?? 99) <= 3, "\(text)")
             #expect(!text.contains(marker) && !text.contains("MLHOOK_CONFINEMENT_TEST_SECRET"), "\(text)")
+        }
+    }
+
+    /// A confined run has its own network namespace: the server's loopback ports (aml-local here; mlhook's admin API
+    /// and a database in production) are not reachable from it, unless `network: host` says so.
+    @Test(arguments: [RunNetwork.isolated, .host])
+    func aScriptReachesTheServersPortsOnlyWithHostNetwork(network: RunNetwork) async throws {
+        let h = try AMLHarness(network: network)
+        defer { h.dir.remove() }
+        try await h.live { api in
+            let script = """
+                import socket
+                try:
+                    socket.create_connection(("127.0.0.1", \(api.client.port!)), timeout=3).close()
+                    print("loopback CONNECTED")
+                except Exception as e:
+                    print("loopback REFUSED", type(e).__name__)
+                """
+            let token = try await api.accessToken()
+            let start = try await api.startRun(token, files: ["net.py": script], definition: #"{"configuration":{"script":"net.py","target":"cpu-cluster"}}"#)
+            let runID = try #require(start.json["runId"]?.string)
+            _ = try await api.waitFor(token, run: runID, ["Completed", "Failed", "Canceled"])
+            let text = try await log(api, h, token, runID)
+            #expect(text.contains(network == .isolated ? "loopback REFUSED" : "loopback CONNECTED"), "\(text)")
         }
     }
 

@@ -95,6 +95,8 @@ public struct AzureMLConfig: Sendable, Equatable {
     public var localPort = 0
     /// How the embedded server confines the scripts it runs: `auto` (bubblewrap when it works), `required`, `off`.
     public var localConfinement = LocalConfinement.auto
+    /// The network a confined run gets: `isolated` (default: its own loopback only) or `host`.
+    public var localNetwork = "isolated"
     /// Days a finished run's project (code, outputs, zip) is kept by the embedded server; its record and logs stay.
     public var localRunRetentionDays = 30
     /// The real service, for `mode: cloud`.
