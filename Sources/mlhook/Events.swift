@@ -80,7 +80,7 @@ struct Events: AsyncParsableCommand {
             if let why = e.explanation { print("explanation:\n" + why.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n")) }
             print("body (\(e.body.count) bytes):")
             if let obj = try? JSONSerialization.jsonObject(with: Data(e.body)),
-               let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {
+               let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
                 print(String(decoding: pretty, as: UTF8.self))
             } else {
                 print(String(decoding: e.body, as: UTF8.self))

@@ -148,7 +148,7 @@ import Testing
                 "r.yaml:6: rules[0].actions[0].start_run.experiment: unknown value \"repo.name\"",
                 "r.yaml:6: rules[0].actions[0].start_run.script: \"../x.py\" is not a relative path",
                 "r.yaml:6: rules[0].actions[0].start_run.compute: unknown filter \"upper\"",
-                "rules[0].actions[1].scale_compute.name: uses {{ args.c }} but no command pattern of this rule defines {c}",
+                "r.yaml:7: rules[0].actions[1].scale_compute.name: uses {{ args.c }} but no command pattern of this rule defines {c}",
                 "r.yaml:8: rules[0].actions[2]: unknown action \"launch_rocket\"",
                 "r.yaml:10: rules[0].callback[0].url.url: \"ftp://x\" is not an http(s) URL",
                 "rules[0].callback[0].url.secret: is required",

@@ -39,7 +39,7 @@ import Testing
         #expect(Set(jobs.map(\.action)) == ["start_run", "scale_compute"])
         #expect(jobs.allSatisfy { $0.state == .queued && $0.maxAttempts == 7 && $0.eventID == first.id })
         let run = try #require(jobs.first { $0.action == "start_run" })
-        #expect(run.idempotencyKey.hasPrefix("retrain#0@git:codertocat/hello-world@"))
+        #expect(run.idempotencyKey.hasPrefix("retrain#1@git:codertocat/hello-world@"))
         #expect(run.parameters == #"{"arguments":["6113728"],"compute":"cpu-cluster","experiment":"hello-world","script":"train.py"}"#)
         let decoded = try JSONDecoder().decode([String: ParameterValue].self, from: Data(run.parameters.utf8))
         #expect(decoded["arguments"] == .list(["6113728"]) && decoded["experiment"] == .string("hello-world"))
@@ -56,5 +56,10 @@ import Testing
         #expect(listed.status == 0 && listed.output.split(separator: "\n").count == 2 && listed.output.contains("retrain#1\tstart_run"))
         let shown = try runMLHook(["jobs", "show", run.id, "--config", path], directory: h.dir.path)
         #expect(shown.output.contains("idempotency key: \(run.idempotencyKey)"))
+        // One numbering: the key, the list and the job's page all call the first action of the rule #1.
+        #expect(run.idempotencyKey.contains("#1@") && shown.output.contains("(action 1: start_run)"))
+        // The body as sent: a URL keeps its slashes (no \/ escapes).
+        let event = try runMLHook(["events", "show", first.id, "--config", path], directory: h.dir.path)
+        #expect(event.output.contains("\"https://github.com/") && !event.output.contains("\\/"), "\(event.output.suffix(400))")
     }
 }

@@ -37,10 +37,12 @@ extension MLHookConfig {
             reader.error(m.node, m.keyPath("when"), "is required: the conditions that trigger this rule")
         }
         var actions: [ActionSpec] = []
+        var actionNodes: [Node] = []
         if let n = m.node("actions"), let items = reader.sequence(n, m.keyPath("actions")) {
             for (j, item) in items.enumerated() {
                 if let a = parseAction(item, path: "\(m.keyPath("actions"))[\(j)]", reader: reader) {
                     actions.append(a)
+                    actionNodes.append(item)
                     checkFetchable(a, blocks: blocks, node: item, path: "\(m.keyPath("actions"))[\(j)].start_run", reader: reader)
                 }
             }
@@ -59,7 +61,8 @@ extension MLHookConfig {
                 case .map(let d): templates = Array(d.values)
                 }
                 for arg in templates.flatMap(\.argumentNames) where !defined.contains(arg) {
-                    reader.error(m.node("actions"), "\(m.keyPath("actions"))[\(j)].\(action.type.rawValue).\(key)",
+                    // The line of this action, not of the list.
+                    reader.error(j < actionNodes.count ? actionNodes[j] : m.node("actions"), "\(m.keyPath("actions"))[\(j)].\(action.type.rawValue).\(key)",
                                  "uses {{ args.\(arg) }} but no command pattern of this rule defines {\(arg)}")
                 }
             }

@@ -84,7 +84,7 @@ public struct EventPlanner: Service {
         encoder.outputFormatting = [.sortedKeys]
         let rules = Dictionary(config.rules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let jobs = verdict.actions.map { a in
-            NewJob(idempotencyKey: "\(a.rule)#\(a.index)@\(verdict.identity)", eventID: id, rule: a.rule,
+            NewJob(idempotencyKey: "\(a.rule)#\(a.index + 1)@\(verdict.identity)", eventID: id, rule: a.rule,
                    actionIndex: a.index, action: a.type.rawValue,
                    parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
                    maxAttempts: rules[a.rule]?.maxAttempts ?? 5,
