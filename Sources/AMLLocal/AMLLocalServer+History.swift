@@ -184,11 +184,10 @@ extension AMLLocalServer {
     func pruneRuns(endedBefore cutoff: Date) throws -> Int {
         let fm = FileManager.default
         var pruned = 0
-        let parse = Self.timeStyle
         for (_, run) in try store.all("run") {
             guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status),
                   let uuid = run["runUuid"]?.string, uuid.allSatisfy({ $0.isHexDigit || $0 == "-" }),
-                  let ended = run["endTimeUtc"]?.string.flatMap({ try? parse.parse($0) }), ended < cutoff else { continue }
+                  let ended = run["endTimeUtc"]?.string.flatMap(Self.parseTime), ended < cutoff else { continue }
             let dir = "\(settings.dataDirectory)/runs/\(uuid)"
             var removed = false
             for item in ["project", "project.zip"] where fm.fileExists(atPath: dir + "/" + item) {

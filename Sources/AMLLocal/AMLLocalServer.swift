@@ -199,7 +199,10 @@ public final class AMLLocalServer: Sendable {
         json(status, value.text, headers: headers)
     }
 
-    /// How times are written in run records (UTC, no zone suffix, as the service writes them).
-    static let timeStyle = Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: true)
+    /// How times are written in run records: UTC with fractional seconds and a `Z`, as Azure ML writes them.
+    static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    /// Records written before the zone was added (read as UTC).
+    static let zonelessTimeStyle = Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: true)
     static func now() -> String { Date().formatted(timeStyle) }
+    static func parseTime(_ text: String) -> Date? { (try? timeStyle.parse(text)) ?? (try? zonelessTimeStyle.parse(text)) }
 }

@@ -52,6 +52,7 @@ import Testing
             let runID = start.json["runId"]?.string ?? ""
             let run = try await api.waitFor(token, run: runID, ["Completed", "Failed", "Canceled"])
             #expect(run["status"]?.string == "Completed")
+            #expect(run["endTimeUtc"]?.string?.hasSuffix("Z") == true, "UTC with a zone, as Azure writes it")
             let runDir = h.dir.path + "/runs/" + (run["runUuid"]?.string ?? "?")
             #expect(FileManager.default.fileExists(atPath: runDir + "/project/hello.py"))
             #expect(try h.aml.pruneRuns(endedBefore: Date().addingTimeInterval(-86_400)) == 0, "ended just now")

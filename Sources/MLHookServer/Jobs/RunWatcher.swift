@@ -122,7 +122,8 @@ struct RunWatcher: Sendable {
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         func date(_ k: String) -> Date? {
             guard let s = run[k]?.string else { return nil }
-            return f.date(from: s) ?? ISO8601DateFormatter().date(from: s)
+            // Azure writes a zone (Z); a time without one (older aml-local records) is UTC, as the service means it.
+            return f.date(from: s) ?? ISO8601DateFormatter().date(from: s) ?? f.date(from: s + "Z") ?? ISO8601DateFormatter().date(from: s + "Z")
         }
         guard let start = date("startTimeUtc"), let end = date("endTimeUtc"), end >= start else { return nil }
         return .milliseconds(Int64(end.timeIntervalSince(start) * 1000))

@@ -1,4 +1,5 @@
 import Foundation
+import MLHookCore
 import Hummingbird
 import NIOCore
 import Prometheus
@@ -41,6 +42,24 @@ public final class MLHookMetrics: Sendable {
 
     public init() {
         ingestDuration = registry.makeDurationHistogram(descriptor: Self.ingestDurationDescriptor, labels: [], buckets: Self.ingestBuckets)
+        // What the run-book's alerts and dashboards match is there from the start, at zero, not only after the
+        // first occurrence.
+        for status in ["Completed", "Failed", "Canceled"] {
+            _ = registry.makeCounter(descriptor: Self.runsFinished, labels: [("status", status)])
+            _ = registry.makeDurationHistogram(descriptor: Self.runDuration, labels: [("status", status)], buckets: Self.longBuckets)
+        }
+        for action in ActionType.allCases.map(\.rawValue) {
+            for state in ["succeeded", "failed", "dead"] {
+                _ = registry.makeCounter(descriptor: Self.jobsFinished, labels: [("action", action), ("state", state)])
+            }
+            _ = registry.makeCounter(descriptor: Self.jobRetries, labels: [("action", action)])
+        }
+        for kind in ["url", "slack", "github_status"] {
+            for outcome in ["delivered", "failed", "dead"] {
+                _ = registry.makeCounter(descriptor: Self.callbacks, labels: [("kind", kind), ("outcome", outcome)])
+            }
+        }
+        for outcome in ["applied", "rejected"] { _ = registry.makeCounter(descriptor: Self.configReloads, labels: [("outcome", outcome)]) }
     }
 
     static func describe(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
