@@ -49,6 +49,21 @@ public struct CommandPattern: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// `line` after its first `count` whitespace-separated words, without surrounding whitespace.
+    static func remainder(of line: String, after count: Int) -> String {
+        var rest = Substring(line)
+        for _ in 0..<count {
+            rest = rest.drop(while: \.isWhitespace)
+            rest = rest.drop(while: { !$0.isWhitespace })
+        }
+        return rest.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The `{name:rest}` parameter, if the pattern ends with one.
+    public var restParameter: String? {
+        tokens.compactMap { if case .parameter(let n, .rest) = $0 { n } else { nil } }.first
+    }
+
     /// The parameter names, in order.
     public var parameterNames: [String] {
         tokens.compactMap { if case .parameter(let n, _) = $0 { n } else { nil } }
@@ -67,7 +82,8 @@ public struct CommandPattern: Sendable, Equatable, CustomStringConvertible {
                 guard words[i] == lit else { return .failure(PatternError("expected \"\(lit)\", got \"\(words[i])\"")) }
                 i += 1
             case .parameter(let name, .rest):
-                args[name] = words[i...].joined(separator: " ")
+                // The line as typed after the words before it (quotes and spacing kept, for shell splitting).
+                args[name] = Self.remainder(of: line, after: i)
                 i = words.count
             case .parameter(let name, let type):
                 guard i < words.count else { return .failure(PatternError("missing {\(name)}")) }

@@ -52,9 +52,12 @@ public enum Planner {
     static func evaluate(_ rule: Rule, _ event: NormalizedEvent) -> RuleEvaluation {
         var failures: [String] = []
         var args: [String: String]?
+        var rest: Set<String> = []
         for block in rule.when {
             switch match(block, rule: rule.name, event) {
-            case .success(let a): args = a
+            case .success(let a):
+                args = a
+                rest = Set(block.command?.restParameter.map { [$0] } ?? [])
             case .failure(let why): failures.append(why.description)
             }
             if args != nil { break }
@@ -69,7 +72,8 @@ public enum Planner {
             schedule["rule"] = event.payload["rule"]?.string
             schedule["tick"] = event.payload["tick"]?.string
         }
-        let context = TemplateContext(event: event, args: args, schedule: schedule)
+        var context = TemplateContext(event: event, args: args, schedule: schedule)
+        context.splitArguments = rest
         var planned: [PlannedAction] = []
         for (i, spec) in rule.actions.enumerated() {
             switch render(spec, context) {
@@ -97,7 +101,17 @@ public enum Planner {
                     }
                 case .list(let ts):
                     var values: [String] = []
-                    for t in ts { values.append(try t.render(context)) }
+                    for t in ts {
+                        // A list item that is only a {rest} argument becomes its words, split as a shell would.
+                        if let name = t.soleArgument, context.splitArguments.contains(name) {
+                            switch ShellWords.split(context.args[name] ?? "") {
+                            case .success(let words): values += words
+                            case .failure(let e): return .failure(TemplateError("\(key): {{ args.\(name) }}: \(e.description)"))
+                            }
+                        } else {
+                            values.append(try t.render(context))
+                        }
+                    }
                     if let bad = values.first(where: { $0.contains("\0") }) {
                         return .failure(TemplateError("\(key): \"\(bad)\" contains a NUL byte"))
                     }

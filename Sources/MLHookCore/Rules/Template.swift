@@ -79,6 +79,12 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public var description: String { source }
 
     /// The `args.` names the template uses, to check them against the command pattern.
+    /// The argument name when the template is exactly `{{ args.NAME }}` (no filter, no text around it).
+    public var soleArgument: String? {
+        guard parts.count == 1, case .expression(let path, let filters) = parts[0], filters.isEmpty, path.hasPrefix("args.") else { return nil }
+        return String(path.dropFirst(5))
+    }
+
     public var argumentNames: [String] {
         parts.compactMap {
             if case .expression(let path, _) = $0, path.hasPrefix("args.") { String(path.dropFirst(5)) } else { nil }
@@ -139,6 +145,8 @@ public struct TemplateContext: Sendable {
     public var args: [String: String]
     /// Schedule values (`schedule.rule`, `schedule.tick`).
     public var schedule: [String: String]
+    /// `{name:rest}` arguments: a list item that is only one of them is split into words.
+    public var splitArguments: Set<String> = []
 
     public init(event: NormalizedEvent, args: [String: String] = [:], schedule: [String: String] = [:]) {
         self.event = event
