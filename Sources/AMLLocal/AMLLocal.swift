@@ -121,3 +121,28 @@ extension AMLLocal {
     @discardableResult
     public func pruneRuns(endedBefore cutoff: Date) throws -> Int { try server.pruneRuns(endedBefore: cutoff) }
 }
+
+extension AMLLocal {
+    /// The port to listen on when none is configured (0): the one `credentials.json` recorded last time, if it is
+    /// free, so saved credentials and `mlhook aml --config` keep working across restarts; else 0 (any free port).
+    public static func rememberedPort(dataDirectory: String, host: String) -> Int {
+        guard let data = FileManager.default.contents(atPath: dataDirectory + "/credentials.json"),
+              let saved = try? JSONDecoder().decode(AMLLocalCredentials.self, from: data),
+              let port = URL(string: saved.baseURL)?.port, (1...65535).contains(port), isFree(port: port, host: host) else { return 0 }
+        return port
+    }
+
+    /// Whether a TCP port can be bound on `host` now.
+    static func isFree(port: Int, host: String) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}

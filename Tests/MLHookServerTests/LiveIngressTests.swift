@@ -210,3 +210,42 @@ import Testing
         _ = second
     }
 }
+
+/// The embedded aml-local keeps its port across restarts (when none is configured and the old one is free), so
+/// its saved credentials.json and `mlhook aml --config` keep working.
+@Suite struct EmbeddedAMLPortTests {
+    @Test func theEmbeddedServerKeepsItsPortAcrossARestart() async throws {
+        let dir = try TemporaryDirectory("mlhook-aml-port")
+        defer { dir.remove() }
+        try """
+            server: { listen: "127.0.0.1:0" }
+            store: { path: "\(dir.file("m.db"))" }
+            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        /// Starts the server and reads the port from the credentials.json it writes once bound.
+        func servedPort() async throws -> Int? {
+            let path = dir.file("aml/credentials.json")
+            let before = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+            let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: ["GH": "g"], directory: dir.path)
+            var port: Int?
+            for _ in 0..<200 where port == nil {
+                let written = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+                if written > before, let data = FileManager.default.contents(atPath: path),
+                   let saved = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                   let base = saved["base_url"] as? String, let p = URL(string: base)?.port {
+                    port = p
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            server.signal(SIGTERM)
+            _ = try await server.waitForExit()
+            return port
+        }
+        let first = try #require(try await servedPort())
+        try await Task.sleep(for: .milliseconds(20))  // a later modification time for the second write
+        let second = try #require(try await servedPort())
+        #expect(second == first)
+    }
+}

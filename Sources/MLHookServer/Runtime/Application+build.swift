@@ -63,9 +63,11 @@ public func buildApplication(
     if let aml = runtime.amlLocal {
         let local = runtime.config.azureml
         let logger = runtime.logger
+        // No port configured: the one it had last time when free, so saved credentials keep working.
+        let port = local.localPort != 0 ? local.localPort : AMLLocal.rememberedPort(dataDirectory: local.localDataDirectory, host: local.localHost)
         services.append(Application(
             router: aml.router(),
-            configuration: .init(address: .hostname(local.localHost, port: local.localPort), serverName: "aml-local"),
+            configuration: .init(address: .hostname(local.localHost, port: port), serverName: "aml-local"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? local.localPort
                 do { try aml.bound(port: port, host: local.localHost) } catch { logger.error("aml-local: cannot write credentials.json: \(error)") }
