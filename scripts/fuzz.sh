@@ -52,13 +52,14 @@ PY
 # ZIPFoundation leaks a few dozen bytes per archive it opens (Foundation's fileSystemRepresentation, or its
 # in-memory backing object): not ours to fix, so leak detection is off for that harness only.
 declare -A options=([unzip]="-detect_leaks=0")
+declare -A asan=([unzip]="detect_leaks=0")   # LeakSanitizer's check at exit as well
 
 harnesses=(${HARNESSES:-verifiers json form cron template config multipart unzip})
 run_one() {
     local name=$1 dirs=() d
     for d in ${seeds[$name]}; do [ -d "$d" ] && dirs+=("$d"); done
     mkdir -p "$scratch/corpus/$name" "$scratch/findings/$name"
-    MLHOOK_FUZZ_TARGET=$name "$scratch/debug/${binary[$name]}" "$scratch/corpus/$name" "${dirs[@]}" \
+    ASAN_OPTIONS=${asan[$name]:-} MLHOOK_FUZZ_TARGET=$name "$scratch/debug/${binary[$name]}" "$scratch/corpus/$name" "${dirs[@]}" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$scratch/findings/$name/" ${options[$name]:-} >"$scratch/$name.log" 2>&1 || true
 }

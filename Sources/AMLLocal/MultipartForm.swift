@@ -29,8 +29,8 @@ struct MultipartForm {
             throw AMLError.validation("the multipart boundary must be 1 to 70 characters")
         }
         // MultipartKit 4.7.1 traps (reads past its 128-entry table) on a byte over 0x7F in a part's header name.
-        guard Self.headerNamesAreASCII(body, boundary: Array("--\(boundary)".utf8)) else {
-            throw AMLError.validation("a multipart header name is not ASCII")
+        guard Self.headerNamesAreASCII(body, boundary: boundary) else {
+            throw AMLError.validation("malformed multipart body (a part's header name is not ASCII)")
         }
         let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
@@ -64,30 +64,14 @@ struct MultipartForm {
         self.parts = parts
     }
 
-    /// Whether every header name in every part (a line's bytes before its colon, from a delimiter line to the
-    /// first empty line) is ASCII. Every occurrence of the delimiter counts, which checks at least what the parser reads.
-    static func headerNamesAreASCII(_ body: [UInt8], boundary delimiter: [UInt8]) -> Bool {
-        var i = 0
-        while i + delimiter.count <= body.count {
-            // Anywhere, not only after CRLF: MultipartKit takes the first delimiter of the preamble wherever it is.
-            guard body[i] == delimiter[0], body[i..<(i + delimiter.count)].elementsEqual(delimiter) else {
-                i += 1
-                continue
-            }
-            // Skip the rest of the delimiter line, then read header lines up to an empty one.
-            var j = i + delimiter.count
-            while j < body.count, body[j] != 0x0A { j += 1 }
-            j += 1
-            while j < body.count {
-                var lineEnd = j
-                while lineEnd < body.count, body[lineEnd] != 0x0A { lineEnd += 1 }
-                let line = body[j..<lineEnd]
-                if line.isEmpty || line == [0x0D] { break }
-                for byte in line.prefix(while: { $0 != UInt8(ascii: ":") }) where byte >= 0x80 { return false }
-                j = lineEnd + 1
-            }
-            i = max(j, i + 1)
-        }
+    /// Whether MultipartKit can read `body` without reaching a byte over 0x7F where it expects a header name (its
+    /// 128-entry table traps there). Decided by MultipartKit itself, on a copy where every such byte is 0x01: a
+    /// byte it reads the same way everywhere else (body, value, preamble) but refuses in a header name. So the copy
+    /// fails exactly where the original would trap, whatever path its state machine takes to get there.
+    static func headerNamesAreASCII(_ body: [UInt8], boundary: String) -> Bool {
+        guard body.contains(where: { $0 >= 0x80 }) else { return true }
+        let parser = MultipartParser(boundary: boundary)
+        do { try parser.execute(body.map { $0 >= 0x80 ? 0x01 : $0 }) } catch { return false }
         return true
     }
 
