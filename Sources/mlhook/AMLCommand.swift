@@ -26,7 +26,7 @@ struct AMLCommand: AsyncParsableCommand {
         var i = 1
         while i < arguments.count {
             let a = arguments[i]
-            if a == "--json" {
+            if a == "--json" || a == "--tsv" {
                 moved.append(a)
                 i += 1
             } else if ["--credentials", "--config"].contains(a), i + 1 < arguments.count {
@@ -48,7 +48,8 @@ struct AMLOptions: ParsableArguments {
     @Option(help: "A credentials.json (tenant_id, client_id, client_secret, subscription_id, resource_group, workspace, base_url).")
     var credentials: String?
     @Option(help: "An mlhook configuration whose azureml section says where Azure ML is.") var config: String?
-    @Flag(help: "Print JSON for scripts.") var json = false
+    @Flag(help: "Print JSON for scripts (a list: one JSON array, [] when empty).") var json = false
+    @Flag(help: "Lists: tab-separated rows without a header, as when the output is piped.") var tsv = false
 
     func client() throws -> HTTPAzureMLClient {
         do {
@@ -113,8 +114,14 @@ struct AMLOptions: ParsableArguments {
     }
 
     /// Prints documents as JSON, or one human line each.
-    func show(_ items: [JSONValue], _ line: (JSONValue) -> String) {
-        if json { items.forEach { print($0.text) } } else { items.forEach { print(line($0)) } }
+    /// Prints a list as every list command does (`Listing`).
+    func show(_ items: [JSONValue], _ header: String..., columns: (JSONValue) -> [String]) {
+        var listing = Listing(header: header)
+        for item in items { listing.add(columns(item), json: item.text) }
+        var format = ListFormat()
+        format.json = json
+        format.tsv = tsv
+        listing.print(format)
     }
 }
 
@@ -137,7 +144,7 @@ extension AMLCommand {
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.resourceGroups() }) { "\($0["name"]?.string ?? "?")\t\($0["location"]?.string ?? "")" }
+                o.show(try await azure { try await api.resourceGroups() }, "NAME", "LOCATION") { [$0["name"]?.string ?? "?", $0["location"]?.string ?? ""] }
             }
         }
     }
@@ -149,8 +156,8 @@ extension AMLCommand {
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.workspaces() }) {
-                    "\($0["name"]?.string ?? "?")\t\($0.value(at: "properties.provisioningState")?.string ?? "")\t\($0["location"]?.string ?? "")"
+                o.show(try await azure { try await api.workspaces() }, "NAME", "STATE", "LOCATION") {
+                    [$0["name"]?.string ?? "?", $0.value(at: "properties.provisioningState")?.string ?? "", $0["location"]?.string ?? ""]
                 }
             }
         }
@@ -171,9 +178,11 @@ extension AMLCommand {
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.computes() }) { c in
+                o.show(try await azure { try await api.computes() }, "NAME", "STATE", "NODES", "MIN", "MAX") { c in
                     let scale = c.value(at: "properties.properties.scaleSettings")
-                    return "\(c["name"]?.string ?? "?")\t\(c.value(at: "properties.provisioningState")?.string ?? "")\tnodes \(c.value(at: "properties.properties.currentNodeCount")?.int ?? 0) (min \(scale?["minNodeCount"]?.int ?? 0), max \(scale?["maxNodeCount"]?.int ?? 0))"
+                    return [c["name"]?.string ?? "?", c.value(at: "properties.provisioningState")?.string ?? "",
+                            String(c.value(at: "properties.properties.currentNodeCount")?.int ?? 0),
+                            String(scale?["minNodeCount"]?.int ?? 0), String(scale?["maxNodeCount"]?.int ?? 0)]
                 }
             }
         }
@@ -210,7 +219,7 @@ extension AMLCommand {
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.experiments() }) { "\($0["name"]?.string ?? "?")\t\($0["createdUtc"]?.string ?? "")" }
+                o.show(try await azure { try await api.experiments() }, "NAME", "CREATED") { [$0["name"]?.string ?? "?", $0["createdUtc"]?.string ?? ""] }
             }
         }
     }
@@ -223,7 +232,7 @@ extension AMLCommand {
             @Option var name: String?
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.models(name: name) }) { "\($0["id"]?.string ?? "?")\t\($0["createdTime"]?.string ?? "")\t\($0["url"]?.string ?? "")" }
+                o.show(try await azure { try await api.models(name: name) }, "ID", "CREATED", "URL") { [$0["id"]?.string ?? "?", $0["createdTime"]?.string ?? "", $0["url"]?.string ?? ""] }
             }
         }
         struct Show: AsyncParsableCommand {

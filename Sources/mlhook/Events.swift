@@ -31,7 +31,7 @@ struct Events: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Option(help: "Show at most N events (default: all).") var limit: Int?
         @Option(help: "Only events of this source.") var source: String?
-        @Flag(help: "One JSON object per line.") var json = false
+        @OptionGroup var format: ListFormat
 
         func run() async throws {
             if let limit, limit < 1 { printError("--limit must be at least 1"); throw ExitCode(2) }
@@ -39,15 +39,13 @@ struct Events: AsyncParsableCommand {
             let events = try await store.list(limit: limit, source: source)
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var listing = Listing("ID", "SOURCE", "KIND", "DELIVERY", "STATE", "RECEIVED")
             for e in events {
-                if json {
-                    print(String(decoding: try encoder.encode(e), as: UTF8.self))
-                } else {
-                    print([e.id, e.source, e.kind, e.deliveryID, e.state.rawValue,
-                           e.receivedAt.formatted(.iso8601)].joined(separator: "\t"))
-                }
+                listing.add([e.id, e.source, e.kind, e.deliveryID, e.state.rawValue, e.receivedAt.formatted(.iso8601)],
+                            json: String(decoding: try encoder.encode(e), as: UTF8.self))
             }
+            listing.print(format)
         }
     }
 
@@ -144,7 +142,7 @@ struct Jobs: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Option(help: "Show at most N jobs (default: all).") var limit: Int?
         @Option(help: "Only jobs in this state (queued, running, watching, succeeded, failed, dead).") var state: String?
-        @Flag(help: "One JSON object per line.") var json = false
+        @OptionGroup var format: ListFormat
 
         func run() async throws {
             var wanted: JobState?
@@ -155,12 +153,13 @@ struct Jobs: AsyncParsableCommand {
             let store = try options.open()
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var listing = Listing("ID", "STATE", "RULE#ACTION", "ACTION", "EVENT", "ATTEMPTS")
             for j in try await store.jobs(limit: limit, state: wanted) {
-                if json { print(String(decoding: try encoder.encode(j), as: UTF8.self)) } else {
-                    print([j.id, j.state.rawValue, "\(j.rule)#\(j.actionIndex + 1)", j.action, j.eventID, "\(j.attempts)/\(j.maxAttempts)"].joined(separator: "\t"))
-                }
+                listing.add([j.id, j.state.rawValue, "\(j.rule)#\(j.actionIndex + 1)", j.action, j.eventID, "\(j.attempts)/\(j.maxAttempts)"],
+                            json: String(decoding: try encoder.encode(j), as: UTF8.self))
             }
+            listing.print(format)
         }
     }
 
@@ -192,9 +191,9 @@ struct Callbacks: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "id, state, attempts, last status, url, job.")
         @OptionGroup var options: StoreOption
-        @Option(help: "pending, delivered or dead.") var state: String?
-        @Option var limit: Int?
-        @Flag var json = false
+        @Option(help: "Only callbacks in this state: pending, delivered or dead.") var state: String?
+        @Option(help: "Show at most N callbacks (default: all).") var limit: Int?
+        @OptionGroup var format: ListFormat
         func run() async throws {
             var wanted: CallbackState?
             if let state {
@@ -203,12 +202,13 @@ struct Callbacks: AsyncParsableCommand {
             }
             let store = try options.open()
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var listing = Listing("ID", "STATE", "ATTEMPTS", "STATUS", "URL", "JOB")
             for c in try await store.callbacks(limit: limit, state: wanted) {
-                if json { print(String(decoding: try encoder.encode(c), as: UTF8.self)) } else {
-                    print([c.id, c.state.rawValue, "\(c.attempts)", c.lastStatus.map(String.init) ?? "-", c.url, c.jobID].joined(separator: "\t"))
-                }
+                listing.add([c.id, c.state.rawValue, "\(c.attempts)", c.lastStatus.map(String.init) ?? "-", c.url, c.jobID],
+                            json: String(decoding: try encoder.encode(c), as: UTF8.self))
             }
+            listing.print(format)
         }
     }
 

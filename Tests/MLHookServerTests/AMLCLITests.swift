@@ -32,6 +32,8 @@ import Testing
         let first = try runMLHook(["aml"] + creds + ["--json", "computes", "ls"], directory: dir.path)
         #expect(first.status == 0 && first.output.contains("\"maxNodeCount\":4"), "\(first.output)")
         #expect(try runMLHook(["aml", "--credentials=\(aml.credentialsFile)", "computes", "ls"], directory: dir.path).output.contains("cpu-cluster"))
+        let noModels = try runMLHook(["aml", "models", "ls", "--json"] + creds, directory: dir.path)
+        #expect(noModels.status == 0 && noModels.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "an empty list is [] like every list: \(noModels.output)")
         let reg = try runMLHook(["aml", "models", "register", "--name", "m", "--url", "https://x/m.pkl", "--tag", "commit=9f1c"] + creds, directory: dir.path)
         #expect(reg.status == 0 && reg.output.contains("registered m:1"))
         #expect(try runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path).status == 0)

@@ -54,6 +54,16 @@ import Testing
             .write(toFile: path, atomically: true, encoding: .utf8)
         let listed = try runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path)
         #expect(listed.status == 0 && listed.output.split(separator: "\n").count == 2 && listed.output.contains("retrain#1\tstart_run"))
+        // On a terminal: a header row and aligned columns; --json: one array.
+        let terminal = try runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path, terminal: true)
+        let lines = terminal.output.split(separator: "\n").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(lines.first?.hasPrefix("ID") == true && lines.first?.contains("RULE#ACTION") == true, "\(terminal.output)")
+        #expect(!terminal.output.contains("\t") && lines.count == 3, "\(terminal.output)")
+        let json = try runMLHook(["jobs", "ls", "--json", "--config", path], directory: h.dir.path)
+        let array = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
+        #expect(array?.count == 2)
+        let none = try runMLHook(["callbacks", "ls", "--json", "--config", path], directory: h.dir.path)
+        #expect(none.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "an empty list is an empty array")
         let shown = try runMLHook(["jobs", "show", run.id, "--config", path], directory: h.dir.path)
         #expect(shown.output.contains("idempotency key: \(run.idempotencyKey)"))
         // One numbering: the key, the list and the job's page all call the first action of the rule #1.

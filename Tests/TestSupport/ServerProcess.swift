@@ -85,7 +85,25 @@ final class OutputBuffer: Sendable {
 }
 
 /// Runs the `mlhook` binary to completion and returns its exit status and output.
-public func runMLHook(_ arguments: [String], environment: [String: String] = [:], directory: String) throws -> (status: Int32, output: String) {
+/// - Parameter terminal: Run it on a pseudo-terminal (util-linux `script`), as a person at a shell would.
+public func runMLHook(_ arguments: [String], environment: [String: String] = [:], directory: String,
+                      terminal: Bool = false) throws -> (status: Int32, output: String) {
+    if terminal {
+        let line = ([try ServerProcess.binary()] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        p.arguments = ["-qefc", line, "/dev/null"]
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
+    }
     let (p, handle) = try startMLHook(arguments, environment: environment, directory: directory)
     let data = handle.readDataToEndOfFile()
     p.waitUntilExit()
