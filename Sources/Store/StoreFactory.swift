@@ -18,14 +18,16 @@ public enum StoreFactory {
     ///   - clock: The time the store stamps rows with.
     ///   - logger: For store-level messages.
     /// - Throws: `StoreError`: `.notFound` when `mustExist` and there is none, else why it cannot be opened.
-    public static func open(_ config: StoreConfig, mustExist: Bool = false, clock: @escaping @Sendable () -> Date = { Date() },
-                            logger: Logger) throws -> any MLHookStore {
+    /// - Parameter background: Run the store's own background work (SQLite: WAL checkpoints). The CLI does not:
+    ///   it may read the store of a running server, which does that work already.
+    public static func open(_ config: StoreConfig, mustExist: Bool = false, background: Bool = true,
+                            clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws -> any MLHookStore {
         switch config.backend {
         case .sqlite(let sqlite):
             if mustExist && !FileManager.default.fileExists(atPath: sqlite.path) {
                 throw StoreError(.notFound, "open \(sqlite.path)", "there is no store there (has mlhook serve run with this configuration?)")
             }
-            return try SQLiteStore(path: sqlite.path, synchronous: sqlite.synchronous, clock: clock, logger: logger)
+            return try SQLiteStore(path: sqlite.path, synchronous: sqlite.synchronous, checkpoints: background, clock: clock, logger: logger)
         }
     }
 }

@@ -16,7 +16,7 @@ struct Events: AsyncParsableCommand {
     static func openStore(_ options: ConfigOption) throws -> any MLHookStore {
         let loaded = try options.load()
         do {
-            return try StoreFactory.open(loaded.config.store, mustExist: true, logger: Logger(label: "mlhook.cli"))
+            return try StoreFactory.open(loaded.config.store, mustExist: true, background: false, logger: Logger(label: "mlhook.cli"))
         } catch let error as StoreError where error.code == .notFound {
             printError("no store at \(loaded.config.store) (has mlhook serve run with this configuration?)")
             throw ExitCode(1)

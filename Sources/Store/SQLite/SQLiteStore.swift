@@ -21,7 +21,10 @@ public final class SQLiteStore: Sendable {
     let pool: DatabasePool
     let bodies: BodyLog
     let writer: GroupCommitWriter<PreparedEvent, AppendOutcome>
-    private let checkpointer: WALCheckpointer
+    /// Nil in a CLI process: the serving process checkpoints; another one doing it too only contends with it.
+    private let checkpointer: WALCheckpointer?
+    /// Whether this store checkpoints its write-ahead log (the serving process does, the CLI does not).
+    var checkpoints: Bool { checkpointer != nil }
     let logger: Logger
     /// Stamps rows (job creation, callback due times, operator retries); injected so tests control time.
     let clock: @Sendable () -> Date
@@ -48,7 +51,7 @@ public final class SQLiteStore: Sendable {
     /// - Throws: `StoreError` naming the file when it cannot be opened or migrated (`.schema` when a newer
     ///   mlhook wrote it).
     public init(path: String, synchronous: SynchronousMode = .full, maxBatch: Int = 512, bodySegmentBytes: Int = 64 << 20,
-                clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
+                checkpoints: Bool = true, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
         self.logger = logger
         self.clock = clock
         let url = URL(fileURLWithPath: path)
@@ -92,7 +95,7 @@ public final class SQLiteStore: Sendable {
             }
             try Self.migrator.migrate(pool)
             let pageSize = try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
-            checkpointer = try WALCheckpointer(path: path, pageSize: pageSize, logger: logger)
+            checkpointer = checkpoints ? try WALCheckpointer(path: path, pageSize: pageSize, logger: logger) : nil
             bodies = try BodyLog(directory: path + ".bodies", fsync: synchronous == .full, segmentBytes: bodySegmentBytes)
             self.pool = pool
         } catch {
@@ -104,7 +107,7 @@ public final class SQLiteStore: Sendable {
 
     deinit {
         writer.stop()
-        checkpointer.stop()
+        checkpointer?.stop()
     }
 
     /// Reads on one of the pool's reader connections; failures become `StoreError`s naming `operation`.

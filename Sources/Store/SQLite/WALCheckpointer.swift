@@ -18,6 +18,9 @@ final class WALCheckpointer: @unchecked Sendable {
     // DatabaseQueue (serialized internally) used only from the checkpointer's own thread.
     private let condition = NSCondition()
     private var stopped = false
+    private var failureCount = 0
+    /// Checkpoints that failed so far (for tests and diagnostics).
+    var failures: Int { condition.lock(); defer { condition.unlock() }; return failureCount }
     private let queue: DatabaseQueue
     private let interval: TimeInterval
     private let restartWALFrames: Int
@@ -28,9 +31,9 @@ final class WALCheckpointer: @unchecked Sendable {
 
     /// Opens a second connection to `path` and starts the thread.
     init(path: String, pageSize: Int, interval: TimeInterval = 0.05, restartWALBytes: Int = 16 << 20,
-         maxWALBytes: Int = 512 << 20, logger: Logger) throws {
+         maxWALBytes: Int = 512 << 20, busyTimeout: TimeInterval = 5, logger: Logger) throws {
         var config = GRDB.Configuration()
-        config.busyMode = .timeout(5)
+        config.busyMode = .timeout(busyTimeout)
         queue = try DatabaseQueue(path: path, configuration: config)
         self.interval = interval
         self.restartWALFrames = restartWALBytes / max(pageSize, 512)
@@ -51,6 +54,11 @@ final class WALCheckpointer: @unchecked Sendable {
 
     private func run() {
         var backlog = false
+        // A checkpoint that cannot finish because a reader (another process, the CLI) holds an old snapshot is
+        // expected and retried: it is reported once it has kept failing for a minute, then every ten, not at
+        // every 50 ms pass.
+        var failingSince: Date?
+        var reported: Date?
         while true {
             condition.lock()
             if !stopped && !backlog { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
@@ -68,9 +76,25 @@ final class WALCheckpointer: @unchecked Sendable {
                     try queue.inDatabase { _ = try $0.checkpoint(.restart) }
                     backlog = false
                 }
+                if let since = failingSince, reported != nil {
+                    logger.notice("store: checkpoints succeed again after \(Int(Date().timeIntervalSince(since))) s")
+                }
+                failingSince = nil
+                reported = nil
             } catch {
-                logger.warning("store: checkpoint failed (will retry): \(error)")
                 backlog = false
+                condition.lock()
+                failureCount += 1
+                condition.unlock()
+                let now = Date()
+                let since = failingSince ?? now
+                failingSince = since
+                if now.timeIntervalSince(since) >= 60, reported.map({ now.timeIntervalSince($0) >= 600 }) ?? true {
+                    logger.warning("store: checkpoints have failed for \(Int(now.timeIntervalSince(since))) s (will retry): \(error)")
+                    reported = now
+                } else {
+                    logger.debug("store: checkpoint failed (will retry): \(error)")
+                }
             }
         }
     }
