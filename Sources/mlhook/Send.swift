@@ -12,9 +12,11 @@ struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign a payload as a provider would and POST it; --wait follows the event, its jobs and callbacks.",
         discussion: """
-            PROVIDER is github, gitea, gitlab, bitbucket, slack or standard; EVENT is the provider's event name \
-            (push, "Push Hook", repo:push, …). The secret is the first one of the configured source named --source \
-            (default: PROVIDER). Example: mlhook send github push --payload push.json --to http://127.0.0.1:8080/hooks/github
+            PROVIDER is github, gitea, gitlab, bitbucket, slack, standard or generic; EVENT is the provider's event \
+            name (push, "Push Hook", repo:push, /aml, invoice.paid, …). The secret is the first one of the configured \
+            source named --source (default: PROVIDER). Without --payload, a built-in payload is sent: a push of --repo's \
+            --ref commit (default: the sample's repository, main) for push events, the type for standard and generic, \
+            the command and --text for slack. Example: mlhook send github push --repo ~/ml --ref main --wait
 
             Exit status: 0 the delivery was accepted (with --wait: every job succeeded and every callback was \
             delivered, or the delivery created nothing new); 1 the POST failed or was refused, or (with --wait) a job \
@@ -24,9 +26,14 @@ struct Send: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
-    @Argument(help: "github, gitea, gitlab, bitbucket, slack or standard.") var provider: String
-    @Argument(help: "The event name the provider would send.") var event: String
-    @Option(help: "The payload file (JSON; a form body for slack).") var payload: String
+    @Argument(help: "github, gitea, gitlab, bitbucket, slack, standard or generic.") var provider: String
+    @Argument(help: "The event name the provider would send (push, \"Push Hook\", repo:push, /aml for slack, a type for standard).")
+    var event: String
+    @Option(help: "The payload file (JSON; a form body for slack). Default: a built-in payload for the event.") var payload: String?
+    @Option(help: "For a built-in push: the local git repository whose commit is pushed (default: the sample's).")
+    var repo: String = ".mlhook/sample-repo"
+    @Option(help: "For a built-in push: the branch, tag or commit pushed.") var ref: String = "main"
+    @Option(help: "For a built-in slack command: its text (\"scale cpu-cluster 2\").") var text: String = ""
     @Option(help: "Where to POST it (default: the configured listen address and source).") var to: String?
     @Option(help: "The configured source whose secret signs (default: the provider's name).") var source: String?
     @Option(help: "Delivery id (default: a new UUID).") var delivery: String?
@@ -40,11 +47,24 @@ struct Send: AsyncParsableCommand {
             printError("no source named \(name) in the configuration (use --source)")
             throw ExitCode(2)
         }
-        guard let data = FileManager.default.contents(atPath: payload) else {
-            printError("cannot read \(payload)")
-            throw ExitCode(2)
+        var event = self.event
+        let body: [UInt8]
+        if let payload {
+            guard let data = FileManager.default.contents(atPath: payload) else {
+                printError("cannot read \(payload)")
+                throw ExitCode(2)
+            }
+            body = [UInt8](data)
+        } else {
+            do {
+                (body, event) = try await SendPayloads.build(provider: provider, event: event, commit: {
+                    try await SendPayloads.commit(repo: repo, ref: ref)
+                }, text: text)
+            } catch let e as SendPayloads.Failure {
+                printError(e.description)
+                throw ExitCode(2)
+            }
         }
-        let body = [UInt8](data)
         let secret: WebhookSecret
         do {
             guard let ref = src.secrets.first else { throw ConfigError([ConfigIssue(file: "<config>", line: 0, key: "sources[\(name)].secrets", message: "has no secret to sign with")]) }
@@ -66,8 +86,18 @@ struct Send: AsyncParsableCommand {
         case "bitbucket": headers += try WebhookSigner.bitbucket(secret: secret, body: body).map { ($0.name, $0.value) } + [("X-Event-Key", event), ("X-Request-UUID", id)]
         case "slack": headers += try WebhookSigner.slack(secret: secret, body: body, timestamp: now).map { ($0.name, $0.value) }
         case "standard": headers += try WebhookSigner.standard(secret: secret, id: id, timestamp: now, body: body).map { ($0.name, $0.value) }
+        case "generic":
+            guard let generic = src.generic, let scheme = try? generic.scheme(tolerance: src.toleranceSeconds) else {
+                printError("source \(name) is not a generic source with a valid generic: section")
+                throw ExitCode(2)
+            }
+            var named: [String: String] = [:]
+            if let h = generic.deliveryHeader { named[h] = id }
+            if let h = generic.eventHeader { named[h] = event }
+            headers += named.map { ($0.key, $0.value) }
+            headers += try WebhookSigner.generic(scheme: scheme, secret: secret, body: body, timestamp: now, headers: named).map { ($0.name, $0.value) }
         default:
-            printError("unknown provider \(provider): github, gitea, gitlab, bitbucket, slack or standard")
+            printError("unknown provider \(provider): github, gitea, gitlab, bitbucket, slack, standard or generic")
             throw ExitCode(2)
         }
         let url = to ?? "http://\(loaded.config.server.host == "0.0.0.0" ? "127.0.0.1" : loaded.config.server.host):\(loaded.config.server.port)/hooks/\(name)"

@@ -36,4 +36,74 @@ import Glibc
         let secret = try String(contentsOfFile: dir.file(".mlhook/secrets/github"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!log.contains(secret), "the generated secret is never logged")
     }
+
+    /// The README's quick start, its commands as printed (the test's binary for `.build/release/mlhook`): after the
+    /// sample, a change of one's own, committed and sent with `mlhook send github push --wait`, trains and exits 0.
+    @Test func theReadmesOwnPushTrainsAndSendWaitsForIt() async throws {
+        let dir = try TemporaryDirectory("mlhook-quickstart-push")
+        defer { dir.remove() }
+        let listen = ["MLHOOK_LISTEN": "127.0.0.1:\(freePort())"]
+        let server = try await ServerProcess(arguments: ["serve"], environment: listen, directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        #expect(try await eventually { server.log.contains("sample: done.") }, "\(server.log.suffix(2000))")
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
+                                encoding: .utf8)
+        let block = try #require(readme.range(of: "To push a change of your own").flatMap { readme[$0.upperBound...].range(of: "```sh\n") }
+            .flatMap { start in readme[start.upperBound...].range(of: "```").map { String(readme[start.upperBound..<$0.lowerBound]) } })
+        var outputs: [String] = []
+        for line in block.split(separator: "\n").map(String.init) {
+            let command = line.components(separatedBy: "  #").first!.trimmingCharacters(in: .whitespaces)
+            if command.hasPrefix(".build/release/mlhook ") {
+                let arguments = command.dropFirst(".build/release/mlhook ".count).split(separator: " ").map(String.init)
+                let run = try await runMLHookAsync(arguments, environment: listen, directory: dir.path)
+                #expect(run.status == 0, "\(command): \(run.output)")
+                outputs.append(run.output)
+            } else {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                p.arguments = ["-c", command]
+                p.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+                try p.run()
+                p.waitUntilExit()
+                #expect(p.terminationStatus == 0, "\(command)")
+            }
+        }
+        let sent = try #require(outputs.first)
+        #expect(sent.contains("202 ") && sent.contains("start_run: succeeded"), "\(sent)")
+        #expect(outputs.last?.components(separatedBy: "\n").filter { $0.contains("github") }.count == 2, "the sample's push and ours")
+    }
+}
+
+/// `mlhook send` has a built-in payload for every provider: Standard Webhooks with its type, generic with its
+/// configured headers, a Slack command with its text; and says what is built in when asked for something else.
+@Suite struct SendBuiltInPayloadTests {
+    @Test func everyProviderHasABuiltInPayload() async throws {
+        let dir = try TemporaryDirectory("mlhook-send-builtin")
+        defer { dir.remove() }
+        let port = QuickStartTests().freePort()
+        try """
+            server: { listen: "127.0.0.1:\(port)" }
+            store: { path: "\(dir.file("m.db"))" }
+            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
+            sources:
+              - { name: standard, type: standard, secrets: [ { env: SW } ] }
+              - { name: github, type: github, secrets: [ { env: GH } ] }
+              - { name: slack, type: slack, secrets: [ { env: SL } ] }
+              - name: generic
+                type: generic
+                secrets: [ { env: GN } ]
+                generic: { header: X-Signature, prefix: "sha256=", timestamp_header: X-Timestamp, delivery_header: X-Request-Id, event_header: X-Event }
+            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        let env = ["SW": IngressHarness.standardKey, "SL": "slack-signing-secret", "GN": "generic-secret", "GH": "gh"]
+        let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        for (provider, event, extra) in [("standard", "invoice.paid", [String]()), ("generic", "build.done", []), ("slack", "/aml", ["--text", "scale gpu 2"])] {
+            let sent = try await runMLHookAsync(["send", provider, event, "--config", dir.file("mlhook.yaml")] + extra, environment: env, directory: dir.path)
+            #expect(sent.status == 0 && (sent.output.hasPrefix("202 ") || sent.output.hasPrefix("200 ")), "\(provider): \(sent.output)")
+        }
+        let listed = try await runMLHookAsync(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
+        #expect(listed.contains("standard\tinvoice.paid") && listed.contains("generic\tbuild.done") && listed.contains("slack\t/aml"), "\(listed)")
+        let unknown = try await runMLHookAsync(["send", "github", "workflow_run", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        #expect(unknown.status == 2 && unknown.output.contains("no built-in payload") && unknown.output.contains("--payload"), "\(unknown.output)")
+    }
 }

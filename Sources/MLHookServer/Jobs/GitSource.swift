@@ -147,7 +147,7 @@ public struct GitSource: Sendable {
     }
 
     /// The trimmed standard output of a git command.
-    func output(_ arguments: [String]) async throws -> String {
+    public func output(_ arguments: [String]) async throws -> String {
         let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-git-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outPath) }
         try await git(arguments, stdoutPath: outPath)
