@@ -6,6 +6,7 @@
 #
 #   scripts/fuzz.sh [SECONDS]           every harness
 #   HARNESSES="json cron" scripts/fuzz.sh 30
+#   FUZZ_SEED=1 scripts/fuzz.sh 20      the same input sequence every run (the test script's brief pass)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -61,7 +62,7 @@ run_one() {
     mkdir -p "$scratch/corpus/$name" "$scratch/findings/$name"
     ASAN_OPTIONS=${asan[$name]:-} MLHOOK_FUZZ_TARGET=$name "$scratch/debug/${binary[$name]}" "$scratch/corpus/$name" "${dirs[@]}" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$scratch/findings/$name/" ${options[$name]:-} >"$scratch/$name.log" 2>&1 || true
+        -artifact_prefix="$scratch/findings/$name/" ${FUZZ_SEED:+-seed=$FUZZ_SEED} ${options[$name]:-} >"$scratch/$name.log" 2>&1 || true
 }
 pids=()
 for name in "${harnesses[@]}"; do

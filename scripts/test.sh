@@ -17,3 +17,5 @@ e2e/article/replay.sh .build/debug/mlhook
 MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning e2e/sdk
 # The status page in a real headless Chromium against a running `mlhook serve`; saves .build/ui/status.png.
 MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -s e2e/ui
+# Every libFuzzer harness briefly (scripts/fuzz.sh SECONDS runs them longer): a crash fails the suite.
+FUZZ_SEED=${FUZZ_SEED:-1} scripts/fuzz.sh "${MLHOOK_FUZZ_SECONDS:-20}"
