@@ -4,6 +4,7 @@ import Foundation
 import MLHookCore
 import MLHookServer
 import NIOCore
+import NIOSSL
 import Signing
 import Store
 
@@ -34,6 +35,7 @@ struct Send: AsyncParsableCommand {
     var repo: String = ".mlhook/sample-repo"
     @Option(help: "For a built-in push: the branch, tag or commit pushed.") var ref: String = "main"
     @Option(help: "For a built-in slack command: its text (\"scale cpu-cluster 2\").") var text: String = ""
+    @Option(help: "A PEM file of the CA (or self-signed certificate) to trust for https, as with curl --cacert.") var cacert: String?
     @Option(help: "Where to POST it (default: the configured listen address and source).") var to: String?
     @Option(help: "The configured source whose secret signs (default: the provider's name).") var source: String?
     @Option(help: "Delivery id (default: a new UUID).") var delivery: String?
@@ -100,17 +102,25 @@ struct Send: AsyncParsableCommand {
             printError("unknown provider \(provider): github, gitea, gitlab, bitbucket, slack, standard or generic")
             throw ExitCode(2)
         }
-        let url = to ?? "http://\(loaded.config.server.host == "0.0.0.0" ? "127.0.0.1" : loaded.config.server.host):\(loaded.config.server.port)/hooks/\(name)"
+        // The configured listener: https when mlhook serves TLS itself.
+        let scheme = loaded.config.server.tls == nil ? "http" : "https"
+        let url = to ?? "\(scheme)://\(loaded.config.server.host == "0.0.0.0" ? "127.0.0.1" : loaded.config.server.host):\(loaded.config.server.port)/hooks/\(name)"
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for (k, v) in headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response: HTTPClientResponse
-        do { response = try await HTTPClient.shared.execute(request, timeout: .seconds(30)) } catch {
-            printError("POST \(url) failed: \(error)")
+        let client = try Self.client(cacert: cacert)
+        let answer: String
+        do {
+            response = try await client.execute(request, timeout: .seconds(30))
+            answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            if cacert != nil { try? await client.shutdown() }
+        } catch {
+            if cacert != nil { try? await client.shutdown() }
+            printError("POST \(url) failed: \(Self.explain(error))")
             throw ExitCode(1)
         }
-        let answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
         print("\(response.status.code) \(answer)")
         guard (200..<300).contains(Int(response.status.code)) else { throw ExitCode(1) }
         guard wait, let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string ?? response.headers.first(name: "MLHook-Event-Id") else { return }
@@ -120,6 +130,38 @@ struct Send: AsyncParsableCommand {
         }
         guard timeout > 0 else { printError("--timeout must be at least 1"); throw ExitCode(2) }
         try await follow(eventID, store: try Events.openStore(options))
+    }
+
+    /// The shared client, or one that trusts `cacert` in addition to the system's roots.
+    static func client(cacert: String?) throws -> HTTPClient {
+        guard let cacert else { return .shared }
+        let roots: [NIOSSLCertificate]
+        do { roots = try NIOSSLCertificate.fromPEMFile(cacert) } catch {
+            printError("--cacert \(cacert): not a PEM certificate file (\(error))")
+            throw ExitCode(2)
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = [.certificates(roots)]
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+    }
+
+    /// A transport failure in words a user can act on (a TLS failure names the certificate problem).
+    static func explain(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError {
+            switch ssl {
+            case .handshakeFailed(let reason):
+                // BoringSSL's errors name the source file they were raised in (a build path): keep only the reason.
+                var text = String(describing: reason)
+                text = text.replacingOccurrences(of: #" at [^\s\]\)]+:\d+"#, with: "", options: .regularExpression)
+                let codes = text.matches(of: /:([A-Z][A-Z0-9_]{3,})\b/).map { String($0.1) }
+                let why = codes.contains("CERTIFICATE_VERIFY_FAILED") ? "the server's certificate is not trusted (CERTIFICATE_VERIFY_FAILED)"
+                    : codes.isEmpty ? text : codes.joined(separator: ", ")
+                return "the TLS handshake failed: \(why); if the server's certificate is self-signed or from a private CA, pass --cacert FILE"
+            default: return "TLS: \(ssl)"
+            }
+        }
+        if let e = error as? NIOSSLExtraError { return "TLS: \(e.description)" }
+        return String(describing: error)
     }
 
     /// Prints the event's state, then each job and callback as they change, until all are final.

@@ -40,6 +40,16 @@ import Testing
         #expect(https.status == 0 && https.output.contains("\"ok\""), "\(https.output)")
         let untrusted = try run(["curl", "-sS", "https://127.0.0.1:\(server.port)/healthz"], in: dir.path)
         #expect(untrusted.status != 0, "a client that does not trust the certificate is refused by its own TLS check")
+        // mlhook send follows server.tls: https, trusting a private CA with --cacert; without it, the failure says why.
+        let cli = try String(contentsOfFile: dir.file("mlhook.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "listen: \"127.0.0.1:0\"", with: "listen: \"127.0.0.1:\(server.port)\"")
+        try cli.write(toFile: dir.file("cli.yaml"), atomically: true, encoding: .utf8)
+        let distrust = try await runMLHookAsync(["send", "github", "ping", "--config", dir.file("cli.yaml")], environment: ["GH": "tls-secret"], directory: dir.path)
+        #expect(distrust.status == 1 && distrust.output.contains("TLS handshake failed") && distrust.output.contains("--cacert")
+                && !distrust.output.contains("/checkouts/") && !distrust.output.contains(".cc:"), "\(distrust.output)")
+        let signed = try await runMLHookAsync(["send", "github", "ping", "--config", dir.file("cli.yaml"), "--cacert", dir.file("cert.pem")],
+                                              environment: ["GH": "tls-secret"], directory: dir.path)
+        #expect(signed.status == 0 && signed.output.hasPrefix("202 "), "\(signed.output)")
         let plain = try run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(server.port)/healthz"], in: dir.path)
         #expect(plain.status != 0 && !plain.output.contains("\"ok\""), "plain HTTP is not served on the TLS port")
 
