@@ -140,7 +140,7 @@ extension AMLCommand {
     struct Groups: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resource groups.", subcommands: [List.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List resource groups: name, location.")
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
@@ -152,7 +152,7 @@ extension AMLCommand {
     struct Workspaces: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Workspaces.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List workspaces: name, state, location.")
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
@@ -162,6 +162,7 @@ extension AMLCommand {
             }
         }
         struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one workspace as JSON.")
             @OptionGroup var o: AMLOptions
             @Argument(help: "Workspace name (default: the configured one).") var name: String?
             func run() async throws {
@@ -174,7 +175,7 @@ extension AMLCommand {
     struct Computes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Compute clusters.", subcommands: [List.self, Scale.self, Remove.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List compute clusters: name, state, nodes, min, max.")
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
@@ -189,9 +190,9 @@ extension AMLCommand {
         struct Scale: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Change a cluster's node range; waits until it is applied.")
             @OptionGroup var o: AMLOptions
-            @Argument var name: String
-            @Option var min: Int?
-            @Option var max: Int
+            @Argument(help: "The compute cluster.") var name: String
+            @Option(help: "Fewest nodes kept (default: unchanged).") var min: Int?
+            @Option(help: "Most nodes.") var max: Int
             @Option(help: "Idle seconds before scaling down.") var idleSeconds: Int?
             func run() async throws {
                 let api = try o.client()
@@ -202,8 +203,8 @@ extension AMLCommand {
         struct Remove: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete (or --detach) a compute.")
             @OptionGroup var o: AMLOptions
-            @Argument var name: String
-            @Flag var detach = false
+            @Argument(help: "The compute.") var name: String
+            @Flag(help: "Detach it from the workspace instead of deleting it.") var detach = false
             func run() async throws {
                 let api = try o.client()
                 try await azure { try await api.deleteCompute(name, detach: detach) }
@@ -215,7 +216,7 @@ extension AMLCommand {
     struct Experiments: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Experiments.", subcommands: [List.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List experiments: name, created.")
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
@@ -227,15 +228,16 @@ extension AMLCommand {
     struct Models: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Registered models.", subcommands: [List.self, Show.self, Register.self, Remove.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List registered models: id, created, url.")
             @OptionGroup var o: AMLOptions
-            @Option var name: String?
+            @Option(help: "Only versions of this model.") var name: String?
             func run() async throws {
                 let api = try o.client()
                 o.show(try await azure { try await api.models(name: name) }, "ID", "CREATED", "URL") { [$0["id"]?.string ?? "?", $0["createdTime"]?.string ?? "", $0["url"]?.string ?? ""] }
             }
         }
         struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one model as JSON.")
             @OptionGroup var o: AMLOptions
             @Argument(help: "name:version") var id: String
             func run() async throws {
@@ -244,9 +246,10 @@ extension AMLCommand {
             }
         }
         struct Register: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Register a model (a new version of NAME) from a URL.")
             @OptionGroup var o: AMLOptions
-            @Option var name: String
-            @Option var url: String
+            @Option(help: "The model's name.") var name: String
+            @Option(help: "Where its files are (https, or file:// for aml-local).") var url: String
             @Option(help: "key=value, repeatable.") var tag: [String] = []
             func run() async throws {
                 let api = try o.client()
@@ -261,7 +264,7 @@ extension AMLCommand {
             }
         }
         struct Remove: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "rm")
+            static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete one model version (an absent one is reported, not an error).")
             @OptionGroup var o: AMLOptions
             @Argument(help: "name:version") var id: String
             func run() async throws {
@@ -279,13 +282,13 @@ extension AMLCommand {
         struct Start: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Zip a folder and start a run; --wait follows it to the end and prints the log tail.")
             @OptionGroup var o: AMLOptions
-            @Option var experiment: String
+            @Option(help: "The experiment the run belongs to.") var experiment: String
             @Option(help: "The folder to zip (its root holds the script).") var dir: String
-            @Option var script: String
+            @Option(help: "The entry script, relative to --dir.") var script: String
             @Option(help: "A script argument, repeatable.") var arg: [String] = []
-            @Option var compute: String
+            @Option(help: "The compute cluster to run on.") var compute: String
             @Option(help: "Run id (default: experiment_<time>); the same id never runs twice.") var runId: String?
-            @Flag var wait = false
+            @Flag(help: "Follow the run to its end, print its log tail, and exit non-zero unless it completed.") var wait = false
 
             func run() async throws {
                 let api = try o.client()
@@ -322,9 +325,10 @@ extension AMLCommand {
         }
 
         struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one run as JSON.")
             @OptionGroup var o: AMLOptions
-            @Argument var experiment: String
-            @Argument var runId: String
+            @Argument(help: "The run's experiment.") var experiment: String
+            @Argument(help: "The run id.") var runId: String
             func run() async throws {
                 let api = try o.client()
                 let r = try await azure { try await api.run(experiment: experiment, runID: runId) }
@@ -333,9 +337,10 @@ extension AMLCommand {
         }
 
         struct Cancel: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cancel a run.")
             @OptionGroup var o: AMLOptions
-            @Argument var experiment: String
-            @Argument var runId: String
+            @Argument(help: "The run's experiment.") var experiment: String
+            @Argument(help: "The run id.") var runId: String
             func run() async throws {
                 let api = try o.client()
                 try await azure { try await api.cancelRun(experiment: experiment, runID: runId) }

@@ -122,7 +122,7 @@ struct Jobs: AsyncParsableCommand {
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a failed or dead job again with a fresh set of attempts.")
         @OptionGroup var options: StoreOption
-        @Argument var id: String
+        @Argument(help: "The job id (job_…).") var id: String
         func run() async throws {
             let store = try options.open()
             guard try await store.retryJob(id: id) else {
@@ -166,7 +166,7 @@ struct Jobs: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one job with its parameters.")
         @OptionGroup var options: StoreOption
-        @Argument var id: String
+        @Argument(help: "The job id (job_…).") var id: String
 
         func run() async throws {
             let store = try options.open()
@@ -213,8 +213,9 @@ struct Callbacks: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one callback: its target, state, attempts and body.")
         @OptionGroup var options: StoreOption
-        @Argument var id: String
+        @Argument(help: "The callback id (msg_…).") var id: String
         func run() async throws {
             let store = try options.open()
             guard let c = try await store.callback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
@@ -228,7 +229,7 @@ struct Callbacks: AsyncParsableCommand {
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deliver a callback again (a dead letter, or a delivered one).")
         @OptionGroup var options: StoreOption
-        @Argument var id: String
+        @Argument(help: "The callback id (msg_…).") var id: String
         func run() async throws {
             let store = try options.open()
             guard try await store.replayCallback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }

@@ -1,0 +1,30 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Every command and every option, argument and flag of the CLI says what it is (`--help`), read from the
+/// binary's own description of its command tree.
+@Suite struct CLIHelpTests {
+    @Test func everyCommandAndOptionHasHelpText() throws {
+        let dumped = try runMLHook(["--experimental-dump-help"], directory: FileManager.default.temporaryDirectory.path)
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(dumped.output.utf8)) as? [String: Any])
+        var missing: [String] = []
+        var commands = 0
+        func walk(_ command: [String: Any], _ path: [String]) {
+            let path = path + [command["commandName"] as? String ?? "?"]
+            commands += 1
+            if path.count > 1, (command["abstract"] as? String ?? "").isEmpty { missing.append("command `\(path.dropFirst().joined(separator: " "))`") }
+            for argument in command["arguments"] as? [[String: Any]] ?? [] where path.last != "help" {
+                let names = (argument["names"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                if names.contains(where: { ["help", "version", "experimental-dump-help"].contains($0) }) { continue }
+                if (argument["abstract"] as? String ?? "").isEmpty {
+                    missing.append("`\(path.dropFirst().joined(separator: " "))` \(names.first.map { "--" + $0 } ?? argument["valueName"] as? String ?? "?")")
+                }
+            }
+            for sub in command["subcommands"] as? [[String: Any]] ?? [] { walk(sub, path) }
+        }
+        walk(try #require(root["command"] as? [String: Any]), [])
+        #expect(commands > 30, "the whole tree was read")
+        #expect(missing.isEmpty, "without help: \(missing.joined(separator: ", "))")
+    }
+}
