@@ -1,3 +1,4 @@
+import ArgumentParser
 import CProcessControl
 import Dispatch
 import Foundation
@@ -15,9 +16,37 @@ enum Entry {
         // bench/ingest.sh). NIO requires this first, on the main thread, once: hence a synchronous main.
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         Task {
-            await MLHookCommand.main(AMLCommand.hoistingOptions(Array(CommandLine.arguments.dropFirst())))
+            await run(AMLCommand.hoistingOptions(Array(CommandLine.arguments.dropFirst())))
             exit(0)
         }
         dispatchMain()
+    }
+
+    /// Parses and runs a command with the CLI's one convention for errors: `mlhook: …` on stderr, exit 2 for a
+    /// usage error (ArgumentParser's own would be `Error: …` and 64), 1 for a failed operation; help and
+    /// --version print to stdout and exit 0.
+    static func run(_ arguments: [String]) async {
+        var command: any ParsableCommand
+        do {
+            command = try MLHookCommand.parseAsRoot(arguments)
+        } catch {
+            let code = MLHookCommand.exitCode(for: error)
+            guard code == .validationFailure else { MLHookCommand.exit(withError: error) }  // help, --version, dump-help
+            var message = MLHookCommand.message(for: error)
+            if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+            FileHandle.standardError.write(Data("mlhook: \(message)\n".utf8))
+            let usage = MLHookCommand.fullMessage(for: error).components(separatedBy: "\n").filter { $0.hasPrefix("Usage:") || $0.contains("--help") }
+            if !usage.isEmpty { FileHandle.standardError.write(Data((usage.joined(separator: "\n") + "\n").utf8)) }
+            exit(2)
+        }
+        do {
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            MLHookCommand.exit(withError: error)
+        }
     }
 }

@@ -27,4 +27,16 @@ import Testing
         #expect(commands > 30, "the whole tree was read")
         #expect(missing.isEmpty, "without help: \(missing.joined(separator: ", "))")
     }
+
+    /// One error style: `mlhook: …` on stderr and exit 2 for a usage error, whatever command it is; help and the
+    /// version exit 0.
+    @Test func usageErrorsAreMlhookPrefixedAndExitTwo() throws {
+        let tmp = FileManager.default.temporaryDirectory.path
+        for arguments in [["jobs", "ls", "--bogus"], ["nosuch"], ["jobs", "show"], ["aml", "computes", "scale", "x"], ["send"]] {
+            let run = try runMLHook(arguments, directory: tmp)
+            #expect(run.status == 2 && run.output.hasPrefix("mlhook: ") && !run.output.contains("Error: "), "\(arguments): \(run.status) \(run.output)")
+        }
+        #expect(try runMLHook(["--version"], directory: tmp).status == 0)
+        #expect(try runMLHook(["jobs", "--help"], directory: tmp).status == 0)
+    }
 }
