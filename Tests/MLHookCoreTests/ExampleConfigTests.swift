@@ -23,3 +23,19 @@ import Testing
         #expect(loaded.warnings.isEmpty)
     }
 }
+
+/// The README's configuration examples, as printed: each `yaml` block parses (a block of rules alone, with the
+/// sources the README's first block and its rules name).
+@Suite struct ReadmeConfigTests {
+    @Test func everyYAMLBlockOfTheReadmeParses() throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
+                                encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```yaml\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
+        #expect(blocks.count >= 2)
+        let sources = "sources:\n  - { name: github, type: github, secrets: [ { env: A } ] }\n  - { name: slack, type: slack, secrets: [ { env: B } ] }\n"
+        for (i, block) in blocks.enumerated() {
+            let yaml = block.contains("sources:") ? block : sources + block
+            #expect(throws: Never.self, "README yaml block \(i + 1)") { _ = try MLHookConfig.parse(yaml: yaml, file: "README block \(i + 1)") }
+        }
+    }
+}
