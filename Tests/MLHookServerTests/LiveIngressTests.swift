@@ -144,12 +144,7 @@ import Testing
     @Test func anIdleConnectionIsClosed() async throws {
         let dir = try TemporaryDirectory("mlhook-idle")
         defer { dir.remove() }
-        try """
-            server: { listen: "127.0.0.1:0", idle_timeout_seconds: 1 }
-            store: { path: "\(dir.file("m.db"))" }
-            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
-            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
-            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        try writeServeConfig(dir, server: "idle_timeout_seconds: 1")
         let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: ["GH": "g"], directory: dir.path)
         defer { server.signal(SIGTERM) }
         let idle = try #require(RawConnection(port: server.port))
@@ -165,12 +160,7 @@ import Testing
 @Suite struct ReadDeadlineAndConnectionCapTests {
     func serve(_ server: String) async throws -> (ServerProcess, TemporaryDirectory) {
         let dir = try TemporaryDirectory("mlhook-deadline")
-        try """
-            server: { listen: "127.0.0.1:0", \(server) }
-            store: { path: "\(dir.file("m.db"))" }
-            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
-            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
-            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        try writeServeConfig(dir, server: server)
         let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: ["GH": "g"], directory: dir.path)
         return (server, dir)
     }
@@ -217,12 +207,7 @@ import Testing
     @Test func theEmbeddedServerKeepsItsPortAcrossARestart() async throws {
         let dir = try TemporaryDirectory("mlhook-aml-port")
         defer { dir.remove() }
-        try """
-            server: { listen: "127.0.0.1:0" }
-            store: { path: "\(dir.file("m.db"))" }
-            azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
-            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
-            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        try writeServeConfig(dir)
         /// Starts the server and reads the port from the credentials.json it writes once bound.
         func servedPort() async throws -> Int? {
             let path = dir.file("aml/credentials.json")
@@ -248,4 +233,18 @@ import Testing
         let second = try #require(try await servedPort())
         #expect(second == first)
     }
+}
+
+/// Writes `DIR/mlhook.yaml` for `mlhook serve` on a free port, its store and aml-local inside DIR, one GitHub
+/// source (secret in GH), with `server` added to the server mapping. - Returns: the file's path.
+@discardableResult
+func writeServeConfig(_ dir: TemporaryDirectory, server: String = "") throws -> String {
+    let extra = server.isEmpty ? "" : ", " + server
+    try """
+        server: { listen: "127.0.0.1:0"\(extra) }
+        store: { path: "\(dir.file("m.db"))" }
+        azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
+        sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+        """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+    return dir.file("mlhook.yaml")
 }
