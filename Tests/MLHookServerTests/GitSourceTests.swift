@@ -31,6 +31,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.file("cache")), "refused before git ran")
     }
 
+    /// The same refusals happen at planning: an event whose repository would reach git as an option plans no job.
+    @Test func aPayloadThatWouldInjectIntoGitPlansNoJob() throws {
+        let config = try MLHookConfig.parse(yaml: """
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: train
+                when: { source: github, kind: push }
+                actions: [ { start_run: { experiment: e, dir: train, script: train.py, compute: cpu-cluster } } ]
+            """, file: "t.yaml").config
+        let body = try Fixtures.githubPush(commit: String(repeating: "a", count: 40), cloneURL: "--upload-pack=touch /tmp/pwned")
+        let event = InboundEvent(id: EventID.make(), source: "github", kind: "push", deliveryID: "d", headers: [:],
+                                 body: body, contentType: "application/json", receivedAt: Date())
+        let decision = EventPlanner.decide(event, config: config)
+        #expect(decision.jobs.isEmpty && decision.record.explanation.contains("start_run refused"), "\(decision.record.explanation)")
+    }
+
     @Test func branchTagAndCommitNamesAreAccepted() throws {
         for ref in ["main", "release/1.2", "v1.0.0", "feature_x-y", String(repeating: "a", count: 40)] {
             #expect(throws: Never.self) { try GitSource.validate(url: "https://example.com/o/r.git", ref: ref, folder: "train") }
@@ -73,24 +89,32 @@ import Testing
             """
         #expect(try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config.sources[0].gitSchemes == ["https", "ssh", "git", "http"])
         #expect(throws: ConfigError.self) { try MLHookConfig.parse(yaml: yaml.replacingOccurrences(of: "{ env: GH } ]", with: "{ env: GH } ], git_schemes: [ext]"), file: "t.yaml") }
-        for (allowed, expected) in [(false, JobState.failed), (true, JobState.watching)] {
+        let strict = try MLHookConfig.parse(yaml: yaml, file: "t.yaml").config
+        let open = try MLHookConfig.parse(yaml: yaml.replacingOccurrences(of: "{ env: GH } ]", with: "{ env: GH } ], git_schemes: [https, file]"),
+                                          file: "t.yaml").config
+        let body = try Fixtures.githubPush(commit: sha, cloneURL: "file://" + dir.file("repo"))
+        let event = InboundEvent(id: EventID.make(at: IngressHarness.now), source: "github", kind: "push", deliveryID: "d", headers: [:],
+                                 body: body, contentType: "application/json", receivedAt: IngressHarness.now)
+        // At planning: no job at all, and the event says why.
+        let refused = EventPlanner.decide(event, config: strict)
+        #expect(refused.jobs.isEmpty && refused.record.state == .ignored, "\(refused.record.explanation)")
+        #expect(refused.record.explanation.contains("git_schemes"), "\(refused.record.explanation)")
+        // When the job runs (the configuration changed since it was planned): refused before git runs.
+        // With the transport allowed throughout: fetched and started.
+        for (runWith, expected) in [(strict, JobState.failed), (open, JobState.watching)] {
             let h = try IngressHarness(config: yaml)
             defer { h.dir.remove() }
-            let config = try MLHookConfig.parse(yaml: allowed ? yaml.replacingOccurrences(of: "{ env: GH } ]", with: "{ env: GH } ], git_schemes: [https, file]") : yaml,
-                                                file: "t.yaml").config
-            h.runtime.live.replace(config: config, sources: h.runtime.live.snapshot.sources.map(\.value))
-            let body = try Fixtures.githubPush(commit: sha, cloneURL: "file://" + dir.file("repo"))
-            let event = InboundEvent(id: EventID.make(at: IngressHarness.now), source: "github", kind: "push", deliveryID: "d", headers: [:],
-                                     body: body, contentType: "application/json", receivedAt: IngressHarness.now)
-            let decision = EventPlanner.decide(event, config: config)
+            let decision = EventPlanner.decide(event, config: open)
+            #expect(decision.jobs.count == 1)
             _ = try await h.store.append(event, plan: decision.record, jobs: decision.jobs)
+            h.runtime.live.replace(config: runWith, sources: h.runtime.live.snapshot.sources.map(\.value))
             let fake = FakeAzureMLClient()
             let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.runtime.logger,
                                    git: GitSource(cacheDirectory: h.dir.file("cache")), now: { IngressHarness.now })
             #expect(try await runner.runOne())
             let job = try #require(try await h.store.jobs(limit: nil, state: nil).first)
             #expect(job.state == expected, "\(job.lastError ?? "")")
-            if !allowed {
+            if expected == .failed {
                 #expect(job.lastError?.contains("git_schemes") == true)
                 #expect(fake.calls("startRun").isEmpty && !FileManager.default.fileExists(atPath: h.dir.file("cache")), "nothing was fetched")
             }

@@ -132,13 +132,32 @@ public struct EventPlanner: Service {
             return Verdict(state: .ignored, plan: nil, explanation: "source \(stored.summary.source) is no longer configured", actions: [], identity: fallback)
         }
         let plan = Planner.plan(e, rules: config.rules)
-        let actions = plan.actions
-        guard !actions.isEmpty else { return Verdict(state: .ignored, plan: nil, explanation: plan.explanation, actions: [], identity: fallback) }
+        // What a start_run would fetch is checked now, before any job exists: a repository, ref or folder git would
+        // take for an option or a command transport, or a transport the source does not allow, plans nothing.
+        var refused: [String] = []
+        let allowed = config.source(named: stored.summary.source)?.gitSchemes
+        let actions = plan.actions.filter { a in
+            guard a.type == .startRun, a.parameters["pull_request"] == nil,
+                  let url = a.parameters["repository"]?.string ?? e.repository?.cloneURL,
+                  let ref = a.parameters["ref"]?.string ?? e.after else { return true }  // known only when the job runs
+            do { try GitSource.validate(url: url, ref: ref, folder: a.parameters["dir"]?.string ?? ".") } catch {
+                refused.append("\(a.rule)#\(a.index + 1) start_run refused: \(error)")
+                return false
+            }
+            if let allowed, !allowed.contains(StartRun.gitScheme(url)) {
+                refused.append("\(a.rule)#\(a.index + 1) start_run refused: the repository uses \(StartRun.gitScheme(url)), which source "
+                               + "\(stored.summary.source) does not allow (sources[\(stored.summary.source)].git_schemes: \(allowed.joined(separator: ", ")))")
+                return false
+            }
+            return true
+        }
+        let explanation = ([plan.explanation] + refused).joined(separator: "\n")
+        guard !actions.isEmpty else { return Verdict(state: .ignored, plan: nil, explanation: explanation, actions: [], identity: fallback) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
         let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
-        return Verdict(state: .planned, plan: json, explanation: plan.explanation, actions: actions,
+        return Verdict(state: .planned, plan: json, explanation: explanation, actions: actions,
                        identity: identity(e, fallback: fallbackIdentity(stored, config: config)),
                        branchScope: scope)
     }
