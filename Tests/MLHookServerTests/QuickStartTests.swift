@@ -68,9 +68,14 @@ import Glibc
                 #expect(p.terminationStatus == 0, "\(command)")
             }
         }
+        // A repository of one's own with train/train.py, on the same embedded defaults.
+        let own = dir.file("my-model")
+        _ = try ProviderEndToEndTests().makeRepo(own, script: "print('my own model')\n")
+        let mine = try await runMLHookAsync(["send", "github", "push", "--repo", own, "--wait"], environment: listen, directory: dir.path)
+        #expect(mine.status == 0 && mine.output.contains("start_run: succeeded"), "\(mine.output)")
         let sent = try #require(outputs.first)
         #expect(sent.contains("202 ") && sent.contains("start_run: succeeded"), "\(sent)")
-        #expect(outputs.last?.components(separatedBy: "\n").filter { $0.contains("github") }.count == 2, "the sample's push and ours")
+        #expect(outputs.last?.components(separatedBy: "\n").filter { $0.contains("github") }.count == 2, "the sample's push and ours (before my-model's)")
     }
 }
 

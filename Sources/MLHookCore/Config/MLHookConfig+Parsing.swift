@@ -27,7 +27,7 @@ extension MLHookConfig {
             git_schemes: [https, ssh, file]   # the sample pushes a repository on this machine
         rules:
           - name: sample-train
-            when: { source: github, kind: push, repository: ["mlhook/sample"], branches: [main], paths: ["train/**"] }
+            when: { source: github, kind: push, repository: ["mlhook/sample", "local/*"], branches: [main], paths: ["train/**"] }
             actions:
               - start_run: { experiment: sample, dir: train, script: train.py, arguments: ["--commit", "{{ after | short }}"], compute: cpu-cluster }
             callback:
