@@ -115,9 +115,9 @@ struct Send: AsyncParsableCommand {
         do {
             response = try await client.execute(request, timeout: .seconds(30))
             answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
-            if cacert != nil { try? await client.shutdown() }
+            try? await client.shutdown()
         } catch {
-            if cacert != nil { try? await client.shutdown() }
+            try? await client.shutdown()
             printError("POST \(url) failed: \(Self.explain(error))")
             throw ExitCode(1)
         }
@@ -132,17 +132,22 @@ struct Send: AsyncParsableCommand {
         try await follow(eventID, store: try Events.openStore(options))
     }
 
-    /// The shared client, or one that trusts `cacert` in addition to the system's roots.
+    /// A client for one POST: a refused connection or a failed TLS handshake is reported at once (the shared
+    /// client would retry until its timeout), trusting `cacert` in addition to the system's roots.
     static func client(cacert: String?) throws -> HTTPClient {
-        guard let cacert else { return .shared }
-        let roots: [NIOSSLCertificate]
-        do { roots = try NIOSSLCertificate.fromPEMFile(cacert) } catch {
-            printError("--cacert \(cacert): not a PEM certificate file (\(error))")
-            throw ExitCode(2)
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        if let cacert {
+            let roots: [NIOSSLCertificate]
+            do { roots = try NIOSSLCertificate.fromPEMFile(cacert) } catch {
+                printError("--cacert \(cacert): not a PEM certificate file (\(error))")
+                throw ExitCode(2)
+            }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.certificates(roots)]
+            configuration.tlsConfiguration = tls
         }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.additionalTrustRoots = [.certificates(roots)]
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// A transport failure in words a user can act on (a TLS failure names the certificate problem).
