@@ -26,7 +26,7 @@ import Testing
         let check = try runMLHook(["config", "check", path], environment: base, directory: dir.path)
         #expect(check.status == 2, "\(check.output)")
         #expect(check.output.contains("\(path):6: rules[train].actions[0].score.key"), "\(check.output)")
-        #expect(check.output.contains("\(path):3: rules[train].callback[0].url.secret"), "\(check.output)")
+        #expect(check.output.contains("\(path):8: rules[train].callback[0].url.secret"), "the callback's own line: \(check.output)")
         #expect(!check.output.contains("<secrets>"), "\(check.output)")
         // The same with --config, as every other command takes it; and serve refuses to start.
         #expect(try runMLHook(["config", "check", "--config", path], environment: base, directory: dir.path).status == 2)

@@ -68,16 +68,22 @@ extension MLHookConfig {
             }
         }
         var callbacks: [CallbackTarget] = []
+        var callbackLines: [Int] = []
         if let n = m.node("callback"), let items = reader.sequence(n, m.keyPath("callback")) {
             for (j, item) in items.enumerated() {
-                if let c = parseCallback(item, path: "\(m.keyPath("callback"))[\(j)]", reader: reader) { callbacks.append(c) }
+                if let c = parseCallback(item, path: "\(m.keyPath("callback"))[\(j)]", reader: reader) {
+                    callbacks.append(c)
+                    callbackLines.append(item.mark?.line ?? 0)
+                }
             }
         }
         let concurrency: Int? = m.has("concurrency") ? m.int("concurrency", default: 1, range: 1...1000) : nil
         let maxAttempts = m.int("max_attempts", default: 5, range: 1...100)
         let supersede = m.bool("supersede", default: false)
-        return Rule(name: name, when: blocks, actions: actions, callbacks: callbacks, concurrency: concurrency,
+        var rule = Rule(name: name, when: blocks, actions: actions, callbacks: callbacks, concurrency: concurrency,
                     maxAttempts: maxAttempts, supersede: supersede, line: m.node.mark?.line ?? 0)
+        rule.callbackLines = callbackLines
+        return rule
     }
 
     /// A `start_run` for events that carry no commit (a command, a schedule, a comment, a release) must say what

@@ -15,6 +15,8 @@ public struct Rule: Sendable, Equatable {
     public var supersede: Bool
     /// The rule's line in the config file.
     public var line: Int
+    /// Each callback's line in the config file, in order (empty for rules not read from a file).
+    public var callbackLines: [Int] = []
 
     public init(name: String, when: [WhenBlock], actions: [ActionSpec], callbacks: [CallbackTarget] = [],
                 concurrency: Int? = nil, maxAttempts: Int = 5, supersede: Bool = false, line: Int = 0) {

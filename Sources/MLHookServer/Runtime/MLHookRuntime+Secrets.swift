@@ -32,9 +32,10 @@ extension MLHookRuntime {
                 check(ref, key: "rules[\(rule.name)].actions[\(i)].\(action.type.rawValue).\(name)", line: action.line)
             }
             for (i, target) in rule.callbacks.enumerated() {
+                let line = i < rule.callbackLines.count ? rule.callbackLines[i] : rule.line
                 switch target {
-                case .url(_, let secret): check(secret, key: "rules[\(rule.name)].callback[\(i)].url.secret", line: rule.line)
-                case .githubStatus(let token, _, _): check(token, key: "rules[\(rule.name)].callback[\(i)].github_status.token", line: rule.line)
+                case .url(_, let secret): check(secret, key: "rules[\(rule.name)].callback[\(i)].url.secret", line: line)
+                case .githubStatus(let token, _, _): check(token, key: "rules[\(rule.name)].callback[\(i)].github_status.token", line: line)
                 case .slack: break
                 }
             }
