@@ -1,5 +1,8 @@
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import MLHookCore
+import Signing
 import Store
 @testable import MLHookServer
 import TestSupport
@@ -117,6 +120,31 @@ import Testing
             if expected == .failed {
                 #expect(job.lastError?.contains("git_schemes") == true)
                 #expect(fake.calls("startRun").isEmpty && !FileManager.default.fileExists(atPath: h.dir.file("cache")), "nothing was fetched")
+            }
+        }
+    }
+
+    /// The GitHub API throttled or down is worth another try (the job is retried with backoff); a pull request that
+    /// is not there is not.
+    @Test func aGitHubOutageIsRetryableAndAMissingPullRequestIsNot() async throws {
+        let github = FakeGitHubAPI(token: "t")
+        github.pulls["octo/ml#7"] = ["head": ["sha": .string(String(repeating: "b", count: 40))]]
+        github.outages = 1
+        try await Application(router: github.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { api in
+            let base = "http://127.0.0.1:\(api.port!)"
+            do {
+                _ = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
+                Issue.record("the outage was not reported")
+            } catch let e as JobError {
+                #expect(e.isRetryable, "\(e)")
+            }
+            let head = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
+            #expect(head.sha == String(repeating: "b", count: 40))
+            do {
+                _ = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 8, token: WebhookSecret("t"))
+                Issue.record("a missing pull request was not reported")
+            } catch let e as JobError {
+                #expect(!e.isRetryable && e.description.contains("404"), "\(e)")
             }
         }
     }

@@ -285,7 +285,12 @@ enum ExampleFiles {
 /// bearer token.
 final class FakeGitHubAPI: Sendable {
     let token: String
-    private let state = Mutex<(pulls: [String: JSONValue], reads: Int, statuses: [(sha: String, state: String)])>(([:], 0, []))
+    private let state = Mutex<(pulls: [String: JSONValue], reads: Int, statuses: [(sha: String, state: String)], outages: Int)>(([:], 0, [], 0))
+    /// The next this many pull request reads are answered 503.
+    var outages: Int {
+        get { state.withLock { $0.outages } }
+        set { state.withLock { $0.outages = newValue } }
+    }
     var pulls: [String: JSONValue] {
         get { state.withLock { $0.pulls } }
         set { state.withLock { $0.pulls = newValue } }
@@ -300,7 +305,13 @@ final class FakeGitHubAPI: Sendable {
         router.get("/repos/:owner/:name/pulls/:number") { req, ctx -> Response in
             guard req.headers[.authorization] == "Bearer \(self.token)" else { return Response(status: .unauthorized) }
             let key = "\(ctx.parameters.get("owner") ?? "")/\(ctx.parameters.get("name") ?? "")#\(ctx.parameters.get("number") ?? "")"
-            guard let pull = self.state.withLock({ s -> JSONValue? in s.reads += 1; return s.pulls[key] }) else { return Response(status: .notFound) }
+            let (pull, down) = self.state.withLock { s -> (JSONValue?, Bool) in
+                s.reads += 1
+                if s.outages > 0 { s.outages -= 1; return (nil, true) }
+                return (s.pulls[key], false)
+            }
+            if down { return Response(status: .serviceUnavailable) }
+            guard let pull else { return Response(status: .notFound) }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: pull.text)))
         }
         router.post("/repos/:owner/:name/statuses/:sha") { req, ctx -> Response in

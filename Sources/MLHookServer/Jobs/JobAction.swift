@@ -93,8 +93,13 @@ enum ActionRegistry {
     static let names: Set<String> = Set(ActionType.allCases.map(\.rawValue))
 }
 
-/// A job that cannot be performed as planned (fails the job without retries).
+/// A job that cannot be performed as planned: fails the job without retries, or, when `isRetryable` (another
+/// service was down or throttled), is tried again with backoff like a retryable Azure ML error.
 struct JobError: Error, CustomStringConvertible {
     let description: String
-    init(_ d: String) { description = d }
+    var isRetryable = false
+    init(_ d: String, retryable: Bool = false) {
+        description = d
+        isRetryable = retryable
+    }
 }

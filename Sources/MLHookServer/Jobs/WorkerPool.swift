@@ -85,7 +85,7 @@ struct WorkerPool: Sendable {
             logger.notice("job interrupted by shutdown; it stays queued", metadata: meta)
             metrics.jobAttempt(action: job.action, outcome: "interrupted", duration: ContinuousClock.now - clock)
         } catch {
-            let retryable = (error as? AzureMLError)?.isRetryable ?? false
+            let retryable = (error as? AzureMLError)?.isRetryable ?? (error as? JobError)?.isRetryable ?? false
             let message = "\(error)"
             meta["error"] = .string(message)
             if retryable && job.attempts < job.maxAttempts {

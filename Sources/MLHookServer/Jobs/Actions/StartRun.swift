@@ -104,10 +104,19 @@ struct StartRun: JobAction {
         request.headers.add(name: "Accept", value: "application/vnd.github+json")
         request.headers.add(name: "User-Agent", value: "mlhook")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token.text)") }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        guard response.status.code == 200, let json = JSONValue(json: Array(body.readableBytesView)) else {
-            throw JobError("start_run: the GitHub API answered \(response.status.code) for pull request \(repository)#\(number)")
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            body = try await response.body.collect(upTo: 4 << 20)
+        } catch {
+            throw JobError("start_run: the GitHub API could not be reached for pull request \(repository)#\(number): \(error)", retryable: true)
+        }
+        let code = Int(response.status.code)
+        guard code == 200, let json = JSONValue(json: Array(body.readableBytesView)) else {
+            // Throttled or down: tried again with backoff; anything else (not found, no access) is final.
+            throw JobError("start_run: the GitHub API answered \(code) for pull request \(repository)#\(number)",
+                           retryable: code == 429 || code >= 500)
         }
         guard let sha = json.value(at: "head.sha")?.string, sha.count == 40 || sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
             throw JobError("start_run: pull request \(repository)#\(number) has no head commit")
