@@ -24,7 +24,7 @@ struct Listing {
             return
         }
         // Tabs and newlines inside a value would break the columns: shown as spaces.
-        let cells = rows.map { $0.map { $0.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }.reduce(into: "") { $0.append($1) } } }
+        let cells = rows.map { $0.map { cell in String(cell.map { $0.isNewline || $0 == "\t" ? " " : $0 }) } }
         if format.tsv || isatty(STDOUT_FILENO) == 0 {
             for row in cells { Swift.print(row.joined(separator: "\t")) }
             return

@@ -103,10 +103,7 @@ extension MLHookConfig {
                         else { reader.error(lm.node("listen"), lm.keyPath("listen"), "expected host:port, got \"\(listen)\"") }
                     }
                     config.azureml.localConfinement = lm.choice("confinement", default: LocalConfinement.auto)
-                    if let network = lm.string("network") {
-                        if ["isolated", "host"].contains(network) { config.azureml.localNetwork = network }
-                        else { reader.error(lm.node("network"), lm.keyPath("network"), "must be isolated or host, got \"\(network)\"") }
-                    }
+                    config.azureml.localNetwork = lm.choice("network", default: LocalNetwork.isolated)
                     config.azureml.localRunRetentionDays = lm.int("run_retention_days", default: config.azureml.localRunRetentionDays,
                                                                   range: 1...3650)
                     lm.finish()

@@ -291,9 +291,7 @@ extension MLHookConfig {
             }
             let apiBase = m.string("api_base") ?? "https://api.github.com"
             // The token goes to this address: https only (plain http only to this machine, for tests).
-            let base = URLComponents(string: apiBase)
-            let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(base?.host ?? "")
-            guard let base, base.host?.isEmpty == false, base.scheme == "https" || (base.scheme == "http" && loopback) else {
+            guard TokenDestination.allows(apiBase) else {
                 reader.error(m.node("api_base") ?? v, m.keyPath("api_base"), "must be an https URL (the token is sent to it), got \"\(apiBase)\"")
                 return nil
             }

@@ -72,6 +72,14 @@ public enum SynchronousMode: String, Sendable, Equatable, CaseIterable {
     case normal
 }
 
+/// The network a confined script gets (`azureml.local.network`).
+public enum LocalNetwork: String, Sendable, Equatable, CaseIterable {
+    /// Its own network namespace: its own loopback only.
+    case isolated
+    /// The machine's network, loopback included.
+    case host
+}
+
 /// How aml-local confines the code it runs (`azureml.local.confinement`).
 public enum LocalConfinement: String, Sendable, Equatable, CaseIterable {
     /// bubblewrap when it is installed and works here; otherwise unconfined, with a warning.
@@ -96,7 +104,7 @@ public struct AzureMLConfig: Sendable, Equatable {
     /// How the embedded server confines the scripts it runs: `auto` (bubblewrap when it works), `required`, `off`.
     public var localConfinement = LocalConfinement.auto
     /// The network a confined run gets: `isolated` (default: its own loopback only) or `host`.
-    public var localNetwork = "isolated"
+    public var localNetwork = LocalNetwork.isolated
     /// Days a finished run's project (code, outputs, zip) is kept by the embedded server; its record and logs stay.
     public var localRunRetentionDays = 30
     /// The real service, for `mode: cloud`.

@@ -72,9 +72,8 @@ enum CallbackFormatter {
             case .githubStatus(let token, let apiBase, let context):
                 // Both go into the URL the token is sent to: only a plain owner/name and a hex commit id.
                 // The event's commit, or the one the job fetched (a pull request's head, for a comment).
-                guard let repo = normalized?.repository?.fullName, let sha = normalized?.after ?? result?["commit"]?.string, Self.isRepositoryName(repo),
-                      (sha.count == 40 || sha.count == 64), sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
-                else { continue }
+                guard let repo = normalized?.repository?.fullName, let sha = normalized?.after ?? result?["commit"]?.string,
+                      Self.isRepositoryName(repo), GitSource.isCommitID(sha) else { continue }
                 let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
                 var description = onlyPending ? "run \(runID ?? "") started" : "\(job.action) \(state.rawValue)"
                 if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }

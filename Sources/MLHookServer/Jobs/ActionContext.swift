@@ -71,7 +71,7 @@ final class AttemptEvent: Sendable {
         if let cached = loaded.withLock({ $0 }) { return cached }
         let event = try await inbox.event(id: id).map { stored in
             Loaded(stored: stored, normalized: EventPlanner.normalize(stored, config: config),
-                   signed: config.sources.first { $0.name == stored.summary.source }.map { !$0.insecure } ?? false)
+                   signed: config.source(named: stored.summary.source).map { !$0.insecure } ?? false)
         }
         loaded.withLock { $0 = .some(event) }
         return event

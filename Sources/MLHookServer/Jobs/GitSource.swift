@@ -1,4 +1,5 @@
 import Foundation
+import MLHookCore
 import Signing
 
 /// Fetches commits with the real `git` into a cache of bare repositories and zips a folder of a commit.
@@ -47,8 +48,7 @@ public struct GitSource: Sendable {
         try Self.validate(url: url, ref: commit, folder: folder)
         var environment: [String: String] = [:]
         if let credentials {
-            guard let u = URL(string: url), let scheme = u.scheme?.lowercased(),
-                  scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(u.host ?? "")) else {
+            guard TokenDestination.allows(url) else {
                 throw Failure(description: "a token is sent only over https (the repository is \(Self.redacted(url)))")
             }
             let basic = ByteEncoding.base64(Array("\(credentials.user):\(credentials.token.text)".utf8))

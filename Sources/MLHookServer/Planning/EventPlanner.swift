@@ -135,7 +135,6 @@ public struct EventPlanner: Service {
         // What a start_run would fetch is checked now, before any job exists: a repository, ref or folder git would
         // take for an option or a command transport, or a transport the source does not allow, plans nothing.
         var refused: [String] = []
-        let allowed = config.source(named: stored.summary.source)?.gitSchemes
         let actions = plan.actions.filter { a in
             guard a.type == .startRun, a.parameters["pull_request"] == nil,
                   let url = a.parameters["repository"]?.string ?? e.repository?.cloneURL,
@@ -144,9 +143,8 @@ public struct EventPlanner: Service {
                 refused.append("\(a.rule)#\(a.index + 1) start_run refused: \(error)")
                 return false
             }
-            if let allowed, !allowed.contains(StartRun.gitScheme(url)) {
-                refused.append("\(a.rule)#\(a.index + 1) start_run refused: the repository uses \(StartRun.gitScheme(url)), which source "
-                               + "\(stored.summary.source) does not allow (sources[\(stored.summary.source)].git_schemes: \(allowed.joined(separator: ", ")))")
+            if let why = StartRun.transportRefusal(url, source: stored.summary.source, config: config) {
+                refused.append("\(a.rule)#\(a.index + 1) start_run refused: \(why)")
                 return false
             }
             return true

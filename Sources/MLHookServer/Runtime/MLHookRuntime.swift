@@ -71,7 +71,7 @@ public struct MLHookRuntime: Sendable {
         if loaded.config.azureml.mode == .local {
             var settings = AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory)
             settings.confinement = RunConfinement(rawValue: loaded.config.azureml.localConfinement.rawValue) ?? .auto
-            settings.network = RunNetwork(rawValue: loaded.config.azureml.localNetwork) ?? .isolated
+            settings.network = RunNetwork(rawValue: loaded.config.azureml.localNetwork.rawValue) ?? .isolated
             let aml = try AMLLocal(settings: settings, logger: logger)
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil

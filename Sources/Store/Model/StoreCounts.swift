@@ -7,7 +7,7 @@ public struct StoreCounts: Sendable, Equatable {
     public var jobs: [String: Int]
     /// Callbacks per state.
     public var callbacks: [String: Int]
-    /// Events waiting to be planned, as `received`, and events parked, as `failed`.
+    /// Events waiting to be planned, as `received` (parked ones are in `parked`).
     public var events: [String: Int]
     /// Records set aside as poison, by kind (`event`, `job`): each is kept with its reason for an operator.
     public var parked: [String: Int]

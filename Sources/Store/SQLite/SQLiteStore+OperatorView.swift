@@ -93,7 +93,7 @@ extension SQLiteStore: OperatorView, StoreStatistics {
             let parkedJobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error LIKE ?",
                                               arguments: [Parked.prefix + "%"]) ?? 0
             return StoreCounts(jobs: try grouped("jobs"), callbacks: try grouped("callbacks"),
-                               events: ["received": backlog, "failed": parkedEvents], parked: ["event": parkedEvents, "job": parkedJobs])
+                               events: ["received": backlog], parked: ["event": parkedEvents, "job": parkedJobs])
         }
     }
 

@@ -62,14 +62,9 @@ struct StartRun: JobAction {
         guard let url, let commit, !commit.isEmpty else {
             throw JobError("start_run needs a commit: the event carries no repository and the action sets no repository/ref")
         }
-        // The transports a source's events may name: not a path on this machine unless the source allows `file`.
-        if let source = try await context.event()?.stored.summary.source,
-           let allowed = context.config.sources.first(where: { $0.name == source })?.gitSchemes {
-            let scheme = Self.gitScheme(url)
-            guard allowed.contains(scheme) else {
-                throw JobError("start_run: the repository \(GitSource.redacted(url)) uses \(scheme), which source \(source) does not allow "
-                               + "(sources[\(source)].git_schemes: \(allowed.joined(separator: ", ")))")
-            }
+        // Checked when the event was planned; again here, for a configuration reloaded since.
+        if let source = try await context.event()?.stored.summary.source, let why = Self.transportRefusal(url, source: source, config: context.config) {
+            throw JobError("start_run: \(why)")
         }
         let credentials = token.map { GitSource.Credentials(user: p.gitUser, token: $0) }
         let (zip, pinned) = try await git.zip(url: url, commit: commit, folder: p.dir, credentials: credentials)
@@ -84,6 +79,16 @@ struct StartRun: JobAction {
         return Output(experiment: p.experiment, runID: id, commit: pinned)
     }
 
+    /// Why `source`'s events may not name `url`, or nil when they may: its transport is not in the source's
+    /// `git_schemes` (a path on this machine needs `file`). Nil for events of no configured source (schedule ticks).
+    static func transportRefusal(_ url: String, source: String, config: MLHookConfig) -> String? {
+        guard let allowed = config.source(named: source)?.gitSchemes else { return nil }
+        let scheme = gitScheme(url)
+        guard !allowed.contains(scheme) else { return nil }
+        return "the repository \(GitSource.redacted(url)) uses \(scheme), which source \(source) does not allow "
+            + "(sources[\(source)].git_schemes: \(allowed.joined(separator: ", ")))"
+    }
+
     /// A repository URL's transport: its scheme, or `ssh` for scp-like `user@host:path`, or `file` for a bare path.
     static func gitScheme(_ url: String) -> String {
         if let colon = url.firstIndex(of: ":"), url[colon...].hasPrefix("://") { return url[..<colon].lowercased() }
@@ -95,8 +100,7 @@ struct StartRun: JobAction {
     /// from `GET {api}/repos/{owner}/{name}/pulls/{number}`, with the token when there is one (https only, or
     /// plain http to a loopback host).
     static func pullRequestHead(api: String, repository: String, number: Int, token: WebhookSecret?) async throws -> (sha: String, cloneURL: String?) {
-        guard let base = URL(string: api), let scheme = base.scheme?.lowercased(), let host = base.host,
-              scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)) else {
+        guard TokenDestination.allows(api) else {
             throw JobError("start_run: github_api must be an https URL (the token is sent to it), got \(api)")
         }
         guard CallbackFormatter.isRepositoryName(repository) else { throw JobError("start_run: \"\(repository)\" is not an owner/name") }
@@ -118,10 +122,10 @@ struct StartRun: JobAction {
             throw JobError("start_run: the GitHub API answered \(code) for pull request \(repository)#\(number)",
                            retryable: code == 429 || code >= 500)
         }
-        guard let sha = json.value(at: "head.sha")?.string, sha.count == 40 || sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
+        guard let sha = json.value(at: "head.sha")?.string?.lowercased(), GitSource.isCommitID(sha) else {
             throw JobError("start_run: pull request \(repository)#\(number) has no head commit")
         }
-        return (sha.lowercased(), json.value(at: "head.repo.clone_url")?.string)
+        return (sha, json.value(at: "head.repo.clone_url")?.string)
     }
 }
 
