@@ -13,7 +13,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// Why a store operation failed.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
-            case busy, unavailable, storageFull, io, corrupt, badRecord, schema, notFound, other
+            case busy, unavailable, storageFull, io, corrupt, badRecord, schema, notFound, leaseLost, other
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -34,6 +34,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let schema = Code(.schema)
         /// The store does not exist (a CLI command pointed at the wrong configuration).
         public static let notFound = Code(.notFound)
+        /// A worker's lease on a job ran out and the job was released or claimed again: what that worker would
+        /// write is refused (fencing), since another worker owns the job now.
+        public static let leaseLost = Code(.leaseLost)
         /// Anything else.
         public static let other = Code(.other)
 

@@ -94,4 +94,49 @@ import Testing
         try await h.store.recordPlans([], jobs: [job("second", "scale_compute", #"{"name":"c","max_nodes":1}"#)])
         #expect(try await h.store.claimJob(now: now.addingTimeInterval(32), lease: 30, ruleLimits: ["ops": 1], actions: ["scale_compute"]) == nil)
     }
+
+    @Test func anActionThatOutlivesItsLeaseRenewsItAndRunsOnce() async throws {
+        // A compute scale that takes 1.5 s under a 0.4 s lease, with four workers polling: before lease renewal,
+        // a second worker claimed the job after 0.4 s and scaled the cluster again in parallel.
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        let fake = FakeAzureMLClient()
+        fake.delay("scaleCompute", by: .milliseconds(1500))
+        try await h.store.recordPlans([], jobs: [job("slow", "scale_compute", #"{"name":"cpu-cluster","max_nodes":4}"#)])
+        let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.logs.logger(), workers: 4, lease: 0.4)
+        let service = Task { try await runner.run() }
+        defer { service.cancel() }
+        var done: JobRecord?
+        for _ in 0..<100 {
+            if let j = try await h.store.jobs(limit: nil, state: .succeeded).first { done = j; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let job = try #require(done)
+        try await Task.sleep(for: .milliseconds(600))  // time for a second claim's scale to show, had there been one
+        #expect(fake.calls("scaleCompute").count == 1, "the action ran once")
+        #expect(job.attempts == 1)
+        #expect(try await h.store.attempts(jobID: job.id).map(\.outcome) == [.succeeded])
+    }
+
+    @Test func aWorkerWhoseLeaseWasLostWritesNothing() async throws {
+        // The renewal is what fails here: the lease is taken away under a running action (as when the store was
+        // unreachable longer than the lease and another replica claimed the job).
+        let h = try IngressHarness(config: Self.config)
+        defer { h.dir.remove() }
+        let fake = FakeAzureMLClient()
+        fake.delay("scaleCompute", by: .milliseconds(800))
+        try await h.store.recordPlans([], jobs: [job("taken", "scale_compute", #"{"name":"cpu-cluster","max_nodes":4}"#)])
+        let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.logs.logger(), workers: 1, lease: 0.3)
+        let worker = Task { try await runner.runOne() }
+        try await Task.sleep(for: .milliseconds(100))
+        // Another worker takes the job: its lease expired (as the store sees it) and it was claimed again.
+        let later = Date().addingTimeInterval(3600)
+        #expect(try await h.store.releaseExpiredLeases(now: later) == 1)
+        let other = try #require(try await h.store.claimJob(now: later, lease: 3600, ruleLimits: [:], actions: ["scale_compute"]))
+        _ = try await worker.value
+        let job = try #require(try await h.store.job(id: other.id))
+        #expect(job.state == .running && job.attempts == 2, "the first worker wrote no outcome")
+        #expect(try await h.store.attempts(jobID: job.id).isEmpty)
+        #expect(h.logs.lines.contains { $0.message.contains("lease lost") })
+    }
 }

@@ -174,7 +174,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let (store, close) = try backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
-        _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score", maxAttempts: 2)])
+        _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score", maxAttempts: 3)])
         // Only workers that perform the action claim it.
         #expect(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]) == nil)
         let claimed = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["score"]))
@@ -212,7 +212,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, maxAttempts: 1)])
         let job = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]))
         try await store.finishAttempt(id: job.id, state: .queued, error: "interrupted by shutdown", result: nil, retryAt: clock.now,
-                                      startedAt: clock.now, now: clock.now, callbacks: [], countAttempt: false)
+                                      startedAt: clock.now, now: clock.now, callbacks: [], countAttempt: false, leaseToken: nil)
         let again = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]))
         #expect(again.attempts == 1 && again.attempts <= again.maxAttempts)
     }
@@ -277,6 +277,57 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let callbacks = try await store.callbacks(CallbackQuery(jobID: job.id))
         #expect(Set(callbacks.map(\.phase)) == [.pending, .final] && callbacks.count == 2, "the pending status and the final one, one each")
         #expect(callbacks.allSatisfy { $0.id.hasPrefix("msg_") })
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func aLostLeaseFencesTheWorkerThatHadIt(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try backend.open(clock)
+        defer { close() }
+        let e = Self.event("d-1", at: clock.now)
+        _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score")])
+        let first = try #require(try await store.claimJob(now: clock.now, lease: 30, ruleLimits: [:], actions: ["score"]))
+        let token = try #require(first.leaseToken)
+        // Renewing moves the expiry: at +40 s the job is still held.
+        #expect(try await store.renewLease(id: first.id, leaseToken: token, until: clock.now.addingTimeInterval(60)))
+        #expect(try await store.releaseExpiredLeases(now: clock.now.addingTimeInterval(40)) == 0)
+        // Unrenewed, it expires and another worker claims it with a new token.
+        #expect(try await store.releaseExpiredLeases(now: clock.now.addingTimeInterval(61)) == 1)
+        let second = try #require(try await store.claimJob(now: clock.now.addingTimeInterval(61), lease: 30, ruleLimits: [:], actions: ["score"]))
+        #expect(second.id == first.id && second.leaseToken != token && second.attempts == 2)
+        // The first worker can neither renew nor end the attempt.
+        #expect(try await store.renewLease(id: first.id, leaseToken: token, until: clock.now.addingTimeInterval(120)) == false)
+        await #expect { try await store.finishAttempt(id: first.id, state: .succeeded, error: nil, result: "{}", retryAt: nil, startedAt: clock.now,
+                                                     now: clock.now, callbacks: [Self.callback(jobID: first.id, eventID: e.id)],
+                                                     leaseToken: token) } throws: { ($0 as? StoreError)?.code == .leaseLost }
+        #expect(try await store.job(id: first.id)?.state == .running)
+        #expect(try await store.callbacks(CallbackQuery()).isEmpty, "its callbacks are not queued")
+        #expect(try await store.attempts(jobID: first.id).isEmpty)
+        // The owner's outcome is written.
+        try await store.finishAttempt(id: second.id, state: .succeeded, error: nil, result: "{}", retryAt: nil, startedAt: clock.now,
+                                      now: clock.now, callbacks: [], leaseToken: second.leaseToken)
+        #expect(try await store.job(id: first.id)?.state == .succeeded)
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func claimRespectsMaxAttempts(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try backend.open(clock)
+        defer { close() }
+        let e = Self.event("d-1", at: clock.now)
+        _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score", maxAttempts: 1)])
+        let job = try #require(try await store.claimJob(now: clock.now, lease: 30, ruleLimits: [:], actions: ["score"]))
+        // An interrupted attempt (shutdown) gives it back; one that counted uses it up.
+        try await store.finishAttempt(id: job.id, state: .queued, error: "shutdown", result: nil, retryAt: clock.now, startedAt: clock.now,
+                                      now: clock.now, callbacks: [], countAttempt: false, leaseToken: job.leaseToken)
+        let again = try #require(try await store.claimJob(now: clock.now, lease: 30, ruleLimits: [:], actions: ["score"]))
+        try await store.finishAttempt(id: again.id, state: .queued, error: "x", result: nil, retryAt: clock.now, startedAt: clock.now,
+                                      now: clock.now, callbacks: [], leaseToken: again.leaseToken)
+        #expect(try await store.claimJob(now: clock.now, lease: 30, ruleLimits: [:], actions: ["score"]) == nil)
+    }
+
+    static func callback(jobID: String, eventID: String) -> NewCallback {
+        NewCallback(jobID: jobID, eventID: eventID, rule: "train", targetIndex: 0, kind: "url", url: "http://127.0.0.1:1/cb", body: "{}")
     }
 
     // MARK: Callback outbox

@@ -22,6 +22,7 @@ public final class FakeAzureMLClient: AzureMLClient {
         var scripts: [String: [Result<JSONValue, any Error>]] = [:]
         var models: [JSONValue] = []
         var runs: [String: JSONValue] = [:]
+        var delays: [String: Duration] = [:]
     }
     private let state = Mutex(State())
 
@@ -36,6 +37,15 @@ public final class FakeAzureMLClient: AzureMLClient {
     /// Queues answers for an operation, used one per call before the default answer.
     public func script(_ operation: String, _ answers: [Result<JSONValue, any Error>]) {
         state.withLock { $0.scripts[operation, default: []] += answers }
+    }
+
+    /// Makes every call of an operation take `duration` before it answers (a compute scale that waits for its nodes).
+    public func delay(_ operation: String, by duration: Duration) {
+        state.withLock { $0.delays[operation] = duration }
+    }
+
+    private func pause(_ operation: String) async throws {
+        if let d = state.withLock({ $0.delays[operation] }) { try await Task.sleep(for: d) }
     }
 
     /// Sets the status a run reports to `run(experiment:runID:)`.
@@ -56,7 +66,8 @@ public final class FakeAzureMLClient: AzureMLClient {
     }
 
     public func scaleCompute(_ name: String, minNodes: Int?, maxNodes: Int, idleSeconds: Int?) async throws -> JSONValue {
-        try record("scaleCompute", [name, minNodes.map(String.init) ?? "-", String(maxNodes), idleSeconds.map(String.init) ?? "-"]) {
+        try await pause("scaleCompute")
+        return try record("scaleCompute", [name, minNodes.map(String.init) ?? "-", String(maxNodes), idleSeconds.map(String.init) ?? "-"]) {
             ["name": .string(name), "properties": ["provisioningState": "Succeeded",
                                                    "properties": ["scaleSettings": ["maxNodeCount": .number(Double(maxNodes))]]]]
         }

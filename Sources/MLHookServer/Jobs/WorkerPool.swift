@@ -61,26 +61,35 @@ struct WorkerPool: Sendable {
             let action = ActionRegistry.action(for: type)
             let parameters = try ActionParameters(json: job.parameters)
             let context = ActionContext(job: job, client: try await client(), config: config, event: event, git: git, logger: logger)
-            let result = try await action.run(parameters, context)
+            // The lease is renewed while the action runs; if it is lost, the action is cancelled and nothing is written.
+            let result = try await LeaseKeeper(queue: queue, lease: lease, now: now, logger: logger).run(job) {
+                try await action.run(parameters, context)
+            }
             // A started run is watched to its end; every other action is done now. A started run gets its pending
             // statuses now, a finished action all its callbacks, in the same transaction as the outcome.
             let state: JobState = action.startsRun ? .watching : .succeeded
             let queued = try await callbacks(state, result, nil, phase: state == .watching ? .pending : .final)
             let refused = try await queue.finishAttempt(id: job.id, state: state, error: nil, result: result.text, retryAt: nil,
-                                                        startedAt: started, now: now(), callbacks: queued)
+                                                        startedAt: started, now: now(), callbacks: queued, leaseToken: job.leaseToken)
             logger.info(state == .watching ? "run started" : "job succeeded", metadata: meta)
             JobLog.noteRefused(refused, job, logger: logger)
             metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
             if state == .succeeded { metrics.jobFinished(action: job.action, state: state.rawValue, createdAt: job.createdAt) }
+        } catch where Self.lostLease(error) {
+            // Another worker owns the job now (this one's lease ran out): it writes nothing.
+            meta["error"] = .string("\(error)")
+            logger.warning("job lease lost; this worker's outcome is dropped", metadata: meta)
+            metrics.jobAttempt(action: job.action, outcome: "lease_lost", duration: ContinuousClock.now - clock)
         } catch where Task.isCancelled {
             // Shutdown ran past its grace period: the job goes back to the queue, for the next start. The write
             // runs in a task of its own, which the cancellation does not reach. An attempt interrupted this way
             // does not count against max_attempts.
             meta["error"] = .string("\(error)")
-            let (queue, id, at) = (self.queue, job.id, now())
+            let (queue, id, at, token) = (self.queue, job.id, now(), job.leaseToken)
             _ = try await Task {
                 try await queue.finishAttempt(id: id, state: .queued, error: "interrupted by shutdown; runs again at the next start",
-                                              result: nil, retryAt: at, startedAt: started, now: at, callbacks: [], countAttempt: false)
+                                              result: nil, retryAt: at, startedAt: started, now: at, callbacks: [], countAttempt: false,
+                                              leaseToken: token)
             }.value
             logger.notice("job interrupted by shutdown; it stays queued", metadata: meta)
             metrics.jobAttempt(action: job.action, outcome: "interrupted", duration: ContinuousClock.now - clock)
@@ -91,13 +100,15 @@ struct WorkerPool: Sendable {
             if retryable && job.attempts < job.maxAttempts {
                 let backoff = Double.random(in: 0...min(maxBackoff, baseBackoff * pow(2, Double(job.attempts - 1))))
                 try await queue.finishAttempt(id: job.id, state: .queued, error: message, result: nil,
-                                              retryAt: now().addingTimeInterval(backoff), startedAt: started, now: now())
+                                              retryAt: now().addingTimeInterval(backoff), startedAt: started, now: now(), callbacks: [],
+                                              leaseToken: job.leaseToken)
                 logger.notice("job will be retried", metadata: meta)
                 metrics.jobAttempt(action: job.action, outcome: "retry", duration: ContinuousClock.now - clock)
             } else {
                 let state: JobState = retryable ? .dead : .failed
                 let refused = try await queue.finishAttempt(id: job.id, state: state, error: message, result: nil, retryAt: nil, startedAt: started,
-                                                            now: now(), callbacks: try await callbacks(state, nil, message))
+                                                            now: now(), callbacks: try await callbacks(state, nil, message),
+                                                            leaseToken: job.leaseToken)
                 logger.error("job \(state.rawValue)", metadata: meta)
                 JobLog.noteRefused(refused, job, logger: logger)
                 metrics.jobAttempt(action: job.action, outcome: state.rawValue, duration: ContinuousClock.now - clock)
@@ -105,5 +116,10 @@ struct WorkerPool: Sendable {
             }
         }
         return true
+    }
+
+    /// Whether `error` says this worker lost its job's lease (while the action ran, or refused at the write).
+    static func lostLease(_ error: any Error) -> Bool {
+        error is LeaseKeeper.LeaseLost || (error as? StoreError)?.code == .leaseLost
     }
 }

@@ -92,6 +92,9 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var result: String?
     /// The delivery id of the job's event.
     public var deliveryID: String?
+    /// The fencing token of the claim that returned this record: renewing the lease and ending the attempt need
+    /// it, so a worker whose lease was lost (another worker claimed the job since) writes nothing. Not listed.
+    public var leaseToken: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, rule, action, parameters, state, attempts, result

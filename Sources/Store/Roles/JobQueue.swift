@@ -8,7 +8,9 @@ import MLHookCore
 /// scope) inside their write transaction; they decide nothing else.
 public protocol JobQueue: Sendable {
     /// Claims the oldest runnable job for `lease` seconds (a worker that dies loses it when the lease expires),
-    /// skipping rules whose running jobs reached their concurrency and actions not in `actions`; counts the attempt.
+    /// skipping rules whose running jobs reached their concurrency, actions not in `actions` and jobs that used
+    /// their `max_attempts`; counts the attempt. The record carries a fresh `leaseToken`: with it the worker renews
+    /// the lease and ends the attempt; once the lease is lost, both are refused.
     /// - Parameters:
     ///   - now: The time the claim is made at (runnable means `next attempt <= now`).
     ///   - lease: Seconds the claim holds before another worker may take the job.
@@ -20,11 +22,19 @@ public protocol JobQueue: Sendable {
     /// Ends an attempt: `succeeded`/`failed`/`dead` are final, `watching` hands the job to the run watcher,
     /// `queued` with `retryAt` schedules another try. `callbacks` are queued in the same transaction, so a
     /// crash cannot finish a job and lose its callbacks.
-    /// - Parameter countAttempt: false for an attempt cut short by shutdown: the job gets it back.
+    /// - Parameters:
+    ///   - countAttempt: false for an attempt cut short by shutdown: the job gets it back.
+    ///   - leaseToken: The claim's token (fencing): when given, nothing is written unless the job is still running
+    ///     under that very claim. Nil writes unconditionally (operators' tools and tests).
     /// - Returns: How many callbacks were not queued because their URL's `maxPerURL` was reached.
+    /// - Throws: `StoreError` `.leaseLost` when the lease was lost (another worker owns the job now).
     @discardableResult
     func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
-                       callbacks: [NewCallback], countAttempt: Bool) async throws -> Int
+                       callbacks: [NewCallback], countAttempt: Bool, leaseToken: String?) async throws -> Int
+
+    /// Extends a running job's lease to `until`, if `leaseToken` still holds it (a long action renews while it runs).
+    /// - Returns: false when the lease was lost: the worker must stop and write nothing.
+    func renewLease(id: String, leaseToken: String, until: Date) async throws -> Bool
 
     /// Running jobs whose lease expired go back to the queue. - Returns: how many.
     @discardableResult
@@ -47,15 +57,15 @@ extension JobQueue {
     /// Ends an attempt that counts, with no callbacks.
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
         try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now,
-                                callbacks: [], countAttempt: true)
+                                callbacks: [], countAttempt: true, leaseToken: nil)
     }
 
-    /// Ends an attempt that counts.
+    /// Ends an attempt that counts (fenced by `leaseToken` when given).
     @discardableResult
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
-                              callbacks: [NewCallback]) async throws -> Int {
+                              callbacks: [NewCallback], leaseToken: String? = nil) async throws -> Int {
         try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now,
-                                callbacks: callbacks, countAttempt: true)
+                                callbacks: callbacks, countAttempt: true, leaseToken: leaseToken)
     }
 
     /// Ends a watching job with no callbacks.

@@ -17,7 +17,7 @@ extension SQLiteStore: JobQueue {
                 busy[row["rule"]] = row["n"]
             }
             let full = ruleLimits.filter { (busy[$0.key] ?? 0) >= $0.value }.map(\.key)
-            var sql = "SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ? AND action IN ("
+            var sql = "SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ? AND attempts < max_attempts AND action IN ("
                 + actions.map { _ in "?" }.joined(separator: ",") + ")"
             var args: StatementArguments = [now.timeIntervalSince1970]
             for a in actions.sorted() { args += [a] }
@@ -27,17 +27,21 @@ extension SQLiteStore: JobQueue {
             }
             sql += " ORDER BY seq LIMIT 1"
             guard let id = try String.fetchOne(db, sql: sql, arguments: args) else { return nil }
-            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ? WHERE id = ?",
-                           arguments: [now.timeIntervalSince1970 + lease, id])
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, lease_token = ? WHERE id = ?",
+                           arguments: [now.timeIntervalSince1970 + lease, UUID().uuidString.lowercased(), id])
             return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.job)
         }
     }
 
     @discardableResult
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date,
-                              callbacks: [NewCallback], countAttempt: Bool) async throws -> Int {
+                              callbacks: [NewCallback], countAttempt: Bool, leaseToken: String?) async throws -> Int {
         try await write("finish an attempt of job \(id)") { db in
-            let attempts = try Int.fetchOne(db, sql: "SELECT attempts FROM jobs WHERE id = ?", arguments: [id]) ?? 0
+            guard let row = try Row.fetchOne(db, sql: "SELECT attempts, state, lease_token FROM jobs WHERE id = ?", arguments: [id]) else { return 0 }
+            if let leaseToken, row["state"] != JobState.running.rawValue || row["lease_token"] != leaseToken {
+                throw Self.leaseLost(id)
+            }
+            let attempts: Int = row["attempts"]
             try db.execute(sql: """
                 INSERT OR REPLACE INTO job_attempts (job_id, number, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [id, attempts, startedAt.timeIntervalSince1970, now.timeIntervalSince1970, state.rawValue, error])
@@ -46,11 +50,25 @@ extension SQLiteStore: JobQueue {
                 try db.execute(sql: "UPDATE jobs SET attempts = max(0, attempts - 1) WHERE id = ?", arguments: [id])
             }
             try db.execute(sql: """
-                UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL,
+                UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL, lease_token = NULL,
                        next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
                 """, arguments: [state.rawValue, error, result, retryAt?.timeIntervalSince1970, id])
             return try callbacks.filter { try !Self.insertCallback(db, $0, now: now) }.count
         }
+    }
+
+    public func renewLease(id: String, leaseToken: String, until: Date) async throws -> Bool {
+        try await write("renew the lease of job \(id)") { db in
+            try db.execute(sql: "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_token = ? AND state = 'running'",
+                           arguments: [until.timeIntervalSince1970, id, leaseToken])
+            return db.changesCount == 1
+        }
+    }
+
+    /// What a fenced write by a worker that lost its lease throws.
+    static func leaseLost(_ id: String) -> StoreError {
+        StoreError(.leaseLost, "finish an attempt of job \(id)",
+                   "this worker's lease was lost (it expired and the job was released or claimed again): its outcome is not written")
     }
 
     @discardableResult
@@ -64,13 +82,13 @@ extension SQLiteStore: JobQueue {
             // A job that used every attempt without its outcome being recorded (its worker died each time, or the
             // outcome cannot be written) is parked, not run again without end.
             try db.execute(sql: """
-                UPDATE jobs SET state = 'dead', lease_until = NULL,
+                UPDATE jobs SET state = 'dead', lease_until = NULL, lease_token = NULL,
                        last_error = ? || attempts || ' attempts: the worker died or its outcome could not be recorded' ||
                                     coalesce(' (last error: ' || last_error || ')', '')
                 WHERE state = 'running' AND lease_until < ? AND attempts >= max_attempts
                 """, arguments: [Parked.reason("its lease expired on each of its "), now.timeIntervalSince1970])
             let parked = db.changesCount
-            try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running' AND lease_until < ?",
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL, lease_token = NULL WHERE state = 'running' AND lease_until < ?",
                            arguments: [now.timeIntervalSince1970])
             return parked + db.changesCount
         }
@@ -104,6 +122,6 @@ extension SQLiteStore: JobQueue {
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
                   createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
-                  deliveryID: row["delivery_id"])
+                  deliveryID: row["delivery_id"], leaseToken: row["lease_token"])
     }
 }

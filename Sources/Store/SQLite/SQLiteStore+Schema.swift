@@ -140,6 +140,10 @@ extension SQLiteStore {
             // Parked (poison) events are counted at every /metrics scrape: only they are ever failed.
             try db.execute(sql: "CREATE INDEX events_failed ON events(seq) WHERE state = 'failed'")
         }
+        m.registerMigration("v13 lease tokens") { db in
+            // Each claim gets a token; renewing the lease and ending the attempt need it (fencing).
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN lease_token TEXT")
+        }
         return m
     }
 }
