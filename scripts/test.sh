@@ -3,8 +3,12 @@
 # the real mlhook binary killed with SIGKILL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The runtime packages, and what only the tests use: headless Chromium and its driver (e2e/ui).
-scripts/bootstrap.sh chromium chromium-driver
+# The runtime packages, and what only the tests use: headless Chromium and its driver (e2e/ui), and a PostgreSQL
+# server for the shared-store tests.
+scripts/bootstrap.sh chromium chromium-driver postgresql
+# A throwaway PostgreSQL cluster (a temp dir, a Unix socket, fsync on), stopped and removed at exit.
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop' EXIT
 # --build-tests also builds the mlhook binary that the crash tests start.
 swift build --build-tests
 swift test --skip-build --disable-xctest

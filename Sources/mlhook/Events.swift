@@ -13,10 +13,10 @@ struct Events: AsyncParsableCommand {
     )
 
     /// The store of the configuration, opened through the same factory as `serve`; it must exist already.
-    static func openStore(_ options: ConfigOption) throws -> any MLHookStore {
+    static func openStore(_ options: ConfigOption) async throws -> any MLHookStore {
         let loaded = try options.load()
         do {
-            return try StoreFactory.open(loaded.config.store, mustExist: true, background: false, logger: Logger(label: "mlhook.cli"))
+            return try await MLHookRuntime.openStore(loaded.config.store, mustExist: true, background: false, logger: Logger(label: "mlhook.cli"))
         } catch let error as StoreError where error.code == .notFound {
             printError("no store at \(loaded.config.store) (has mlhook serve run with this configuration?)")
             throw ExitCode(1)
@@ -35,7 +35,7 @@ struct Events: AsyncParsableCommand {
 
         func run() async throws {
             if let limit, limit < 1 { printError("--limit must be at least 1"); throw ExitCode(2) }
-            let store = try options.open()
+            let store = try await options.open()
             let events = try await store.list(limit: limit, source: source)
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
@@ -55,7 +55,7 @@ struct Events: AsyncParsableCommand {
         @Argument(help: "The event id (evt_…).") var id: String
 
         func run() async throws {
-            let store = try options.open()
+            let store = try await options.open()
             guard let e = try await store.event(id: id) else {
                 printError("no event \(id)")
                 throw ExitCode(1)
@@ -124,7 +124,7 @@ struct Jobs: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Argument(help: "The job id (job_…).") var id: String
         func run() async throws {
-            let store = try options.open()
+            let store = try await options.open()
             guard try await store.retryJob(id: id) else {
                 if let job = try await store.job(id: id) {
                     printError("job \(id) is \(job.state.rawValue): only a failed or dead job can be retried")
@@ -150,7 +150,7 @@ struct Jobs: AsyncParsableCommand {
                 guard let s = JobState(rawValue: state) else { printError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"); throw ExitCode(2) }
                 wanted = s
             }
-            let store = try options.open()
+            let store = try await options.open()
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -169,7 +169,7 @@ struct Jobs: AsyncParsableCommand {
         @Argument(help: "The job id (job_…).") var id: String
 
         func run() async throws {
-            let store = try options.open()
+            let store = try await options.open()
             guard let j = try await store.job(id: id) else { printError("no job \(id)"); throw ExitCode(1) }
             print("id:              \(j.id)\nstate:           \(j.state.rawValue)\nrule:            \(j.rule) (action \(j.actionIndex + 1): \(j.action))")
             print("event:           \(j.eventID)\nidempotency key: \(j.idempotencyKey)\nattempts:        \(j.attempts)/\(j.maxAttempts)")
@@ -200,7 +200,7 @@ struct Callbacks: AsyncParsableCommand {
                 guard let s = CallbackState(rawValue: state) else { printError("--state must be pending, delivered or dead"); throw ExitCode(2) }
                 wanted = s
             }
-            let store = try options.open()
+            let store = try await options.open()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var listing = Listing("ID", "STATE", "ATTEMPTS", "STATUS", "URL", "JOB")
@@ -217,7 +217,7 @@ struct Callbacks: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Argument(help: "The callback id (msg_…).") var id: String
         func run() async throws {
-            let store = try options.open()
+            let store = try await options.open()
             guard let c = try await store.callback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
             print("id: \(c.id)\nstate: \(c.state.rawValue)\nattempts: \(c.attempts)\nurl: \(c.url)\njob: \(c.jobID)\nevent: \(c.eventID)")
             if let s = c.lastStatus { print("last status: \(s)") }
@@ -231,7 +231,7 @@ struct Callbacks: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Argument(help: "The callback id (msg_…).") var id: String
         func run() async throws {
-            let store = try options.open()
+            let store = try await options.open()
             guard try await store.replayCallback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
             print("\(id): queued for delivery")
         }
@@ -246,8 +246,8 @@ struct StoreOption: ParsableArguments {
     var server: String?
     @Option(help: "A file holding the admin token (with --server).") var tokenFile: String?
 
-    func open() throws -> any OperatorView {
-        guard let server else { return try Events.openStore(config) }
+    func open() async throws -> any OperatorView {
+        guard let server else { return try await Events.openStore(config) }
         let token: String
         if let tokenFile {
             guard let data = FileManager.default.contents(atPath: tokenFile) else { printError("cannot read \(tokenFile)"); throw ExitCode(2) }

@@ -129,7 +129,7 @@ struct Send: AsyncParsableCommand {
             return
         }
         guard timeout > 0 else { printError("--timeout must be at least 1"); throw ExitCode(2) }
-        try await follow(eventID, store: try Events.openStore(options))
+        try await follow(eventID, store: try await Events.openStore(options))
     }
 
     /// A client for one POST: a refused connection or a failed TLS handshake is reported at once (the shared

@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
         let logger = bootstrapLogging(loaded.config.log)
         let runtime: MLHookRuntime
         do {
-            runtime = try MLHookRuntime.prepare(loaded, path: options.config, logger: logger)
+            runtime = try await MLHookRuntime.prepare(loaded, path: options.config, logger: logger)
         } catch let error as ConfigError {
             printError("cannot start:\n\(error.description)")
             throw ExitCode(2)

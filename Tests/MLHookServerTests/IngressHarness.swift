@@ -51,7 +51,7 @@ struct IngressHarness {
         loaded.config = Self.allowingFileRepositories(loaded.config)
         let logger = logs.logger(level: .info)
         let sources = try MLHookRuntime.resolveSources(loaded.config, logger: logger, environment: secrets)
-        store = try StoreFactory.open(loaded.config.store, logger: logger)
+        store = try SQLiteStore(path: dir.file("mlhook.db"), logger: logger)
         runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: { now })
     }
 

@@ -124,11 +124,12 @@ import Testing
         let h = try IngressHarness(config: Self.config)
         defer { h.dir.remove() }
         let fake = FakeAzureMLClient()
-        fake.delay("scaleCompute", by: .milliseconds(800))
+        fake.delay("scaleCompute", by: .seconds(2))
         try await h.store.recordPlans([], jobs: [job("taken", "scale_compute", #"{"name":"cpu-cluster","max_nodes":4}"#)])
         let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.logs.logger(), workers: 1, lease: 0.3)
         let worker = Task { try await runner.runOne() }
-        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<200 where fake.calls("scaleCompute").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(fake.calls("scaleCompute").count == 1, "the action is running")
         // Another worker takes the job: its lease expired (as the store sees it) and it was claimed again.
         let later = Date().addingTimeInterval(3600)
         #expect(try await h.store.releaseExpiredLeases(now: later) == 1)

@@ -5,21 +5,33 @@ import Store
 import TestSupport
 import Testing
 
-/// One store backend the contract suite runs against. Issue 8 adds PostgreSQL here; every test below then runs
-/// against it too.
+/// One store backend the contract suite runs against: every test below runs against each.
 struct StoreBackend: Sendable, CustomTestStringConvertible {
     let name: String
-    let open: @Sendable (_ clock: ManualClock) throws -> (store: any MLHookStore, close: @Sendable () -> Void)
+    let open: @Sendable (_ clock: ManualClock) async throws -> (store: any MLHookStore, close: @Sendable () -> Void)
     var testDescription: String { name }
 
     static let sqlite = StoreBackend(name: "sqlite") { clock in
         let dir = try TemporaryDirectory("mlhook-contract")
         var config = StoreConfig()
         config.backend = .sqlite(.init(path: dir.file("mlhook.db")))
-        return (try StoreFactory.open(config, clock: clock.read, logger: Logger(label: "contract")), { dir.remove() })
+        return (try await StoreFactory.open(config, clock: clock.read, logger: Logger(label: "contract")), { dir.remove() })
     }
 
-    static let all: [StoreBackend] = [.sqlite]
+    /// A database of its own per test, in the cluster scripts/test.sh starts (`MLHOOK_TEST_DATABASE_URL`).
+    static let postgres = StoreBackend(name: "postgres") { clock in
+        let database = try TestPostgres.createDatabase()
+        var config = StoreConfig()
+        // The contract is not about timing: a loaded test machine may take more than ingest's 1 s for a commit.
+        config.backend = .postgres(.init(url: .literal(database.url), ingestTimeoutMilliseconds: 20_000))
+        let store = try await StoreFactory.open(config, databaseURL: database.url, clock: clock.read, logger: Logger(label: "contract"))
+        return (store, {
+            (store as? PostgresStore)?.close()
+            database.drop()
+        })
+    }
+
+    static let all: [StoreBackend] = [.sqlite, .postgres]
 }
 
 /// What every store backend promises, role by role: the same tests, whatever keeps the data.
@@ -45,7 +57,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func appendIsIdempotentPerSourceAndDeliveryID(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let first = Self.event("d-1", at: clock.now)
         #expect(try await store.append(first) == .stored(id: first.id))
@@ -63,7 +75,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func concurrentRedeliveriesStoreOneEvent(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let outcomes = try await withThrowingTaskGroup(of: AppendOutcome.self) { group in
             for _ in 0..<20 { group.addTask { try await store.append(Self.event("same", at: clock.now)) } }
@@ -78,7 +90,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func plansAreRecordedWithTheirJobsOnce(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         // Stored without a plan: the planner finds it, records it with its job, and it is no longer pending.
         let e = Self.event("d-1", at: clock.now)
@@ -107,7 +119,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func eventListsPageWithBefore(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         var ids: [String] = []
         for i in 0..<5 {
@@ -127,7 +139,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func pruningForgetsOldEventsAndTheirDedupKeys(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let old = Self.event("old", at: clock.now)
         _ = try await store.append(old)
@@ -147,7 +159,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func pruningForgetsFinishedJobsAndCallbacksButNotWorkInProgress(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let old = Self.event("old", at: clock.now)
         let done = Self.job("done", event: old.id, action: "scale_compute"), busy = Self.job("busy", event: old.id, action: "delete_model")
@@ -171,7 +183,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func claimsLeasesExpireAndAttemptsRunOut(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score", maxAttempts: 3)])
@@ -206,7 +218,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func anAttemptCutShortByShutdownIsGivenBack(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, maxAttempts: 1)])
@@ -220,7 +232,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func aRuleAtItsConcurrencyIsSkipped(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("a1", event: e.id, rule: "a"), Self.job("a2", event: e.id, rule: "a"),
@@ -235,7 +247,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func aNewerJobInTheSameScopeSupersedesOlderOnes(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e1 = Self.event("d-1", at: clock.now), e2 = Self.event("d-2", at: clock.now), e3 = Self.event("d-3", at: clock.now)
         // Job 1 is watching its run, job 2 is queued; job 3 for the same branch supersedes both.
@@ -258,7 +270,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func finishingAWatchQueuesItsCallbacksOnce(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id)])
@@ -282,7 +294,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func aLostLeaseFencesTheWorkerThatHadIt(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score")])
@@ -312,7 +324,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func claimRespectsMaxAttempts(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k", event: e.id, action: "score", maxAttempts: 1)])
@@ -335,7 +347,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     @Test(arguments: StoreBackend.all)
     func callbacksRetryThenDeadLetterAndReplay(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let c = NewCallback(jobID: "job_1", eventID: "evt_1", rule: "train", targetIndex: 0, kind: "url", url: "http://127.0.0.1:1/cb",
                             credential: .file("/run/secrets/cb", create: false), body: #"{"ok":true}"#)
@@ -362,9 +374,29 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: StoreBackend.all)
+    func aDueCallbackIsHandedToOneDelivererAtATime(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try await backend.open(clock)
+        defer { close() }
+        let cbs = (0..<6).map { NewCallback(jobID: "job_\($0)", eventID: "evt_1", rule: "train", targetIndex: 0, kind: "url",
+                                            url: "http://127.0.0.1:1/cb", body: "{}") }
+        for c in cbs { try await store.enqueueCallback(c) }
+        // Two deliverers (two replicas) poll at once: each callback goes to one of them.
+        async let a = store.dueCallbacks(now: clock.now, limit: 4)
+        async let b = store.dueCallbacks(now: clock.now, limit: 4)
+        let (first, second) = try await (a, b)
+        #expect(first.count + second.count == 6)
+        #expect(Set(first.map(\.id)).isDisjoint(with: second.map(\.id)))
+        #expect(try await store.dueCallbacks(now: clock.now, limit: 10).isEmpty, "claimed, not yet recorded")
+        // A deliverer that died without recording: its claim runs out and another takes the callback.
+        let again = try await store.dueCallbacks(now: clock.now.addingTimeInterval(CallbackRecord.claimSeconds + 1), limit: 10)
+        #expect(again.count == 6)
+    }
+
+    @Test(arguments: StoreBackend.all)
     func theSlackCapHoldsUnderConcurrentWorkers(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let (store, close) = try backend.open(clock)
+        let (store, close) = try await backend.open(clock)
         defer { close() }
         let e = Self.event("d-1", at: clock.now)
         let jobs = (0..<8).map { Self.job("k\($0)", event: e.id, action: "score") }

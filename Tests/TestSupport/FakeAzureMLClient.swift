@@ -66,11 +66,15 @@ public final class FakeAzureMLClient: AzureMLClient {
     }
 
     public func scaleCompute(_ name: String, minNodes: Int?, maxNodes: Int, idleSeconds: Int?) async throws -> JSONValue {
-        try await pause("scaleCompute")
-        return try record("scaleCompute", [name, minNodes.map(String.init) ?? "-", String(maxNodes), idleSeconds.map(String.init) ?? "-"]) {
-            ["name": .string(name), "properties": ["provisioningState": "Succeeded",
-                                                   "properties": ["scaleSettings": ["maxNodeCount": .number(Double(maxNodes))]]]]
+        // Recorded when the call starts, answered after its delay.
+        let answer = Result {
+            try record("scaleCompute", [name, minNodes.map(String.init) ?? "-", String(maxNodes), idleSeconds.map(String.init) ?? "-"]) {
+                ["name": .string(name), "properties": ["provisioningState": "Succeeded",
+                                                       "properties": ["scaleSettings": ["maxNodeCount": .number(Double(maxNodes))]]]]
+            }
         }
+        try await pause("scaleCompute")
+        return try answer.get()
     }
 
     public func startRun(experiment: String, zip: [UInt8], definition: JSONValue, runID: String) async throws -> String {

@@ -185,15 +185,40 @@ extension MLHookConfig {
 
     private static func parseStore(_ m: MappingReader) -> StoreConfig {
         var s = StoreConfig()
-        var sqlite = StoreConfig.SQLite()
-        if let path = m.string("path") {
-            if path.isEmpty { m.reader.error(m.node("path"), m.keyPath("path"), "must not be empty") } else { sqlite.path = path }
+        if m.has("postgres") {
+            for key in ["path", "synchronous"] where m.has(key) {
+                m.reader.error(m.node(key), m.keyPath(key), "store.\(key) is for SQLite; store.postgres and store.\(key) are exclusive")
+            }
+            if let n = m.node("postgres"), let pm = m.reader.mapping(n, m.keyPath("postgres")) {
+                if let p = parsePostgres(pm) { s.backend = .postgres(p) }
+            }
+        } else {
+            var sqlite = StoreConfig.SQLite()
+            if let path = m.string("path") {
+                if path.isEmpty { m.reader.error(m.node("path"), m.keyPath("path"), "must not be empty") } else { sqlite.path = path }
+            }
+            sqlite.synchronous = m.choice("synchronous", default: SynchronousMode.full)
+            s.backend = .sqlite(sqlite)
         }
-        sqlite.synchronous = m.choice("synchronous", default: SynchronousMode.full)
-        s.backend = .sqlite(sqlite)
         s.retentionDays = m.int("retention_days", default: s.retentionDays, range: 7...3650)
         m.finish()
         return s
+    }
+
+    private static func parsePostgres(_ m: MappingReader) -> StoreConfig.Postgres? {
+        defer { m.finish() }
+        let poolSize = m.int("pool_size", default: 10, range: 1...1000)
+        let connectTimeout = m.int("connect_timeout_seconds", default: 5, range: 1...300)
+        let ingestTimeout = m.int("ingest_timeout_ms", default: 1000, range: 50...60000)
+        guard let n = m.node("url") else {
+            m.reader.error(m.node, m.keyPath("url"), "is required: { env: MLHOOK_DATABASE_URL } or { file: PATH }")
+            return nil
+        }
+        guard let url = parseSecretReference(n, path: m.keyPath("url"), reader: m.reader) else { return nil }
+        if case .literal(let text) = url {
+            do { _ = try PostgresURL(text) } catch { m.reader.error(n, m.keyPath("url"), "is not a PostgreSQL URL: \(error)") }
+        }
+        return StoreConfig.Postgres(url: url, poolSize: poolSize, connectTimeoutSeconds: connectTimeout, ingestTimeoutMilliseconds: ingestTimeout)
     }
 
     private static func parseSource(_ m: MappingReader, reader: YAMLReader) -> SourceConfig? {

@@ -187,10 +187,30 @@ public struct StoreConfig: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The shared PostgreSQL store: `store.postgres`, for several replicas of `mlhook serve`.
+    public struct Postgres: Sendable, Equatable {
+        /// The connection URL (it holds the password: a reference, never printed); `MLHOOK_DATABASE_URL` overrides it.
+        public var url: SecretReference
+        /// Connections per replica.
+        public var poolSize = 10
+        /// How long opening a connection may take before the store counts as unreachable.
+        public var connectTimeoutSeconds = 5
+        /// How long ingest waits for its commit before answering 503 (the sender retries; the retry is deduplicated).
+        public var ingestTimeoutMilliseconds = 1000
+        public init(url: SecretReference, poolSize: Int = 10, connectTimeoutSeconds: Int = 5, ingestTimeoutMilliseconds: Int = 1000) {
+            self.url = url
+            self.poolSize = poolSize
+            self.connectTimeoutSeconds = connectTimeoutSeconds
+            self.ingestTimeoutMilliseconds = ingestTimeoutMilliseconds
+        }
+    }
+
     /// Where the store lives. Only `Store.StoreFactory` opens it; nothing else looks inside.
     public enum Backend: Sendable, Equatable {
         /// One SQLite file with a body log beside it (the embedded default).
         case sqlite(SQLite)
+        /// A PostgreSQL database shared by every replica.
+        case postgres(Postgres)
     }
 
     public var backend = Backend.sqlite(SQLite())
@@ -202,6 +222,7 @@ public struct StoreConfig: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch backend {
         case .sqlite(let s): "sqlite \(s.path)"
+        case .postgres(let p): "postgres (url from \(p.url))"
         }
     }
 
@@ -211,6 +232,8 @@ public struct StoreConfig: Sendable, Equatable, CustomStringConvertible {
         case .sqlite(let s):
             let dir = (s.path as NSString).deletingLastPathComponent
             return dir.isEmpty ? "." : dir
+        case .postgres:
+            return ".mlhook"
         }
     }
 }

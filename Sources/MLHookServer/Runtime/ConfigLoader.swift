@@ -9,6 +9,7 @@ public enum ConfigLoader {
         ("MLHOOK_MAX_BODY_BYTES", "server.max_body_bytes"),
         ("MLHOOK_STORE_PATH", "store.path"),
         ("MLHOOK_STORE_SYNCHRONOUS", "store.synchronous"),
+        ("MLHOOK_DATABASE_URL", "store.postgres.url"),
         ("MLHOOK_LOG_LEVEL", "log.level"),
         ("MLHOOK_LOG_FORMAT", "log.format"),
     ]
@@ -58,6 +59,17 @@ public enum ConfigLoader {
             }
             config.store.backend = .sqlite(sqlite)
         }
+        if let v = environment["MLHOOK_DATABASE_URL"], !v.isEmpty {
+            // The shared store instead of whatever the file names (the URL is read from the variable at open).
+            do { _ = try PostgresURL(v) } catch { fail("MLHOOK_DATABASE_URL", "is not a PostgreSQL URL: \(error)") }
+            var postgres = StoreConfig.Postgres(url: .env("MLHOOK_DATABASE_URL"))
+            if case .postgres(let configured) = config.store.backend {
+                postgres.poolSize = configured.poolSize
+                postgres.connectTimeoutSeconds = configured.connectTimeoutSeconds
+                postgres.ingestTimeoutMilliseconds = configured.ingestTimeoutMilliseconds
+            }
+            config.store.backend = .postgres(postgres)
+        }
         if let v = environment["MLHOOK_LOG_LEVEL"] {
             if let l = LogLevel(rawValue: v) { config.log.level = l } else { fail("MLHOOK_LOG_LEVEL", "expected one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))") }
         }
@@ -65,5 +77,14 @@ public enum ConfigLoader {
             if let f = LogFormat(rawValue: v) { config.log.format = f } else { fail("MLHOOK_LOG_FORMAT", "expected text or json") }
         }
         if !issues.isEmpty { throw ConfigError(issues) }
+        try checkScaleOut(config)
+    }
+
+    /// The embedded aml-local keeps its runs in one process's data directory: it cannot be shared by replicas.
+    static func checkScaleOut(_ config: MLHookConfig) throws(ConfigError) {
+        guard case .postgres = config.store.backend, config.azureml.mode == .local else { return }
+        throw ConfigError([ConfigIssue(file: "<configuration>", line: 0, key: "azureml.mode",
+                                       message: "local (the embedded aml-local) serves one replica only, and store.postgres is for several: "
+                                           + "run `mlhook aml-local` as its own service and point azureml.mode: cloud at it, or use Azure ML")])
     }
 }

@@ -56,11 +56,11 @@ public struct MLHookRuntime: Sendable {
     /// - Throws: `ConfigError` for secrets that are missing or empty, `StoreError` when the store cannot open.
     public static func prepare(_ loaded: LoadedConfig, path: String?, logger: Logger,
                                environment: [String: String] = ProcessInfo.processInfo.environment,
-                               now: @escaping @Sendable () -> Date = { Date() }) throws -> MLHookRuntime {
+                               now: @escaping @Sendable () -> Date = { Date() }) async throws -> MLHookRuntime {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
         try checkSecrets(loaded.config, file: path ?? "<embedded defaults>", environment: environment)
-        let store = try StoreFactory.open(loaded.config.store, clock: now, logger: logger)
+        let store = try await openStore(loaded.config.store, environment: environment, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
         runtime.httpServer = .http1(configuration: http1Configuration(loaded.config.server))
@@ -83,6 +83,18 @@ public struct MLHookRuntime: Sendable {
             runtime.azureMLClient = { made }
         }
         return runtime
+    }
+
+    /// Opens the configured store through `StoreFactory`, resolving PostgreSQL's URL from its secret reference.
+    /// - Throws: `ConfigError` when the URL cannot be resolved, `StoreError` when the store cannot open.
+    public static func openStore(_ config: StoreConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                 mustExist: Bool = false, background: Bool = true, clock: @escaping @Sendable () -> Date = { Date() },
+                                 logger: Logger) async throws -> any MLHookStore {
+        var url: String?
+        if case .postgres(let postgres) = config.backend {
+            url = try SecretResolver(environment: environment).resolve(postgres.url, key: "store.postgres.url").text
+        }
+        return try await StoreFactory.open(config, mustExist: mustExist, background: background, databaseURL: url, clock: clock, logger: logger)
     }
 
     /// What every HTTP/1.1 connection gets: the idle timeout and the whole-request read deadline.

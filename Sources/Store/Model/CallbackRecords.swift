@@ -113,6 +113,10 @@ public struct NewCallback: Sendable, Equatable {
 
 /// A stored callback.
 public struct CallbackRecord: Sendable, Equatable, Codable {
+    /// How long `dueCallbacks` keeps a callback it handed out from every other deliverer (on any replica), unless
+    /// its delivery is recorded first: longer than one delivery attempt takes.
+    public static let claimSeconds: TimeInterval = 60
+
     /// `msg_…`, the `webhook-id` of every attempt.
     public var id: String
     /// The job whose outcome it reports.

@@ -9,7 +9,8 @@ public protocol CallbackOutbox: Sendable {
     @discardableResult
     func enqueueCallback(_ callback: NewCallback) async throws -> Bool
 
-    /// Pending callbacks whose next attempt is due, oldest first.
+    /// Claims the pending callbacks whose next attempt is due, oldest first: no other deliverer (on any replica)
+    /// gets them for `CallbackRecord.claimSeconds`, unless their delivery is recorded first.
     func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord]
 
     /// Records a delivery attempt: delivered, retried at `retryAt` (`pending`), or dead.

@@ -27,18 +27,28 @@ extension SQLiteStore: CallbackOutbox {
     }
 
     public func dueCallbacks(now: Date, limit: Int) async throws -> [CallbackRecord] {
-        try await read("read due callbacks") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                             arguments: [now.timeIntervalSince1970, limit]).map(Self.callback)
+        // A read first: the deliverer polls, and takes the write lock (which ingest needs) only when something is due.
+        let any = try await read("look for due callbacks") { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ?)",
+                              arguments: [now.timeIntervalSince1970]) ?? false
+        }
+        guard any else { return [] }
+        return try await write("claim due callbacks") { db in
+            let due = try Row.fetchAll(db, sql: "SELECT * FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
+                                       arguments: [now.timeIntervalSince1970, limit]).map(Self.callback)
+            let hold = now.timeIntervalSince1970 + CallbackRecord.claimSeconds
+            for c in due { try db.execute(sql: "UPDATE callbacks SET next_attempt_at = ? WHERE id = ?", arguments: [hold, c.id]) }
+            return due
         }
     }
 
     public func recordDelivery(id: String, state: CallbackState, status: Int?, error: String?, retryAt: Date?) async throws {
+        let now = clock().timeIntervalSince1970
         try await write("record delivery of callback \(id)") { db in
             try db.execute(sql: """
                 UPDATE callbacks SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
-                       next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
-                """, arguments: [state.rawValue, status, error, retryAt?.timeIntervalSince1970, id])
+                       next_attempt_at = coalesce(?, ?) WHERE id = ?
+                """, arguments: [state.rawValue, status, error, retryAt?.timeIntervalSince1970, now, id])
         }
     }
 

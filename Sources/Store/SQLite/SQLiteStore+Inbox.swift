@@ -4,7 +4,7 @@ import MLHookCore
 
 extension SQLiteStore: Inbox {
     public func append(_ event: InboundEvent, plan: PlanVerdict?, jobs: [NewJob]) async throws -> AppendOutcome {
-        try await writer.submit(PreparedEvent(event: event, headers: Self.encodeHeaders(event.headers), body: Data(event.body),
+        try await writer.submit(PreparedEvent(event: event, headers: StoredHeaders.encode(event.headers), body: Data(event.body),
                                               plan: plan, jobs: jobs, now: clock()))
     }
 
@@ -43,14 +43,6 @@ extension SQLiteStore: Inbox {
         return outcomes
     }
 
-    static func encodeHeaders(_ headers: [String: String]) -> String { JSONText.object(headers) }
-
-    static func decodeHeaders(_ text: String) -> [String: String] {
-        // The planner reads every event's headers: the one-pass parser, not JSONSerialization.
-        guard case .object(let fields)? = JSONValue.parse(Array(text.utf8)) else { return [:] }
-        return fields.compactMapValues(\.string)
-    }
-
     public func event(id: String) async throws -> StoredEvent? {
         try await read("read event \(id)") { [self] db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.fullColumns) WHERE events.id = ?", arguments: [id]) else { return nil }
@@ -76,7 +68,7 @@ extension SQLiteStore: Inbox {
         } else {
             body = row["body"] ?? Data()
         }
-        return StoredEvent(summary: Self.summary(row), headers: Self.decodeHeaders(row["headers"]), contentType: row["content_type"],
+        return StoredEvent(summary: Self.summary(row), headers: StoredHeaders.decode(row["headers"]), contentType: row["content_type"],
                            body: [UInt8](body), explanation: row["explanation"], plan: row["plan"])
     }
 
