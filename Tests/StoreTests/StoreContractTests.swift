@@ -11,24 +11,54 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     let open: @Sendable (_ clock: ManualClock) async throws -> (store: any MLHookStore, close: @Sendable () -> Void)
     var testDescription: String { name }
 
-    static let sqlite = StoreBackend(name: "sqlite") { clock in
+    static let sqlite = StoreBackend(name: "sqlite", open: { clock in
         let dir = try TemporaryDirectory("mlhook-contract")
         var config = StoreConfig()
         config.backend = .sqlite(.init(path: dir.file("mlhook.db")))
         return (try await StoreFactory.open(config, clock: clock.read, logger: Logger(label: "contract")), { dir.remove() })
-    }
+    }, openTwo: { clock in
+        let dir = try TemporaryDirectory("mlhook-contract")
+        var config = StoreConfig()
+        config.backend = .sqlite(.init(path: dir.file("mlhook.db")))
+        let first = try await StoreFactory.open(config, clock: clock.read, logger: Logger(label: "contract"))
+        let second = try await StoreFactory.open(config, background: false, clock: clock.read, logger: Logger(label: "contract"))
+        return (first, second, { dir.remove() })
+    })
 
     /// A database of its own per test, in the cluster scripts/test.sh starts (`MLHOOK_TEST_DATABASE_URL`).
-    static let postgres = StoreBackend(name: "postgres") { clock in
+    static let postgres = StoreBackend(name: "postgres", open: { clock in
         let database = try TestPostgres.createDatabase()
-        var config = StoreConfig()
-        // The contract is not about timing: a loaded test machine may take more than ingest's 1 s for a commit.
-        config.backend = .postgres(.init(url: .literal(database.url), ingestTimeoutMilliseconds: 20_000))
-        let store = try await StoreFactory.open(config, databaseURL: database.url, clock: clock.read, logger: Logger(label: "contract"))
+        let store = try await openPostgres(database, clock)
         return (store, {
             (store as? PostgresStore)?.close()
             database.drop()
         })
+    }, openTwo: { clock in
+        let database = try TestPostgres.createDatabase()
+        let first = try await openPostgres(database, clock)
+        let second = try await openPostgres(database, clock)
+        return (first, second, {
+            (first as? PostgresStore)?.close()
+            (second as? PostgresStore)?.close()
+            database.drop()
+        })
+    })
+
+    static func openPostgres(_ database: TestPostgres.Database, _ clock: ManualClock) async throws -> any MLHookStore {
+        var config = StoreConfig()
+        // The contract is not about timing: a loaded test machine may take more than ingest's 1 s for a commit.
+        config.backend = .postgres(.init(url: .literal(database.url), ingestTimeoutMilliseconds: 20_000))
+        return try await StoreFactory.open(config, databaseURL: database.url, clock: clock.read, logger: Logger(label: "contract"))
+    }
+
+    /// Two store instances on the same data, as two replicas (or, for SQLite, two processes) see it.
+    let openTwo: @Sendable (_ clock: ManualClock) async throws -> (first: any MLHookStore, second: any MLHookStore, close: @Sendable () -> Void)
+
+    init(name: String, open: @escaping @Sendable (_ clock: ManualClock) async throws -> (store: any MLHookStore, close: @Sendable () -> Void),
+         openTwo: @escaping @Sendable (_ clock: ManualClock) async throws -> (first: any MLHookStore, second: any MLHookStore, close: @Sendable () -> Void)) {
+        self.name = name
+        self.open = open
+        self.openTwo = openTwo
     }
 
     static let all: [StoreBackend] = [.sqlite, .postgres]
@@ -262,7 +292,7 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let old = try #require(try await store.job(id: queued.id))
         #expect(old.state == .failed && old.lastError == "superseded by job \(newest.id)")
         #expect(try await store.cancelRequested().map(\.id) == [watching.id])
-        #expect(try await store.watching().map(\.id) == [watching.id])
+        #expect(try await store.watching(now: clock.now, lease: 30).map(\.id) == [watching.id])
         #expect(try await store.job(id: newest.id)?.state == .queued)
         #expect(try await store.jobs(JobQuery(state: .queued)).count == 2, "another branch is not superseded")
     }
@@ -340,6 +370,58 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
 
     static func callback(jobID: String, eventID: String) -> NewCallback {
         NewCallback(jobID: jobID, eventID: eventID, rule: "train", targetIndex: 0, kind: "url", url: "http://127.0.0.1:1/cb", body: "{}")
+    }
+
+    // MARK: Two replicas on one store
+
+    @Test(arguments: StoreBackend.all)
+    func twoReplicasStoreOneEventPerDelivery(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (a, b, close) = try await backend.openTwo(clock)
+        defer { close() }
+        // The same delivery posted to both replicas at once, ten times over.
+        let outcomes = try await withThrowingTaskGroup(of: AppendOutcome.self) { group in
+            for i in 0..<20 {
+                let store = i % 2 == 0 ? a : b
+                group.addTask { try await store.append(Self.event("same", at: clock.now)) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.filter { if case .stored = $0 { true } else { false } }.count == 1)
+        #expect(Set(outcomes.map(\.id)).count == 1, "every duplicate names the stored event")
+        #expect(try await a.events(EventQuery()).count == 1)
+        #expect(try await b.events(EventQuery()).count == 1)
+    }
+
+    @Test(arguments: StoreBackend.all)
+    func twoReplicasClaimEachJobOnceAndFollowEachRunOnce(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (a, b, close) = try await backend.openTwo(clock)
+        defer { close() }
+        let e = Self.event("d-1", at: clock.now)
+        _ = try await a.append(e, plan: Self.planned(e.id), jobs: (0..<10).map { Self.job("k\($0)", event: e.id, action: "score") })
+        let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+            for store in [a, b, a, b] {
+                group.addTask {
+                    var ids: [String] = []
+                    while let j = try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["score"]) { ids.append(j.id) }
+                    return ids
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(claimed.count == 10 && Set(claimed).count == 10, "each job claimed by one worker")
+        // Their runs started: each is followed by one replica; the other takes over when that one stops renewing.
+        for id in claimed {
+            try await a.finishAttempt(id: id, state: .watching, error: nil, result: #"{"run_id":"r"}"#, retryAt: nil, startedAt: clock.now, now: clock.now)
+        }
+        let byA = try await a.watching(now: clock.now, lease: 30)
+        let byB = try await b.watching(now: clock.now, lease: 30)
+        #expect(byA.count == 10 && byB.isEmpty)
+        #expect(try await a.watching(now: clock.now.addingTimeInterval(20), lease: 30).count == 10, "renewed by its follower")
+        #expect(try await b.watching(now: clock.now.addingTimeInterval(40), lease: 30).isEmpty, "still held: renewed at +20 s")
+        #expect(try await b.watching(now: clock.now.addingTimeInterval(51), lease: 30).count == 10, "taken over after the hold ran out")
+        #expect(try await a.watching(now: clock.now.addingTimeInterval(52), lease: 30).isEmpty)
     }
 
     // MARK: Callback outbox

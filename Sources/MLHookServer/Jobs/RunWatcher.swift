@@ -20,6 +20,8 @@ struct RunWatcher: Sendable {
     let strikes = Strikes()
     /// How many passes in a row a job's outcome may fail to be recorded before it is parked.
     var maxFinishFailures = 5
+    /// How long this replica holds the runs it follows: another replica takes them over this long after it dies.
+    var watchLease: TimeInterval = 30
     /// How long a run's status may stay unreadable before its job is parked.
     var unreadableRunLimit: TimeInterval = 3600
 
@@ -35,9 +37,11 @@ struct RunWatcher: Sendable {
     /// - Returns: How many jobs finished.
     func watchOne() async throws -> Int {
         // Superseded runs are canceled; the watch below then sees them end Canceled.
-        let superseded = try await queue.cancelRequested()
-        let watching = try await queue.watching()
+        let watching = try await queue.watching(now: now(), lease: watchLease)
         guard !watching.isEmpty else { return 0 }
+        // Only the runs this replica follows: another replica cancels its own.
+        let held = Set(watching.map(\.id))
+        let superseded = try await queue.cancelRequested().filter { held.contains($0.id) }
         let api = try await client()
         for job in superseded {
             guard let (experiment, id) = Self.run(of: job) else { continue }

@@ -30,10 +30,21 @@ struct WorkerPool: Sendable {
     }
 
     private func loop() async {
+        var failures = 0
         while !Task.isCancelledOrShuttingDown {
             var worked = false
-            do { worked = try await runOne() } catch { logger.error("job runner: \(error)") }
-            if !worked { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) } }
+            do {
+                worked = try await runOne()
+                failures = 0
+            } catch {
+                // The store is unreachable, say: back off (up to 5 s) instead of failing ten times a second.
+                failures += 1
+                logger.error("job runner: \(error)")
+                let pause = min(5, 0.1 * pow(2, Double(failures)))
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
+                continue
+            }
+            if !worked { try? await cancelWhenGracefulShutdown { await queue.waitForWork() } }
         }
     }
 

@@ -75,6 +75,11 @@ extension PostgresStore: JobQueue {
         }
     }
 
+    public func waitForWork() async {
+        // Jittered, so idle replicas do not poll in step; a notification ends the wait at once.
+        await jobsReady.wait(upTo: .milliseconds(Int.random(in: 1000...2000)))
+    }
+
     public func renewLease(id: String, leaseToken: String, until: Date) async throws -> Bool {
         try await withConnection("renew the lease of job \(id)") { [logger] conn in
             try await !Self.rows(conn, """
@@ -110,9 +115,16 @@ extension PostgresStore: JobQueue {
         }
     }
 
-    public func watching() async throws -> [JobRecord] {
-        try await withConnection("read watching jobs") { [logger] conn in
-            try await Self.rows(conn, "SELECT * FROM jobs WHERE state = 'watching' ORDER BY seq", logger).map(Self.job)
+    public func watching(now: Date, lease: TimeInterval) async throws -> [JobRecord] {
+        let (at, until, owner) = (now.timeIntervalSince1970, now.timeIntervalSince1970 + lease, self.owner)
+        return try await withConnection("hold watching jobs") { [logger] conn in
+            try await Self.rows(conn, """
+                UPDATE jobs SET lease_owner = \(owner), lease_until = \(until)
+                WHERE id IN (SELECT id FROM jobs WHERE state = 'watching'
+                               AND (lease_owner = \(owner) OR lease_owner IS NULL OR lease_until IS NULL OR lease_until < \(at))
+                             FOR NO KEY UPDATE SKIP LOCKED)
+                RETURNING *
+                """, logger).map(Self.job).sorted { $0.createdAt < $1.createdAt }
         }
     }
 

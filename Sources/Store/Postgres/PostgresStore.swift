@@ -65,7 +65,7 @@ public final class PostgresStore: Sendable {
         self.clock = clock
         self.ingestDeadline = ingestDeadline
         deadline = .seconds(10)
-        owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+        owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):" + UUID().uuidString.prefix(8)
         running = Task { [client] in await client.run() }
         let batcher = IngestBatcher(logger: logger)
         self.batcher = batcher

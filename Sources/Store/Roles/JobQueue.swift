@@ -40,11 +40,17 @@ public protocol JobQueue: Sendable {
     @discardableResult
     func releaseExpiredLeases(now: Date) async throws -> Int
 
-    /// Jobs waiting for their run to end, oldest first.
-    func watching() async throws -> [JobRecord]
+    /// Jobs waiting for their run to end, oldest first: those this store instance follows already and those nobody
+    /// follows (or whose follower's hold ran out), each held for `lease` seconds from `now`. So each run is followed
+    /// by one replica at a time, and another takes over within `lease` when that one dies.
+    func watching(now: Date, lease: TimeInterval) async throws -> [JobRecord]
 
     /// Watching jobs whose run should be canceled (superseded by a newer push).
     func cancelRequested() async throws -> [JobRecord]
+
+    /// Returns when jobs may have become runnable, or after the store's poll interval (an idle worker's wait):
+    /// SQLite polls every 100 ms; PostgreSQL wakes at a NOTIFY from any replica, else after 1-2 s.
+    func waitForWork() async
 
     /// Ends a watching job when its run is terminal, queueing its callbacks in the same transaction (only if
     /// the job was still watching).
@@ -54,6 +60,10 @@ public protocol JobQueue: Sendable {
 }
 
 extension JobQueue {
+    public func waitForWork() async {
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+
     /// Ends an attempt that counts, with no callbacks.
     public func finishAttempt(id: String, state: JobState, error: String?, result: String?, retryAt: Date?, startedAt: Date, now: Date) async throws {
         try await finishAttempt(id: id, state: state, error: error, result: result, retryAt: retryAt, startedAt: startedAt, now: now,

@@ -11,7 +11,7 @@ extension SQLiteStore: JobQueue {
                               arguments: [now.timeIntervalSince1970]) ?? false
         }
         guard any else { return nil }
-        return try await write("claim a job") { db in
+        return try await write("claim a job") { [owner] db in
             var busy: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY rule") {
                 busy[row["rule"]] = row["n"]
@@ -27,8 +27,8 @@ extension SQLiteStore: JobQueue {
             }
             sql += " ORDER BY seq LIMIT 1"
             guard let id = try String.fetchOne(db, sql: sql, arguments: args) else { return nil }
-            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, lease_token = ? WHERE id = ?",
-                           arguments: [now.timeIntervalSince1970 + lease, UUID().uuidString.lowercased(), id])
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, lease_token = ?, lease_owner = ? WHERE id = ?",
+                           arguments: [now.timeIntervalSince1970 + lease, UUID().uuidString.lowercased(), owner, id])
             return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.job)
         }
     }
@@ -50,7 +50,7 @@ extension SQLiteStore: JobQueue {
                 try db.execute(sql: "UPDATE jobs SET attempts = max(0, attempts - 1) WHERE id = ?", arguments: [id])
             }
             try db.execute(sql: """
-                UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL, lease_token = NULL,
+                UPDATE jobs SET state = ?, last_error = ?, result = coalesce(?, result), lease_until = NULL, lease_token = NULL, lease_owner = NULL,
                        next_attempt_at = coalesce(?, next_attempt_at) WHERE id = ?
                 """, arguments: [state.rawValue, error, result, retryAt?.timeIntervalSince1970, id])
             return try callbacks.filter { try !Self.insertCallback(db, $0, now: now) }.count
@@ -94,9 +94,18 @@ extension SQLiteStore: JobQueue {
         }
     }
 
-    public func watching() async throws -> [JobRecord] {
-        try await read("read watching jobs") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE state = 'watching' ORDER BY seq").map(Self.job)
+    public func watching(now: Date, lease: TimeInterval) async throws -> [JobRecord] {
+        let any = try await read("look for watching jobs") { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'watching')") ?? false
+        }
+        guard any else { return [] }
+        return try await write("hold watching jobs") { [owner] db in
+            try db.execute(sql: """
+                UPDATE jobs SET lease_owner = ?, lease_until = ?
+                WHERE state = 'watching' AND (lease_owner = ? OR lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)
+                """, arguments: [owner, now.timeIntervalSince1970 + lease, owner, now.timeIntervalSince1970])
+            return try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE state = 'watching' AND lease_owner = ? ORDER BY seq",
+                                    arguments: [owner]).map(Self.job)
         }
     }
 

@@ -142,7 +142,9 @@ extension SQLiteStore {
         }
         m.registerMigration("v13 lease tokens") { db in
             // Each claim gets a token; renewing the lease and ending the attempt need it (fencing).
+            // Who holds a claim or follows a watching job's run (a store instance): lease_owner.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN lease_token TEXT")
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN lease_owner TEXT")
         }
         return m
     }

@@ -26,6 +26,8 @@ public final class SQLiteStore: Sendable {
     /// Whether this store checkpoints its write-ahead log (the serving process does, the CLI does not).
     var checkpoints: Bool { checkpointer != nil }
     let logger: Logger
+    /// This instance, as the holder of claims and watches (`lease_owner`).
+    let owner = "sqlite:\(ProcessInfo.processInfo.processIdentifier):" + UUID().uuidString.prefix(8)
     /// Stamps rows (job creation, callback due times, operator retries); injected so tests control time.
     let clock: @Sendable () -> Date
 
