@@ -4,6 +4,7 @@
 #   eval "$(scripts/postgres.sh start)"   # prints the exports: MLHOOK_TEST_DATABASE_URL, MLHOOK_TEST_PGDATA
 #   scripts/postgres.sh stop              # stops the cluster named by MLHOOK_TEST_PGDATA and removes it
 #   scripts/postgres.sh restart-immediate # pg_ctl restart -m immediate (a crash, for chaos tests)
+#   scripts/postgres.sh pause|resume      # stop the server keeping its data, start it again (database down tests)
 set -euo pipefail
 bin=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && bin="$d"; done
@@ -14,6 +15,17 @@ if [ ! -x "$bin/initdb" ]; then
 fi
 # initdb refuses root: run the server as the postgres user when root.
 as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# Starts the server with no descriptor of ours but 0-2: a caller that watches a descriptor to see this script end
+# (Foundation's Process does) would otherwise wait for the server's whole life.
+pg_start() {
+  (
+    for fd in /proc/self/fd/*; do
+      n="${fd##*/}"
+      if [ "$n" -gt 2 ] && [ "$n" -ne 255 ]; then eval "exec $n>&-"; fi
+    done 2>/dev/null
+    as_owner "$bin/pg_ctl" "$@" </dev/null
+  )
+}
 
 case "${1:-}" in
   start)
@@ -22,8 +34,8 @@ case "${1:-}" in
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start -o \
-      "-c listen_addresses='' -k $dir -c fsync=on -c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB" >/dev/null \
+    echo "-c listen_addresses='' -k $dir -c fsync=on -c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB" >"$dir/options"
+    pg_start -D "$dir/data" -l "$dir/log" -w -t 60 start -o "$(cat "$dir/options")" >/dev/null \
       || { cat "$dir/log" >&2; exit 1; }
     echo "export MLHOOK_TEST_PGDATA='$dir/data'"
     echo "export MLHOOK_TEST_DATABASE_URL='postgres://postgres@/postgres?host=$dir'"
@@ -35,10 +47,19 @@ case "${1:-}" in
     ;;
   restart-immediate)
     data="${MLHOOK_TEST_PGDATA:?MLHOOK_TEST_PGDATA is not set}"
-    as_owner "$bin/pg_ctl" -D "$data" -m immediate -w -t 60 restart >/dev/null
+    pg_start -D "$data" -m immediate -w -t 60 restart >/dev/null
+    ;;
+  pause)
+    data="${MLHOOK_TEST_PGDATA:?MLHOOK_TEST_PGDATA is not set}"
+    as_owner "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null
+    ;;
+  resume)
+    data="${MLHOOK_TEST_PGDATA:?MLHOOK_TEST_PGDATA is not set}"
+    dir="$(dirname "$data")"
+    pg_start -D "$data" -l "$dir/log" -w -t 60 start -o "$(cat "$dir/options")" >/dev/null
     ;;
   *)
-    echo "usage: scripts/postgres.sh start|stop|restart-immediate" >&2
+    echo "usage: scripts/postgres.sh start|stop|restart-immediate|pause|resume" >&2
     exit 2
     ;;
 esac

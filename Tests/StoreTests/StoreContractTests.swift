@@ -27,14 +27,14 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
 
     /// A database of its own per test, in the cluster scripts/test.sh starts (`MLHOOK_TEST_DATABASE_URL`).
     static let postgres = StoreBackend(name: "postgres", open: { clock in
-        let database = try TestPostgres.createDatabase()
+        let database = try await TestPostgres.createDatabase()
         let store = try await openPostgres(database, clock)
         return (store, {
             (store as? PostgresStore)?.close()
             database.drop()
         })
     }, openTwo: { clock in
-        let database = try TestPostgres.createDatabase()
+        let database = try await TestPostgres.createDatabase()
         let first = try await openPostgres(database, clock)
         let second = try await openPostgres(database, clock)
         return (first, second, {

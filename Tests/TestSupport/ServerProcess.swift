@@ -126,16 +126,23 @@ func startMLHook(_ arguments: [String], environment: [String: String], directory
 
 /// Runs the `mlhook` binary to completion without blocking a thread of the concurrency pool.
 public func runMLHookAsync(_ arguments: [String], environment: [String: String] = [:], directory: String) async throws -> (status: Int32, output: String) {
+    try await runProcessAsync(try ServerProcess.binary(), arguments, environment: environment, directory: directory)
+}
+
+/// Runs a program to completion without blocking a thread of the concurrency pool; its output (both streams) goes
+/// to a file, not a pipe, so a daemon it starts cannot hold the output open.
+public func runProcessAsync(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                            directory: String? = nil) async throws -> (status: Int32, output: String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-out-\(UUID().uuidString)").path
     FileManager.default.createFile(atPath: out, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: out) }
     guard let handle = FileHandle(forWritingAtPath: out) else { throw CocoaError(.fileWriteUnknown) }
     defer { try? handle.close() }
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     p.standardOutput = handle
     p.standardError = handle
     let status: Int32 = try await withCheckedThrowingContinuation { c in

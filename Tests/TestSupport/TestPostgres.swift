@@ -7,6 +7,7 @@ import Foundation
 public enum TestPostgres {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The cluster's URL (its `postgres` database). - Throws: `Failure` when no cluster was started.
@@ -24,16 +25,17 @@ public enum TestPostgres {
         public let url: String
         let base: String
 
-        /// Drops it, ending any connection still open to it.
+        /// Drops it, ending any connection still open to it (in the background: `defer` cannot wait).
         public func drop() {
-            _ = try? TestPostgres.psql(base, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            let (base, name) = (base, name)
+            Task { _ = try? await TestPostgres.psql(base, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
         }
     }
 
-    public static func createDatabase() throws -> Database {
+    public static func createDatabase() async throws -> Database {
         let base = try baseURL()
         let name = "mlhook_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try psql(base, "CREATE DATABASE \(name)")
+        try await psql(base, "CREATE DATABASE \(name)")
         return Database(name: name, url: url(base, database: name), base: base)
     }
 
@@ -46,20 +48,9 @@ public enum TestPostgres {
 
     /// Runs one SQL command with psql. - Returns: its output (unaligned, tuples only).
     @discardableResult
-    public static func psql(_ url: String, _ sql: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", sql]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw Failure(description: "psql failed (\(sql)): \(String(decoding: errors, as: UTF8.self))")
-        }
-        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    public static func psql(_ url: String, _ sql: String) async throws -> String {
+        let r = try await runProcessAsync("/usr/bin/env", ["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", sql])
+        guard r.status == 0 else { throw Failure(description: "psql failed (\(sql)): \(r.output)") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

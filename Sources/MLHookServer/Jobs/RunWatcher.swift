@@ -21,7 +21,7 @@ struct RunWatcher: Sendable {
     /// How many passes in a row a job's outcome may fail to be recorded before it is parked.
     var maxFinishFailures = 5
     /// How long this replica holds the runs it follows: another replica takes them over this long after it dies.
-    var watchLease: TimeInterval = 30
+    var watchLease: TimeInterval = 15
     /// How long a run's status may stay unreadable before its job is parked.
     var unreadableRunLimit: TimeInterval = 3600
 

@@ -46,7 +46,7 @@ public final class PostgresStore: Sendable {
         let store = PostgresStore(url: url, poolSize: poolSize, connectTimeout: connectTimeout, ingestDeadline: ingestDeadline,
                                   clock: clock, logger: logger)
         do {
-            try await Deadline.run(connectTimeout + .seconds(25), "migrate \(url)") {
+            try await Deadline.run(connectTimeout * 2 + .seconds(5), "migrate \(url)") {
                 try await store.migrate()
             }
         } catch {

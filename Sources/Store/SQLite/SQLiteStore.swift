@@ -96,6 +96,13 @@ public final class SQLiteStore: Sendable {
                 throw StoreError(.schema, "migrate", "the store was written by a newer mlhook (its schema has versions this one does not know)")
             }
             try Self.migrator.migrate(pool)
+            if checkpoints {
+                // The serving process is the only one on this file: runs an earlier process followed are this one's now
+                // (a restart after kill -9 resumes watching at once, not after the earlier hold runs out).
+                try pool.write { db in
+                    try db.execute(sql: "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE state = 'watching' AND lease_owner IS NOT NULL")
+                }
+            }
             let pageSize = try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
             checkpointer = checkpoints ? try WALCheckpointer(path: path, pageSize: pageSize, logger: logger) : nil
             bodies = try BodyLog(directory: path + ".bodies", fsync: synchronous == .full, segmentBytes: bodySegmentBytes)
