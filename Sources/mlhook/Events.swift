@@ -103,6 +103,10 @@ struct ConfigCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             for w in loaded.warnings { print("warning: \(w)") }
+            do { try ConfigLoader.checkScaleOut(loaded.config) } catch {
+                printError("\(path) is invalid:\n\(error.description)")
+                throw ExitCode(2)
+            }
             do {
                 _ = try MLHookRuntime.resolveSources(loaded.config, logger: Logger(label: "mlhook.check"),
                                                      environment: ProcessInfo.processInfo.environment)

@@ -77,11 +77,11 @@ public enum ConfigLoader {
             if let f = LogFormat(rawValue: v) { config.log.format = f } else { fail("MLHOOK_LOG_FORMAT", "expected text or json") }
         }
         if !issues.isEmpty { throw ConfigError(issues) }
-        try checkScaleOut(config)
     }
 
     /// The embedded aml-local keeps its runs in one process's data directory: it cannot be shared by replicas.
-    static func checkScaleOut(_ config: MLHookConfig) throws(ConfigError) {
+    /// Checked by `serve` and `config check` (not by commands that only read the store).
+    public static func checkScaleOut(_ config: MLHookConfig) throws(ConfigError) {
         guard case .postgres = config.store.backend, config.azureml.mode == .local else { return }
         throw ConfigError([ConfigIssue(file: "<configuration>", line: 0, key: "azureml.mode",
                                        message: "local (the embedded aml-local) serves one replica only, and store.postgres is for several: "

@@ -60,6 +60,7 @@ public struct MLHookRuntime: Sendable {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
         let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
         try checkSecrets(loaded.config, file: path ?? "<embedded defaults>", environment: environment)
+        try ConfigLoader.checkScaleOut(loaded.config)
         let store = try await openStore(loaded.config.store, environment: environment, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
@@ -93,6 +94,9 @@ public struct MLHookRuntime: Sendable {
         var url: String?
         if case .postgres(let postgres) = config.backend {
             url = try SecretResolver(environment: environment).resolve(postgres.url, key: "store.postgres.url").text
+            do { _ = try PostgresURL(url ?? "") } catch {
+                throw ConfigError([ConfigIssue(file: "<store>", line: 0, key: "store.postgres.url", message: "is not a PostgreSQL URL: \(error)")])
+            }
         }
         return try await StoreFactory.open(config, mustExist: mustExist, background: background, databaseURL: url, clock: clock, logger: logger)
     }

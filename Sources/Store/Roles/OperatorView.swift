@@ -49,4 +49,4 @@ extension OperatorView {
 }
 
 /// Every role of one store: what the composition root opens and hands out role by role.
-public typealias MLHookStore = Inbox & JobQueue & CallbackOutbox & OperatorView & StoreStatistics
+public typealias MLHookStore = Inbox & JobQueue & CallbackOutbox & OperatorView & StoreStatistics & StoreTransfer
