@@ -41,6 +41,35 @@ import Yams
                 "one SQLite writer: never two pods at once")
     }
 
+    @Test func thePostgresVariantRunsSeveralReplicasWithoutAVolume() throws {
+        let map = try #require(try Yams.load(yaml: try text("deploy/kubernetes/postgres/configmap.yaml")) as? [String: Any])
+        let yaml = try #require((map["data"] as? [String: Any])?["mlhook.yaml"] as? String)
+        let config = try MLHookConfig.parse(yaml: yaml, file: "postgres/configmap.yaml").config
+        guard case .postgres(let postgres) = config.store.backend else { Issue.record("not the PostgreSQL store"); return }
+        #expect(postgres.url == .env("MLHOOK_DATABASE_URL") && config.azureml.mode == .cloud, "the embedded aml-local is refused with it")
+        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/postgres/secret.example.yaml")) as? [String: Any])
+        let keys = Set(((secret["stringData"] as? [String: Any]) ?? [:]).keys)
+        let named = Set(yaml.matches(of: /env: ([A-Z_]+)/).map { String($0.1) })
+        #expect(named.isSubset(of: keys), "missing from the Secret: \(named.subtracting(keys))")
+        let example = (secret["stringData"] as? [String: Any])?["MLHOOK_DATABASE_URL"] as? String
+        #expect(example.flatMap { try? PostgresURL($0) } != nil, "the example URL parses")
+
+        let docs = try Yams.load_all(yaml: try text("deploy/kubernetes/postgres/deployment.yaml")).compactMap { $0 as? [String: Any] }
+        let deployment = try #require(docs.first { $0["kind"] as? String == "Deployment" })
+        let spec = try #require(deployment["spec"] as? [String: Any])
+        #expect((spec["replicas"] as? Int ?? 0) >= 2)
+        #expect((spec["strategy"] as? [String: Any])?["type"] as? String == "RollingUpdate")
+        let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let volumes = (pod["volumes"] as? [[String: Any]]) ?? []
+        #expect(!volumes.contains { $0["persistentVolumeClaim"] != nil }, "no PVC: the state is in the database")
+        #expect(!docs.contains { $0["kind"] as? String == "PersistentVolumeClaim" })
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+        let env = (container["env"] as? [[String: Any]]) ?? []
+        #expect(!env.contains { $0["name"] as? String == "MLHOOK_STORE_PATH" })
+        let budget = try #require(docs.first { $0["kind"] as? String == "PodDisruptionBudget" })
+        #expect(((budget["spec"] as? [String: Any])?["minAvailable"] as? Int ?? 0) >= 1)
+    }
+
     @Test func theRunBookDocumentsExactlyTheExportedMetrics() throws {
         let source = try text("Sources/MLHookServer/Operations/Metrics.swift")
         let exported = Set(source.matches(of: /describe\("([a-z_]+)", "([a-z]*)"/).map { m in
