@@ -8,7 +8,9 @@
 # X-Hub-Signature-256 and which runs /bin/true. Prints req/s, p50 and p99 for both, mlhook's peak RSS,
 # the ratio, and checks that every 2xx mlhook sent is a row in its SQLite store.
 #
-# Usage: bench/ingest.sh            (DURATION=15 CONNECTIONS=64 THREADS=2 SYNCHRONOUS=full by default)
+# With --store postgres, also the same load against one replica on a throwaway PostgreSQL cluster (bench/pglib.sh),
+# printed beside the others, with its WAL bytes, commits and fsyncs per event.
+# Usage: bench/ingest.sh [--store postgres]   (DURATION=15 CONNECTIONS=64 THREADS=2 SYNCHRONOUS=full by default)
 # Everything runs on 127.0.0.1 and stops by itself; processes are stopped by their PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,12 @@ DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SYNCHRONOUS=${SYNCHRONOUS:-full}
+STORE=sqlite
+if [ "${1:-}" = "--store" ]; then STORE=${2:?--store sqlite|postgres}; fi
+case "$STORE" in sqlite|postgres) ;; *) echo "usage: bench/ingest.sh [--store postgres]" >&2; exit 2 ;; esac
 
 scripts/bootstrap.sh wrk webhook sqlite3 >&2
+[ "$STORE" = postgres ] && scripts/bootstrap.sh postgresql >&2
 . bench/lib.sh  # PAYLOAD, secret, sig, free_port, wait_port, bench_config
 swift build -c release --product mlhook >&2
 BIN=.build/release/mlhook
@@ -26,6 +32,12 @@ work=$(mktemp -d /tmp/mlhook-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+if [ "$STORE" = postgres ]; then
+  . bench/pglib.sh
+  eval "$(scripts/postgres.sh start)"
+  export MLHOOK_TEST_PGDATA MLHOOK_TEST_DATABASE_URL
+  trap 'cleanup; scripts/postgres.sh stop' EXIT
+fi
 
 bytes=$(wc -c < "$PAYLOAD")
 
@@ -49,6 +61,11 @@ backlog=$(sqlite3 "$work/mlhook.db" "SELECT count(*) FROM events WHERE state = '
 kill -TERM "$mpid"; wait "$mpid" || true
 rows=$(sqlite3 "$work/mlhook.db" "SELECT count(*) FROM events")
 
+# mlhook on PostgreSQL (one replica), the same load
+if [ "$STORE" = postgres ]; then
+  pgrow=$(LABEL_WIDTH=16 pg_bench 1 "mlhook-postgres" "$BIN"; echo "PG_LINE $PG_LINE")
+fi
+
 # adnanh/webhook
 wport=$(free_port)
 cat > "$work/hooks.json" <<JSON
@@ -71,10 +88,12 @@ werr=$(grep -E "Socket errors|Non-2xx" "$work/webhook.wrk" || true)
 echo "ingest benchmark: ${bytes}-byte signed GitHub push ($(basename "$PAYLOAD")), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, 127.0.0.1, $(nproc) cores"
 printf '%-16s %10s %10s %10s %10s %10s\n' server req/s p50_ms p99_ms 2xx other
 printf '%-16s %10s %10s %10s %10s %10s\n' mlhook "$mrps" "$(field BENCH_P50_MS "$work/mlhook.wrk")" "$(field BENCH_P99_MS "$work/mlhook.wrk")" "$m2xx" "$mother"
+[ "$STORE" = postgres ] && echo "$pgrow" | head -1
 printf '%-16s %10s %10s %10s %10s %10s\n' adnanh/webhook "$wrps" "$(field BENCH_P50_MS "$work/webhook.wrk")" "$(field BENCH_P99_MS "$work/webhook.wrk")" "$w2xx" "$wother"
 [ -n "$merr" ] && echo "mlhook wrk: $merr"
 [ -n "$werr" ] && echo "webhook wrk: $werr"
 echo "mlhook peak RSS: $((mrss_kb / 1024)) MB (VmHWM)"
+[ "$STORE" = postgres ] && echo "mlhook-postgres: $(echo "$pgrow" | awk '$1=="PG_LINE" {sub(/^PG_LINE /, ""); print}')"
 echo "mlhook store: synchronous=$SYNCHRONOUS, $rows rows for $m2xx 2xx responses"
 echo "mlhook planning backlog when the load stopped: $backlog events ($(awk -v b="$backlog" -v m="$m2xx" 'BEGIN { printf "%.1f", 100 * b / m }')% of those stored)"
 awk -v a="$mrps" -v b="$wrps" 'BEGIN { printf "ratio mlhook/webhook req/s: %.2fx\n", a / b }'

@@ -15,12 +15,22 @@ sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -hex < "$PAYLOAD" | awk '{pri
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 
-# bench_config PORT DIR: mlhook's configuration for the benchmarks (store in DIR, SYNCHRONOUS full by default),
-# with a realistic rule, so every stored event is also normalized and planned while the load runs.
+# bench_config PORT DIR: mlhook's configuration for the benchmarks (store in DIR, SYNCHRONOUS full by default;
+# with BENCH_STORE=postgres the database at BENCH_DB_URL instead, and Azure ML in cloud mode, since the embedded
+# aml-local is refused with it: no job is planned by this payload, so Azure ML is never called), with a
+# realistic rule, so every stored event is also normalized and planned while the load runs.
 bench_config() {
-  cat <<YAML
+  if [ "${BENCH_STORE:-sqlite}" = postgres ]; then
+    cat <<YAML
 server: { listen: "127.0.0.1:$1" }
-store: { path: "$2/mlhook.db", synchronous: ${SYNCHRONOUS:-full} }
+store: { postgres: { url: { env: BENCH_DB_URL }, pool_size: ${BENCH_POOL:-10} } }
+azureml: { mode: cloud, cloud: { tenant_id: t, client_id: c, client_secret: { env: BENCH_SECRET }, subscription_id: s, resource_group: g, workspace: w } }
+YAML
+  else
+    echo "server: { listen: \"127.0.0.1:$1\" }"
+    echo "store: { path: \"$2/mlhook.db\", synchronous: ${SYNCHRONOUS:-full} }"
+  fi
+  cat <<YAML
 sources:
   - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
 rules:
