@@ -121,6 +121,15 @@ import Testing
         let ready = "http://127.0.0.1:\(server.port)/readyz"
         #expect(try await Self.status(ready) == 200)
 
+        // Every connection of the replica ended by the database (pg_terminate_backend): it reconnects by itself.
+        let ended = try await TestPostgres.psql(cluster.url, """
+            SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mlhook') t
+            """)
+        #expect(ended != "0", "the replica's connections were found")
+        let backAt = ContinuousClock.now
+        #expect(try await eventually(timeout: .seconds(5)) { try await send().ok }, "ingest works again within 5 s")
+        #expect(ContinuousClock.now - backAt < .seconds(5))
+
         try await cluster.run("pause")
         let down = try await send()
         #expect(!down.ok && down.output.hasPrefix("503"), "\(down.output)")
