@@ -28,16 +28,7 @@ import Testing
         defer { aml.process.signal(SIGTERM) }
 
         // A repository with one commit per push; each run takes a few seconds, so kills land while runs are followed.
-        let repo = dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-        let shas = try (0..<commits).map { i in
-            try "import time\ntime.sleep(3)\nprint('commit \(i)')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-            _ = try git.git(["add", "."], in: repo)
-            _ = try git.git(["-c", "user.email=c@x", "-c", "user.name=C", "commit", "-q", "-m", "c\(i)"], in: repo)
-            return try git.git(["rev-parse", "HEAD"], in: repo)
-        }
+        let (repo, shas) = try trainingRepository(in: dir, scripts: (0..<commits).map { "import time\ntime.sleep(3)\nprint('commit \($0)')\n" })
 
         let receiver = Receiver(failFirst: 0)
         let rApp = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))

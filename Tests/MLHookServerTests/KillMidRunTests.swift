@@ -15,15 +15,9 @@ import Testing
         let aml = try await AMLLocalProcess.start(in: dir)
         defer { aml.process.signal(SIGTERM) }
 
-        let repo = dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
         // Long enough to be seen running (and killed) on a loaded machine.
-        try "import time\ntime.sleep(8)\nprint('survived')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-        _ = try git.git(["add", "."], in: repo)
-        _ = try git.git(["-c", "user.email=k@x", "-c", "user.name=K", "commit", "-q", "-m", "slow"], in: repo)
-        let sha = try git.git(["rev-parse", "HEAD"], in: repo)
+        let (repo, commits) = try trainingRepository(in: dir, scripts: ["import time\ntime.sleep(8)\nprint('survived')\n"])
+        let sha = commits[0]
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
 
         let receiver = Receiver(failFirst: 0)

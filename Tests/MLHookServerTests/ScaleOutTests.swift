@@ -21,14 +21,8 @@ import Testing
         let aml = try await AMLLocalProcess.start(in: dir)
         defer { aml.process.signal(SIGTERM) }
 
-        let repo = dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        try "print('trained on a replica')\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-        _ = try git.git(["add", "."], in: repo)
-        _ = try git.git(["-c", "user.email=s@x", "-c", "user.name=S", "commit", "-q", "-m", "one"], in: repo)
-        let sha = try git.git(["rev-parse", "HEAD"], in: repo)
+        let (repo, commits) = try trainingRepository(in: dir, scripts: ["print('trained on a replica')\n"])
+        let sha = commits[0]
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
 
         let receiver = Receiver(failFirst: 0)

@@ -69,8 +69,8 @@ public final class PostgresStore: Sendable {
         running = Task { [client] in await client.run() }
         let batcher = IngestBatcher(logger: logger)
         self.batcher = batcher
-        listener = Task { [jobsReady] in
-            await Self.listen(url: url, connectTimeout: connectTimeout, channel: Self.jobsChannel, signal: jobsReady, logger: logger)
+        listener = Task { [client, jobsReady] in
+            await Self.listen(client, channel: Self.jobsChannel, signal: jobsReady, logger: logger)
         }
         batcher.commit = { [weak self] batch in
             guard let self else { throw StoreError(.unavailable, "store events", "the store is closed") }
@@ -98,7 +98,7 @@ public final class PostgresStore: Sendable {
             }
             c = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
         }
-        c.options.maximumConnections = poolSize
+        c.options.maximumConnections = poolSize + 1  // one more for the LISTEN connection
         // Two connections are kept open, so the first delivery after a quiet spell does not pay for a connect.
         c.options.minimumConnections = min(2, poolSize)
         c.options.connectTimeout = connectTimeout
@@ -201,43 +201,24 @@ public final class PostgresStore: Sendable {
 
     // MARK: Wake-ups
 
-    /// Holds a dedicated connection listening on `channel`, firing `signal` at each notification and once after
-    /// every (re)connect (a notification sent while it was away is not lost: the workers look once anyway).
-    static func listen(url: PostgresURL, connectTimeout: Duration, channel: String, signal: WakeSignal, logger: Logger) async {
+    /// Holds a connection of the pool (one slot, added to `pool_size` for it) listening on `channel`, firing
+    /// `signal` at each notification and once after every (re)connect (a notification sent while it was away is
+    /// not lost: the workers look once anyway).
+    static func listen(_ client: PostgresClient, channel: String, signal: WakeSignal, logger: Logger) async {
         var delay = 0.5
         while !Task.isCancelled {
             do {
-                let connection = try await PostgresConnection.connect(configuration: connectionConfiguration(url, connectTimeout: connectTimeout),
-                                                                      id: 0, logger: logger)
-                delay = 0.5
-                do {
+                try await client.withConnection { connection in
+                    delay = 0.5
                     try await connection.listen(on: channel) { notifications in
                         signal.fire()
                         for try await _ in notifications { signal.fire() }
                     }
-                } catch {}
-                try? await connection.close()
+                }
             } catch {}
             if Task.isCancelled { return }
             try? await Task.sleep(for: .seconds(delay * Double.random(in: 0.5...1.5)))
             delay = min(delay * 2, 5)
         }
-    }
-
-    /// A single connection's configuration for the same server (the listener's).
-    static func connectionConfiguration(_ url: PostgresURL, connectTimeout: Duration) throws -> PostgresConnection.Configuration {
-        var out: PostgresConnection.Configuration
-        if let socket = url.unixSocketPath {
-            out = .init(unixSocketPath: socket, username: url.user, password: url.password, database: url.database)
-        } else {
-            let tls: PostgresConnection.Configuration.TLS = switch url.tls {
-            case .disable: .disable
-            case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            }
-            out = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
-        }
-        out.options.connectTimeout = .seconds(max(1, connectTimeout.components.seconds))
-        return out
     }
 }
