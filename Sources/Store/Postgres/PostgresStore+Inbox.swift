@@ -17,43 +17,76 @@ extension PostgresStore: Inbox {
         }
     }
 
-    /// One group commit: each event is inserted unless its (source, delivery id) is stored already (by this
-    /// replica or another: the unique key decides, waiting for a concurrent insert of the same key to commit or
-    /// roll back), with its jobs; one NOTIFY when any job was created.
+    /// One group commit: the batch's new events go in with one statement (`unnest` over column arrays), each
+    /// inserted unless its (source, delivery id) is stored already, by this replica or another: the unique key
+    /// decides, waiting for a concurrent insert of the same key to commit or roll back. Then the jobs of the events
+    /// that were new, and one NOTIFY when any job was created. A delivery twice in one batch: the second is a
+    /// duplicate of the first.
     func commit(_ batch: [PendingEvent]) async throws -> [AppendOutcome] {
         let logger = self.logger
-        return try await transaction("store \(batch.count) events") { conn in
-            var outcomes: [AppendOutcome] = []
-            var inBatch: [[String]: String] = [:]
-            var created = 0
-            for p in batch {
-                let e = p.event
-                let key = [e.source, e.deliveryID]
-                if let id = inBatch[key] {
-                    outcomes.append(.duplicate(id: id))
-                    continue
-                }
-                let inserted = try await Self.rows(conn, """
-                    INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body, body_bytes, received_at, state, plan, explanation)
-                    VALUES (\(e.id), \(e.source), \(e.kind), \(e.deliveryID), \(p.headers), \(e.contentType), \(ByteBuffer(bytes: e.body)),
-                            \(e.body.count), \(e.receivedAt.timeIntervalSince1970), \((p.plan?.state ?? .received).rawValue), \(p.plan?.plan),
-                            \(p.plan?.explanation))
-                    ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id
-                    """, logger)
-                if inserted.isEmpty {
-                    let existing = try await Self.rows(conn, "SELECT id FROM events WHERE source = \(e.source) AND delivery_id = \(e.deliveryID)",
-                                                       logger)
-                    let id = try existing.first?["id"].decode(String.self) ?? e.id
-                    inBatch[key] = id
-                    outcomes.append(.duplicate(id: id))
-                } else {
-                    inBatch[key] = e.id
-                    outcomes.append(.stored(id: e.id))
-                    if !p.jobs.isEmpty { created += try await Self.insertJobs(conn, p.jobs, now: p.now, logger: logger) }
+        var firstOf: [[String]: Int] = [:]  // (source, delivery id) → index of its first event in the batch
+        var fresh: [PendingEvent] = []
+        for (i, p) in batch.enumerated() where firstOf[[p.event.source, p.event.deliveryID]] == nil {
+            firstOf[[p.event.source, p.event.deliveryID]] = i
+            fresh.append(p)
+        }
+        let columns = EventColumns(fresh)
+        return try await transaction("store \(batch.count) events") { [fresh, firstOf] conn in
+            let inserted = Set(try await Self.rows(conn, """
+                INSERT INTO events (id, source, kind, delivery_id, headers, content_type, body, body_bytes, received_at, state, plan, explanation)
+                SELECT id, source, kind, delivery_id, headers, content_type, body, body_bytes, received_at, state,
+                       CASE WHEN has_plan THEN plan END, CASE WHEN has_explanation THEN explanation END
+                FROM unnest(\(columns.ids)::text[], \(columns.sources)::text[], \(columns.kinds)::text[], \(columns.deliveries)::text[],
+                            \(columns.headers)::text[], \(columns.contentTypes)::text[], \(columns.bodies)::bytea[], \(columns.sizes)::int8[],
+                            \(columns.receivedAt)::float8[], \(columns.states)::text[], \(columns.plans)::text[], \(columns.hasPlan)::bool[],
+                            \(columns.explanations)::text[], \(columns.hasExplanation)::bool[])
+                     AS t(id, source, kind, delivery_id, headers, content_type, body, body_bytes, received_at, state, plan, has_plan,
+                          explanation, has_explanation)
+                ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id
+                """, logger).map { try $0["id"].decode(String.self) })
+            // The ones stored before (or by a concurrent transaction that committed first): their ids.
+            var existing: [[String]: String] = [:]
+            let conflicted = fresh.filter { !inserted.contains($0.event.id) }
+            if !conflicted.isEmpty {
+                for row in try await Self.rows(conn, """
+                    SELECT e.id, e.source, e.delivery_id FROM events e
+                    JOIN unnest(\(conflicted.map(\.event.source))::text[], \(conflicted.map(\.event.deliveryID))::text[]) AS k(source, delivery_id)
+                      ON e.source = k.source AND e.delivery_id = k.delivery_id
+                    """, logger) {
+                    existing[[try row["source"].decode(String.self), try row["delivery_id"].decode(String.self)]] = try row["id"].decode(String.self)
                 }
             }
+            var created = 0
+            for p in fresh where inserted.contains(p.event.id) && !p.jobs.isEmpty {
+                created += try await Self.insertJobs(conn, p.jobs, now: p.now, logger: logger)
+            }
             if created > 0 { try await Self.notifyJobs(conn, logger) }
-            return outcomes
+            return batch.enumerated().map { i, p in
+                let key = [p.event.source, p.event.deliveryID]
+                let first = batch[firstOf[key] ?? i].event.id
+                if firstOf[key] == i && inserted.contains(p.event.id) { return .stored(id: p.event.id) }
+                return .duplicate(id: existing[key] ?? first)
+            }
+        }
+    }
+
+    /// A batch's events as column arrays, for one `unnest` insert (arrays cannot hold NULL here: a flag says which
+    /// optional values are absent).
+    struct EventColumns: Sendable {
+        var ids: [String] = [], sources: [String] = [], kinds: [String] = [], deliveries: [String] = [], headers: [String] = []
+        var contentTypes: [String] = [], bodies: [ByteBuffer] = [], sizes: [Int] = [], receivedAt: [Double] = [], states: [String] = []
+        var plans: [String] = [], hasPlan: [Bool] = [], explanations: [String] = [], hasExplanation: [Bool] = []
+
+        init(_ events: [PendingEvent]) {
+            for p in events {
+                let e = p.event
+                ids.append(e.id); sources.append(e.source); kinds.append(e.kind); deliveries.append(e.deliveryID)
+                headers.append(p.headers); contentTypes.append(e.contentType); bodies.append(ByteBuffer(bytes: e.body))
+                sizes.append(e.body.count); receivedAt.append(e.receivedAt.timeIntervalSince1970)
+                states.append((p.plan?.state ?? .received).rawValue)
+                plans.append(p.plan?.plan ?? ""); hasPlan.append(p.plan?.plan != nil)
+                explanations.append(p.plan?.explanation ?? ""); hasExplanation.append(p.plan?.explanation != nil)
+            }
         }
     }
 
