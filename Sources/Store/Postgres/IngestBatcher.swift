@@ -18,15 +18,19 @@ final class IngestBatcher: Sendable {
     }
     private struct State {
         var queue: [Item] = []
-        var flushing = false
+        /// Batches being committed now (at most `maxInFlight`).
+        var flushers = 0
         var commit: (@Sendable ([PendingEvent]) async throws -> [AppendOutcome])?
     }
     private let state = Mutex(State())
     let maxBatch: Int
     let maxQueued: Int
+    /// Transactions in flight at once: while one waits for its WAL flush, the next batch is already being written.
+    let maxInFlight: Int
     let logger: Logger
 
-    init(maxBatch: Int = 128, maxQueued: Int = 4096, logger: Logger) {
+    init(maxBatch: Int = 128, maxQueued: Int = 4096, maxInFlight: Int = 2, logger: Logger) {
+        self.maxInFlight = maxInFlight
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.logger = logger
@@ -43,8 +47,8 @@ final class IngestBatcher: Sendable {
             let (start, full) = state.withLock { s -> (Bool, Bool) in
                 guard s.queue.count < maxQueued else { return (false, true) }
                 s.queue.append(Item(event: event, continuation: c, deadline: deadline))
-                if s.flushing { return (false, false) }
-                s.flushing = true
+                if s.flushers >= maxInFlight { return (false, false) }
+                s.flushers += 1
                 return (true, false)
             }
             if full {
@@ -71,7 +75,7 @@ final class IngestBatcher: Sendable {
                 let n = min(maxBatch, s.queue.count)
                 let batch = Array(s.queue.prefix(n))
                 s.queue.removeFirst(n)
-                if batch.isEmpty { s.flushing = false }
+                if batch.isEmpty { s.flushers -= 1 }
                 return (batch, s.commit)
             }
             if batch.isEmpty { return }
