@@ -83,7 +83,7 @@ import Testing
         }
     }
 
-    @Test func theDatabaseGoingAwayTurnsReadinessRedAndIngestAnswers503UntilItReturns() async throws {
+    @Test func theDatabaseGoingAwayForThirtySecondsTurnsReadinessRedAndIngestAnswers503UntilItReturns() async throws {
         let dir = try TemporaryDirectory("mlhook-dbdown")
         defer { dir.remove() }
         // A cluster of this test's own, which it stops and starts.
@@ -125,12 +125,20 @@ import Testing
         #expect(ContinuousClock.now - backAt < .seconds(5))
 
         try await cluster.run("pause")
+        let pausedAt = ContinuousClock.now
         let down = try await send()
         #expect(!down.ok && down.output.hasPrefix("503"), "\(down.output)")
         #expect(down.seconds < 4, "answered within the 1 s ingest deadline (plus the CLI's start): \(down.seconds) s")
         let downAt = ContinuousClock.now
         #expect(try await eventually(timeout: .seconds(15)) { try await Self.status(ready) == 503 }, "readiness red within 15 s")
         #expect(ContinuousClock.now - downAt < .seconds(15))
+        // Down for 30 s in all: ingest keeps answering 503 at once (it does not hang on the pool), readiness stays red.
+        while ContinuousClock.now - pausedAt < .seconds(30) {
+            let still = try await send()
+            #expect(!still.ok && still.seconds < 4, "\(still.output) after \(still.seconds) s")
+            #expect(try await Self.status(ready) == 503)
+            try await Task.sleep(for: .seconds(3))
+        }
 
         try await cluster.run("resume")
         #expect(try await eventually(timeout: .seconds(30)) { try await Self.status(ready) == 200 }, "ready again without a restart")

@@ -7,7 +7,7 @@ import PostgresNIO
 import Synchronization
 
 /// The shared store: one PostgreSQL database that every replica of `mlhook serve` uses at once. It plays every
-/// role (`Inbox`, `JobQueue`, `CallbackOutbox`, `OperatorView`, `StoreStatistics`).
+/// role (`Inbox`, `JobQueue`, `CallbackOutbox`, `OperatorView`, `StoreStatistics`, `StoreTransfer`).
 ///
 /// Correctness comes from the database, not from a coordinator: a unique key on (source, delivery id) dedups
 /// deliveries across replicas, jobs are claimed with `FOR NO KEY UPDATE SKIP LOCKED` under a lease with a fencing
@@ -16,8 +16,8 @@ import Synchronization
 /// `synchronous_commit` stays on, so a 2xx means committed.
 ///
 /// Every operation has a deadline (PostgresNIO's pool waits up to 60 s for an unreachable server): ingest gets
-/// `store.postgres.ingest_timeout_ms` (1 s), then answers 503 (a commit whose outcome is unknown is retried by the sender and deduplicated), other work
-/// 10 s; `/readyz` turns red when `SELECT 1` does not answer within 2 s.
+/// `store.postgres.ingest_timeout_ms` (1 s), then answers 503 (a commit whose outcome is unknown is retried by the
+/// sender and deduplicated); other work gets 10 s; `/readyz` turns red when `SELECT 1` does not answer within 2 s.
 ///
 /// Open it through `StoreFactory.open`.
 public final class PostgresStore: Sendable {
