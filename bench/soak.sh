@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: two `mlhook serve` replicas on one PostgreSQL and a separate `mlhook aml-local`, signed pushes of distinct
-# commits at RATE per second for SECONDS, each planning a job (delete_model of a model that does not exist: done at
+# commits at RATE per second for SECONDS_TOTAL, each planning a job (delete_model of a model that does not exist: done at
 # once). Every minute it prints each hot table's live and dead tuples
 # (pg_stat_user_tables), then the totals. Pass: dead tuples stay under 10x live; every job ends.
 # Usage: bench/soak.sh               (SECONDS_TOTAL=600 RATE=50)
