@@ -34,7 +34,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2
 trap cleanup EXIT
 if [ "$STORE" = postgres ]; then
   . bench/pglib.sh
-  eval "$(scripts/postgres.sh start)"
+  eval "$(PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/postgres.sh start)"
   export MLHOOK_TEST_PGDATA MLHOOK_TEST_DATABASE_URL
   trap 'cleanup; scripts/postgres.sh stop' EXIT
 fi

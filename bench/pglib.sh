@@ -4,13 +4,14 @@
 # synchronous_commit on) and stops it at exit. pg_bench N LABEL BIN starts N `BIN serve` replicas on one new
 # database, loads them with N wrk processes at once (CONNECTIONS/N connections each, so the total load is the
 # same whatever N), and prints one line: total req/s, p50 (the replicas' mean), p99 (the worst replica's), 2xx,
-# other answers, and per stored event the database's WAL bytes (pg_current_wal_lsn), commits (pg_stat_database),
+# other answers, and per stored event the statements run (pg_stat_statements, preloaded by pg_start), the
+# database's WAL bytes (pg_current_wal_lsn), commits (pg_stat_database),
 # WAL fsyncs (pg_stat_wal) and the cluster's CPU µs (/proc of the postmaster and its backends). It also checks
 # that every 2xx is a row. Everything runs on 127.0.0.1 and stops by itself; processes are stopped by their PID.
 CONNECTIONS=${CONNECTIONS:-64}
 
 pg_start() {
-  eval "$(scripts/postgres.sh start)"
+  eval "$(PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/postgres.sh start)"
   export MLHOOK_TEST_PGDATA MLHOOK_TEST_DATABASE_URL
   trap 'for p in "${pg_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; scripts/postgres.sh stop' EXIT
 }
@@ -43,6 +44,8 @@ pg_bench() { # N LABEL BIN
     ports+=("$port")
     wait_port "$port"
   done
+  pg_q "$url" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
+  st0=$(pg_q "$url" "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())" 2>/dev/null || echo 0)
   lsn0=$(pg_q "$url" "SELECT pg_current_wal_lsn()")
   c0=$(pg_q "$url" "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
   s0=$(pg_q "$url" "SELECT wal_sync FROM pg_stat_wal")
@@ -60,6 +63,7 @@ pg_bench() { # N LABEL BIN
   lsn1=$(pg_q "$url" "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')")
   c1=$(pg_q "$url" "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
   s1=$(pg_q "$url" "SELECT wal_sync FROM pg_stat_wal")
+  st1=$(pg_q "$url" "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())" 2>/dev/null || echo 0)
   for p in "${pg_pids[@]}"; do kill -TERM "$p"; wait "$p" || true; done
   pg_pids=()
   rows=$(pg_q "$url" "SELECT count(*) FROM events")
@@ -71,7 +75,8 @@ pg_bench() { # N LABEL BIN
   hz=$(getconf CLK_TCK)
   printf "%-${LABEL_WIDTH:-22}s %10s %10s %10s %10s %10s\n" "$label" "$rps" "$p50" "$p99" "$ok" "$other"
   PG_LINE=$(awk -v rows="$rows" -v ok="$ok" -v wal="$lsn1" -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" \
-    'BEGIN { printf "%d rows for %d 2xx; per event: %.0f WAL bytes, %.3f commits, %.3f WAL fsyncs, %.0f µs PostgreSQL CPU", rows, ok, wal / rows, c / rows, s / rows, cpu / hz * 1e6 / rows }')
+    -v st="$((${st1%.*} - ${st0%.*}))" \
+    'BEGIN { printf "%d rows for %d 2xx; per event: %.3f statements (pg_stat_statements, all of mlhook'"'"'s work: ingest, planner, pollers), %.0f WAL bytes, %.3f commits, %.3f WAL fsyncs, %.0f µs PostgreSQL CPU", rows, ok, st / rows, wal / rows, c / rows, s / rows, cpu / hz * 1e6 / rows }')
   PG_CPU_US=$(awk -v rows="$rows" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" 'BEGIN { printf "%.0f", cpu / hz * 1e6 / rows }')
   [ "$rows" -ge "$ok" ] || echo "LOST: $ok 2xx but $rows rows" >&2
   pg_q "$MLHOOK_TEST_DATABASE_URL" "DROP DATABASE $db WITH (FORCE)"

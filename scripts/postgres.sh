@@ -5,6 +5,7 @@
 #   scripts/postgres.sh stop              # stops the cluster named by MLHOOK_TEST_PGDATA and removes it
 #   scripts/postgres.sh restart-immediate # pg_ctl restart -m immediate (a crash, for chaos tests)
 #   scripts/postgres.sh pause|resume      # stop the server keeping its data, start it again (database down tests)
+# PG_EXTRA_OPTIONS adds server options at start (the benchmarks preload pg_stat_statements).
 set -euo pipefail
 bin=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && bin="$d"; done
@@ -34,7 +35,7 @@ case "${1:-}" in
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
-    echo "-c listen_addresses='' -k $dir -c fsync=on -c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB" >"$dir/options"
+    echo "-c listen_addresses='' -k $dir -c fsync=on -c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB ${PG_EXTRA_OPTIONS:-}" >"$dir/options"
     pg_start -D "$dir/data" -l "$dir/log" -w -t 60 start -o "$(cat "$dir/options")" >/dev/null \
       || { cat "$dir/log" >&2; exit 1; }
     echo "export MLHOOK_TEST_PGDATA='$dir/data'"
