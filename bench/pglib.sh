@@ -82,3 +82,42 @@ pg_bench() { # N LABEL BIN
   pg_q "$MLHOOK_TEST_DATABASE_URL" "DROP DATABASE $db WITH (FORCE)"
   rm -rf "$work"
 }
+
+# pg_two_replicas RULE_YAML: a throwaway cluster (stopped at exit), a separate `mlhook aml-local`, and two `BIN serve`
+# replicas on one database with Azure ML in cloud mode pointed at that aml-local and the rules in RULE_YAML.
+# Sets work (a temp dir, removed at exit), ports (the replicas') and pids. For bench/wakeup.sh and bench/soak.sh.
+pg_two_replicas() {
+  eval "$(scripts/postgres.sh start)"
+  export MLHOOK_TEST_PGDATA MLHOOK_TEST_DATABASE_URL
+  work=$(mktemp -d /tmp/mlhook-pg2.XXXXXX)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; scripts/postgres.sh stop; rm -rf "$work"' EXIT
+  local aport r port base
+  aport=$(free_port)
+  "$BIN" aml-local --port "$aport" --data-dir "$work/aml" > "$work/aml.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 200); do [ -s "$work/aml/credentials.json" ] && break; sleep 0.05; done
+  c() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/aml/credentials.json" "$1"; }
+  base=$(c base_url)
+  ports=()
+  for r in a b; do
+    port=$(free_port)
+    cat > "$work/$r.yaml" <<YAML
+server: { listen: "127.0.0.1:$port" }
+store: { postgres: { url: { env: BENCH_DB_URL } } }
+azureml:
+  mode: cloud
+  cloud: { tenant_id: "$(c tenant_id)", client_id: "$(c client_id)", client_secret: { env: AML_SECRET }, subscription_id: "$(c subscription_id)",
+           resource_group: "$(c resource_group)", workspace: "$(c workspace)", authority_url: "$base", arm_url: "$base" }
+sources:
+  - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
+rules:
+$1
+YAML
+    BENCH_DB_URL="$MLHOOK_TEST_DATABASE_URL" AML_SECRET="$(c client_secret)" BENCH_SECRET="$secret" \
+      "$BIN" serve --config "$work/$r.yaml" > "$work/$r.log" 2>&1 &
+    pids+=($!)
+    ports+=("$port")
+    wait_port "$port"
+  done
+}

@@ -13,42 +13,10 @@ scripts/bootstrap.sh postgresql >&2
 . bench/lib.sh
 swift build -c release --product mlhook >&2
 BIN=$PWD/.build/release/mlhook
-eval "$(scripts/postgres.sh start)"
-export MLHOOK_TEST_PGDATA
-work=$(mktemp -d /tmp/mlhook-wakeup.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; scripts/postgres.sh stop; rm -rf "$work"; }
-trap cleanup EXIT
-
-aport=$(free_port)
-"$BIN" aml-local --port "$aport" --data-dir "$work/aml" > "$work/aml.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 200); do [ -s "$work/aml/credentials.json" ] && break; sleep 0.05; done
-c() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/aml/credentials.json" "$1"; }
-base=$(c base_url)
-ports=()
-for r in a b; do
-  port=$(free_port)
-  cat > "$work/$r.yaml" <<YAML
-server: { listen: "127.0.0.1:$port" }
-store: { postgres: { url: { env: BENCH_DB_URL } } }
-azureml:
-  mode: cloud
-  cloud: { tenant_id: "$(c tenant_id)", client_id: "$(c client_id)", client_secret: { env: AML_SECRET }, subscription_id: "$(c subscription_id)",
-           resource_group: "$(c resource_group)", workspace: "$(c workspace)", authority_url: "$base", arm_url: "$base" }
-sources:
-  - { name: github, type: github, secrets: [ { env: BENCH_SECRET } ] }
-rules:
-  - name: tidy
+. bench/pglib.sh
+pg_two_replicas "  - name: tidy
     when: { source: github, kind: push }
-    actions: [ { delete_model: { id: "never-registered:1" } } ]
-YAML
-  BENCH_DB_URL="$MLHOOK_TEST_DATABASE_URL" AML_SECRET="$(c client_secret)" BENCH_SECRET="$secret" \
-    "$BIN" serve --config "$work/$r.yaml" > "$work/$r.log" 2>&1 &
-  pids+=($!)
-  ports+=("$port")
-  wait_port "$port"
-done
+    actions: [ { delete_model: { id: "never-registered:1" } } ]"
 
 python3 - "$SECONDS_TOTAL" "$RATE" "$secret" "${ports[0]}" "${ports[1]}" "$MLHOOK_TEST_DATABASE_URL" <<'PY'
 import hashlib, hmac, http.client, json, subprocess, sys, time

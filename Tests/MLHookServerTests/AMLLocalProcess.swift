@@ -38,18 +38,26 @@ struct AMLLocalProcess {
     }
 }
 
-/// A real git repository in `dir/repo` whose `train/train.py` is each of `scripts` in turn, one commit each.
+/// A real git repository in `dir/repo` whose `train/train.py` is each of `scripts` in turn, one commit each. Built on
+/// a thread of its own: the git commands wait on child processes, which must not hold the concurrency pool's
+/// threads (on 2 cores, that stalls every other test).
 /// - Returns: The repository's path and the commits, oldest first.
-func trainingRepository(in dir: TemporaryDirectory, scripts: [String]) throws -> (path: String, commits: [String]) {
-    let repo = dir.file("repo")
-    try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-    let git = PushToRunTests()
-    _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-    let commits = try scripts.enumerated().map { i, script in
-        try script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        _ = try git.git(["add", "."], in: repo)
-        _ = try git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "commit \(i)"], in: repo)
-        return try git.git(["rev-parse", "HEAD"], in: repo)
+func trainingRepository(in dir: TemporaryDirectory, scripts: [String]) async throws -> (path: String, commits: [String]) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result {
+                let repo = dir.file("repo")
+                try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+                let git = PushToRunTests()
+                _ = try git.git(["init", "-q", "-b", "main"], in: repo)
+                let commits = try scripts.enumerated().map { i, script in
+                    try script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+                    _ = try git.git(["add", "."], in: repo)
+                    _ = try git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "commit \(i)"], in: repo)
+                    return try git.git(["rev-parse", "HEAD"], in: repo)
+                }
+                return (repo, commits)
+            })
+        }
     }
-    return (repo, commits)
 }

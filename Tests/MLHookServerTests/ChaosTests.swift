@@ -28,7 +28,7 @@ import Testing
         defer { aml.process.signal(SIGTERM) }
 
         // A repository with one commit per push; each run takes a few seconds, so kills land while runs are followed.
-        let (repo, shas) = try trainingRepository(in: dir, scripts: (0..<commits).map { "import time\ntime.sleep(3)\nprint('commit \($0)')\n" })
+        let (repo, shas) = try await trainingRepository(in: dir, scripts: (0..<commits).map { "import time\ntime.sleep(3)\nprint('commit \($0)')\n" })
 
         let receiver = Receiver(failFirst: 0)
         let rApp = Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))

@@ -16,7 +16,7 @@ import Testing
         defer { aml.process.signal(SIGTERM) }
 
         // Long enough to be seen running (and killed) on a loaded machine.
-        let (repo, commits) = try trainingRepository(in: dir, scripts: ["import time\ntime.sleep(8)\nprint('survived')\n"])
+        let (repo, commits) = try await trainingRepository(in: dir, scripts: ["import time\ntime.sleep(8)\nprint('survived')\n"])
         let sha = commits[0]
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
 

@@ -153,7 +153,8 @@ import Testing
         try await Task.sleep(for: .milliseconds(1100))
         try Self.config.replacingOccurrences(of: "branches: [main]", with: "branches: [main, \"release/*\"]")
             .write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try await eventually { h.runtime.live.snapshot.generation == before + 1 })
+        // Generous: on 2 cores under the whole suite (replicas, PostgreSQL, chaos) a 50 ms poll can wait seconds for a thread.
+        #expect(try await eventually(timeout: .seconds(45)) { h.runtime.live.snapshot.generation == before + 1 })
         #expect(h.runtime.live.snapshot.config.rules[0].when[0].branches?.map(\.pattern) == ["main", "release/*"])
         #expect(h.logs.lines.contains { $0.message.contains("config reloaded (file changed)") })
     }
@@ -178,7 +179,7 @@ import Testing
             .write(toFile: h.dir.file("v2/mlhook.yaml"), atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: h.dir.file("..data_tmp"), withDestinationPath: "v2")
         #expect(rename(h.dir.file("..data_tmp"), h.dir.file("..data")) == 0)
-        #expect(try await eventually { h.runtime.live.snapshot.generation == before + 1 })
+        #expect(try await eventually(timeout: .seconds(45)) { h.runtime.live.snapshot.generation == before + 1 })
         #expect(h.runtime.live.snapshot.config.rules[0].when[0].branches?.count == 2)
     }
 

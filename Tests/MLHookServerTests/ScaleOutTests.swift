@@ -21,7 +21,7 @@ import Testing
         let aml = try await AMLLocalProcess.start(in: dir)
         defer { aml.process.signal(SIGTERM) }
 
-        let (repo, commits) = try trainingRepository(in: dir, scripts: ["print('trained on a replica')\n"])
+        let (repo, commits) = try await trainingRepository(in: dir, scripts: ["print('trained on a replica')\n"])
         let sha = commits[0]
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
 
