@@ -93,10 +93,8 @@ public struct MLHookRuntime: Sendable {
                                  logger: Logger) async throws -> any MLHookStore {
         var url: String?
         if case .postgres(let postgres) = config.backend {
+            // StoreFactory parses it, and refuses one that is not a PostgreSQL URL without quoting it.
             url = try SecretResolver(environment: environment).resolve(postgres.url, key: "store.postgres.url").text
-            do { _ = try PostgresURL(url ?? "") } catch {
-                throw ConfigError([ConfigIssue(file: "<store>", line: 0, key: "store.postgres.url", message: "is not a PostgreSQL URL: \(error)")])
-            }
         }
         return try await StoreFactory.open(config, mustExist: mustExist, background: background, databaseURL: url, clock: clock, logger: logger)
     }

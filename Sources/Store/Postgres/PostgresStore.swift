@@ -145,13 +145,6 @@ public final class PostgresStore: Sendable {
         try await conn.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
     }
 
-    /// How many rows a statement changed (its command tag).
-    @discardableResult
-    static func execute(_ conn: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws -> Int {
-        // The rows a statement returns are counted: every changing statement here ends with RETURNING 1 when its count matters.
-        try await conn.query(query, logger: logger).collect().count
-    }
-
     /// The store error code of a PostgreSQL failure.
     static func classify(_ error: any Error) -> StoreError.Code {
         if let t = error as? PostgresTransactionError {
