@@ -4,7 +4,7 @@ import MLHookCore
 
 /// The API surface a request belongs to; each has its own error envelope.
 enum Plane: Sendable {
-    case aad, arm, history, modelManagement
+    case aad, arm, history, modelManagement, blob
 }
 
 /// An error the local server answers with, rendered in the envelope of the request's plane.
@@ -45,6 +45,8 @@ struct AMLError: Error, Sendable {
             let innerError = self.inner.map { c -> String in var j = JSONText(); j.add("code", c); return j.text } ?? "null"
             let e = String(inner.text.dropLast()) + ",\"innerError\":\(innerError)}"
             return "{\"error\":\(e),\"correlation\":{}}"
+        case .blob:
+            return "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>\(AMLLocalServer.xml(code))</Code><Message>\(AMLLocalServer.xml(message))</Message></Error>"
         case .modelManagement:
             var j = JSONText()
             j.add("code", status == .notFound ? "NotFound" : code)

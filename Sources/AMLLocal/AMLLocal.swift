@@ -13,10 +13,14 @@ public struct AMLLocalCredentials: Codable, Sendable, Equatable {
     public var resourceGroup: String
     public var workspace: String
     public var baseURL: String
+    /// The HTTPS listener's base URL (the official v2 SDK sends tokens only over TLS), when there is one.
+    public var httpsBaseURL: String?
+    /// The PEM certificate of the HTTPS listener: what a client trusts (`REQUESTS_CA_BUNDLE`, `curl --cacert`).
+    public var caFile: String?
 
     enum CodingKeys: String, CodingKey {
         case tenantID = "tenant_id", clientID = "client_id", clientSecret = "client_secret", subscriptionID = "subscription_id"
-        case resourceGroup = "resource_group", workspace, baseURL = "base_url"
+        case resourceGroup = "resource_group", workspace, baseURL = "base_url", httpsBaseURL = "https_base_url", caFile = "ca_file"
     }
 }
 
@@ -80,12 +84,19 @@ public struct AMLLocal: Sendable {
         return c
     }
 
-    /// Records the bound base URL and writes `DIR/credentials.json` (mode 0600).
-    public func bound(port: Int, host: String = "127.0.0.1") throws {
+    /// Records the bound base URLs and writes `DIR/credentials.json` (mode 0600).
+    /// - Parameter httpsPort: The TLS listener's port, when there is one (its certificate is `tlsFiles().certificate`).
+    public func bound(port: Int, host: String = "127.0.0.1", httpsPort: Int? = nil) throws {
         let base = "http://\(host):\(port)"
         settings.base.value.withLock { $0 = base }
         var c = credentials
         c.baseURL = base
+        if let httpsPort {
+            let https = "https://\(host):\(httpsPort)"
+            settings.httpsBase.value.withLock { $0 = https }
+            c.httpsBaseURL = https
+            c.caFile = URL(fileURLWithPath: Self.tlsPaths(settings.dataDirectory).certificate).standardizedFileURL.path
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = settings.dataDirectory + "/credentials.json"
@@ -93,6 +104,33 @@ public struct AMLLocal: Sendable {
         guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
+    }
+
+    /// Where the TLS listener's certificate and key live in a data directory.
+    static func tlsPaths(_ dataDirectory: String) -> (certificate: String, key: String) {
+        let dir = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        return (dir + "/tls/cert.pem", dir + "/tls/key.pem")
+    }
+
+    /// The TLS listener's certificate and key files, made at first use: a self-signed certificate for
+    /// localhost and 127.0.0.1 that is its own CA (clients trust the certificate file itself).
+    /// - Throws: when libcrypto cannot make one or the files cannot be written.
+    public func tlsFiles() throws -> (certificate: String, key: String) {
+        let paths = Self.tlsPaths(settings.dataDirectory)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: paths.certificate), fm.fileExists(atPath: paths.key) { return paths }
+        guard let made = SelfSignedCertificate.make(commonName: "aml-local", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]) else {
+            throw AMLError(.internalServerError, "ServiceError", "libcrypto could not make a TLS certificate")
+        }
+        try fm.createDirectory(atPath: (paths.key as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                               attributes: [.posixPermissions: 0o700])
+        // The key first and private; the certificate last, so a crash in between makes a new pair next time.
+        try? fm.removeItem(atPath: paths.key)
+        guard fm.createFile(atPath: paths.key, contents: Data(made.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600]),
+              fm.createFile(atPath: paths.certificate, contents: Data(made.certificatePEM.utf8), attributes: [.posixPermissions: 0o644]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: paths.certificate])
+        }
+        return paths
     }
 
     /// Adds (or replaces the secret of) a service principal that may get tokens.

@@ -28,16 +28,23 @@ extension AMLLocalServer {
         }
         if s.count == 7 {
             guard call.method == .get else { throw AMLError(.methodNotAllowed, "MethodNotAllowed", "Use GET to list workspaces.") }
-            return Self.json(.ok, ["value": .array(try guardStore({ try store.list("workspace", groupKey) }).map { materialize($0) })])
+            return Self.json(.ok, ["value": .array(try guardStore({ try store.list("workspace", groupKey) }).map { materialize($0, base: call.base) })])
         }
         let ws = s[7]
         if s.count == 8 { return try workspace(call, sub: sub, rg: rg, name: ws) }
+        if s.count >= 9, Self.v2Kinds.contains(call.lower(8)) {
+            guard try guardStore({ try store.get("workspace", groupKey, ws) }) != nil else {
+                throw AMLError(.notFound, "ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/workspaces/\(ws)' under resource group '\(rg)' was not found.")
+            }
+            return try v2(call, ws: Workspace(key: Self.workspaceKey(sub, rg, ws), path: "/" + s[0..<8].joined(separator: "/"), name: ws),
+                          rest: Array(s[8...]))
+        }
         guard call.lower(8) == "computes", try guardStore({ try store.get("workspace", groupKey, ws) }) != nil else {
             throw AMLError(.notFound, "ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/workspaces/\(ws)' under resource group '\(rg)' was not found.")
         }
         let wsKey = Self.workspaceKey(sub, rg, ws)
         if s.count == 9 {
-            return Self.json(.ok, ["value": .array(try guardStore({ try store.list("compute", wsKey) }).map { materialize($0) })])
+            return Self.json(.ok, ["value": .array(try guardStore({ try store.list("compute", wsKey) }).map { materialize($0, base: call.base) })])
         }
         let name = s[9]
         if s.count == 11, call.method == .post, ["listkeys", "listnodes"].contains(call.lower(10)) {
@@ -53,11 +60,11 @@ extension AMLLocalServer {
     }
 
     /// A resource as clients see it: pending provisioning completed once its time has come, internals removed.
-    func materialize(_ body: JSONValue) -> JSONValue {
+    func materialize(_ body: JSONValue, base: String) -> JSONValue {
         var b = body
         // The discovery URL follows the bound address (a workspace may have been seeded before it was known).
         if b.value(at: "properties.discoveryUrl") != nil {
-            b = b.setting(path: "properties.discoveryUrl", .string(settings.baseURL + "/discovery"))
+            b = b.setting(path: "properties.discoveryUrl", .string(base + "/discovery"))
         }
         if let ready = b["_readyAt"]?.int, Double(ready) <= Date().timeIntervalSince1970 * 1000,
            let state = b.value(at: "properties.provisioningState")?.string, state == "Creating" || state == "Updating" {
@@ -69,11 +76,11 @@ extension AMLLocalServer {
     var readyAt: Int { Int((Date().timeIntervalSince1970 + settings.provisioningDelay) * 1000) }
 
     /// Starts a long-running operation and returns its headers.
-    func startOperation(target: String) throws(AMLError) -> [(String, String)] {
+    func startOperation(target: String, base: String) throws(AMLError) -> [(String, String)] {
         let id = UUID().uuidString.lowercased()
         try guardStore { try store.put("operation", "", id, ["_readyAt": .number(Double(readyAt)), "target": .string(target),
                                                             "startTime": .string(Self.now())]) }
-        let url = "\(settings.baseURL)/operations/\(id)?api-version=2019-11-01"
+        let url = "\(base)/operations/\(id)?api-version=2019-11-01"
         return [("Azure-AsyncOperation", url), ("Location", url + "&kind=location"), ("Retry-After", "1")]
     }
 
@@ -82,7 +89,7 @@ extension AMLLocalServer {
         guard let op = try guardStore({ try store.get("operation", "", id) }) else { throw AMLError(.notFound, "NotFound", "Operation \(id) not found.") }
         let done = (op["_readyAt"]?.int ?? 0) <= Int(Date().timeIntervalSince1970 * 1000)
         if call.query["kind"] == "location" {
-            return done ? Self.json(.ok, "{}") : Self.json(.accepted, "{}", headers: [("Retry-After", "1"), ("Location", "\(settings.baseURL)/operations/\(id)?api-version=2019-11-01&kind=location")])
+            return done ? Self.json(.ok, "{}") : Self.json(.accepted, "{}", headers: [("Retry-After", "1"), ("Location", "\(call.base)/operations/\(id)?api-version=2019-11-01&kind=location")])
         }
         var status: JSONValue = ["status": .string(done ? "Succeeded" : "InProgress"), "startTime": op["startTime"] ?? .null]
         if done { status = status.setting("endTime", .string(Self.now())) }
@@ -97,17 +104,17 @@ extension AMLLocalServer {
             guard let w = try guardStore({ try store.get("workspace", groupKey, name) }) else {
                 throw AMLError(.notFound, "ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/workspaces/\(name)' under resource group '\(rg)' was not found.")
             }
-            return Self.json(.ok, materialize(w))
+            return Self.json(.ok, materialize(w, base: call.base))
         case .put:
             let body = try call.json()
             guard let location = body["location"]?.string, !location.isEmpty else { throw AMLError(.badRequest, "InvalidRequestContent", "The workspace needs a location.") }
             let existing = try guardStore({ try store.get("workspace", groupKey, name) })
-            let w = Self.workspaceBody(id: id, name: name, location: location, tenant: settings.tenant, base: settings.baseURL,
+            let w = Self.workspaceBody(id: id, name: name, location: location, tenant: settings.tenant, base: call.base,
                                        properties: body["properties"] ?? [:], existing: existing)
                 .setting(path: "properties.provisioningState", existing == nil ? "Creating" : "Updating")
                 .setting("_readyAt", .number(Double(readyAt)))
             try guardStore({ try store.put("workspace", groupKey, name, w) })
-            return Self.json(existing == nil ? .accepted : .ok, materialize(w), headers: try startOperation(target: id))
+            return Self.json(existing == nil ? .accepted : .ok, materialize(w, base: call.base), headers: try startOperation(target: id, base: call.base))
         case .patch:
             guard let w = try guardStore({ try store.get("workspace", groupKey, name) }) else { throw AMLError.notFound("Workspace \(name)") }
             let body = try call.json()
@@ -115,14 +122,14 @@ extension AMLLocalServer {
             if let tags = body["tags"] { updated = updated.setting("tags", tags) }
             for key in ["description", "friendlyName"] { if let v = body.value(at: "properties.\(key)") { updated = updated.setting(path: "properties.\(key)", v) } }
             try guardStore({ try store.put("workspace", groupKey, name, updated) })
-            return Self.json(.ok, materialize(updated))
+            return Self.json(.ok, materialize(updated, base: call.base))
         case .delete:
             guard try guardStore({ try store.get("workspace", groupKey, name) }) != nil else { return Self.json(.noContent, "") }
             try guardStore {
                 try guardStore({ try store.delete("workspace", groupKey, name) })
                 try guardStore({ try store.deleteTree(scope: Self.workspaceKey(sub, rg, name)) })
             }
-            return Self.json(.accepted, "", headers: try startOperation(target: id))
+            return Self.json(.accepted, "", headers: try startOperation(target: id, base: call.base))
         default:
             throw AMLError(.methodNotAllowed, "MethodNotAllowed", "\(call.method) is not supported on a workspace.")
         }
@@ -150,7 +157,7 @@ extension AMLLocalServer {
         switch call.method {
         case .get:
             guard let c = try guardStore({ try store.get("compute", wsKey, name) }) else { throw computeNotFound(name) }
-            return Self.json(.ok, withNodeCounts(materialize(c), wsKey: wsKey, name: name))
+            return Self.json(.ok, withNodeCounts(materialize(c, base: call.base), wsKey: wsKey, name: name))
         case .put:
             let body = try call.json()
             let props = body["properties"] ?? [:]
@@ -184,7 +191,7 @@ extension AMLLocalServer {
             try guardStore({ try store.put("compute", wsKey, name, c) })
             executor.capacityChanged()
             return Self.json(existing == nil ? .created : .ok, withNodeCounts(c.publicView, wsKey: wsKey, name: name),
-                             headers: try startOperation(target: id))
+                             headers: try startOperation(target: id, base: call.base))
         case .patch:
             guard let c = try guardStore({ try store.get("compute", wsKey, name) }) else { throw computeNotFound(name) }
             let body = try call.json()
@@ -202,13 +209,13 @@ extension AMLLocalServer {
                 .setting("_readyAt", .number(Double(readyAt)))
             try guardStore({ try store.put("compute", wsKey, name, updated) })
             executor.capacityChanged()
-            return Self.json(.ok, withNodeCounts(updated.publicView, wsKey: wsKey, name: name), headers: try startOperation(target: id))
+            return Self.json(.ok, withNodeCounts(updated.publicView, wsKey: wsKey, name: name), headers: try startOperation(target: id, base: call.base))
         case .delete:
             guard let action = call.query["underlyingresourceaction"], ["delete", "detach"].contains(action.lowercased()) else {
                 throw AMLError(.badRequest, "BadRequest", "The underlyingResourceAction query parameter is required (Delete or Detach).")
             }
             guard try guardStore({ try store.delete("compute", wsKey, name) }) else { throw computeNotFound(name) }
-            return Self.json(.accepted, "", headers: try startOperation(target: id))
+            return Self.json(.accepted, "", headers: try startOperation(target: id, base: call.base))
         default:
             throw AMLError(.methodNotAllowed, "MethodNotAllowed", "\(call.method) is not supported on a compute.")
         }

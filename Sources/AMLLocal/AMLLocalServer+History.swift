@@ -45,9 +45,10 @@ extension AMLLocalServer {
                 return next
             }
             return Self.json(.ok, (updated ?? [:]).publicView)
-        case (.get, 5) where r[0] == "experiments" && r[2] == "runs" && r[4] == "details":
-            let run = try run(ws, rest[3])
-            var details: [String: JSONValue] = ["warnings": [], "logFiles": logFiles(run)]
+        case (.get, 5) where r[0] == "experiments" && r[2] == "runs" && r[4] == "details",
+             (.get, 3) where r[0] == "runs" && r[2] == "details":
+            let run = try run(ws, rest[r.count - 2])
+            var details: [String: JSONValue] = ["warnings": [], "logFiles": logFiles(run, base: call.base)]
             for key in ["runId", "target", "status", "startTimeUtc", "endTimeUtc", "properties", "runDefinition", "error"] {
                 details[key] = run[key] ?? .null
             }
@@ -81,11 +82,14 @@ extension AMLLocalServer {
     }
 
     /// URLs of a run's log files, signed so they can be fetched without a token (like blob SAS URLs).
-    func logFiles(_ run: JSONValue) -> JSONValue {
+    func logFiles(_ run: JSONValue, base: String) -> JSONValue {
         guard let uuid = run["runUuid"]?.string else { return [:] }
         var files: [String: JSONValue] = [:]
-        for (name, file) in [("azureml-logs/70_driver_log.txt", "70_driver_log.txt"), ("azureml-logs/70_driver_stderr.txt", "70_driver_stderr.txt")] {
-            files[name] = .string("\(settings.baseURL)/logs/\(uuid)/\(file)?sig=\(tokens.sign("\(uuid)/\(file)"))")
+        // A v2 command job writes one log, stdout and stderr together, where the v2 SDK streams it from.
+        let names = run["_v2"] != nil ? [("user_logs/std_log.txt", "70_driver_log.txt")]
+            : [("azureml-logs/70_driver_log.txt", "70_driver_log.txt"), ("azureml-logs/70_driver_stderr.txt", "70_driver_stderr.txt")]
+        for (name, file) in names {
+            files[name] = .string("\(base)/logs/\(uuid)/\(file)?sig=\(tokens.sign("\(uuid)/\(file)"))")
         }
         return .object(files)
     }
@@ -160,7 +164,7 @@ extension AMLLocalServer {
             "description": nil, "hidden": false, "runType": "azureml.scriptrun", "properties": [:], "tags": [:],
             "scriptName": .string(script), "target": .string(target), "runDefinition": definition, "error": nil, "warnings": [],
             "createdBy": ["userName": "aml-local"],
-            "cancelUri": .string("\(settings.baseURL)/execution/v1.0\(wsPath)/experiments/\(name)/runId/\(runID)/cancel"),
+            "cancelUri": .string("\(call.base)/execution/v1.0\(wsPath)/experiments/\(name)/runId/\(runID)/cancel"),
         ]
         try guardStore { try store.put("run", ws, runID, run) }
         executor.submit(.init(wsKey: ws, runID: runID, computeKey: ws + "/" + target.lowercased(), directory: projectDir,

@@ -51,7 +51,7 @@ extension AMLLocalServer {
                 let path = "/" + call.segments.map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? $0 }.joined(separator: "/")
                 var q = call.query.filter { !["$skiptoken", "offset"].contains($0.key) }
                 q["$skipToken"] = String(nextOffset)
-                nextLink = .string(settings.baseURL + path + "?" + q.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&"))
+                nextLink = .string(call.base + path + "?" + q.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&"))
             }
             return Self.json(.ok, ["value": .array(page), "nextLink": nextLink, "continuationToken": more ? .string(String(nextOffset)) : nil])
         case (.get, 2):

@@ -45,7 +45,7 @@ extension AMLLocalServer {
             let service: JSONValue = [
                 "name": .string(name), "id": .string(id), "modelIds": [.string(modelID)], "entryScript": .string(entry),
                 "state": "Healthy", "computeType": "local", "createdTime": .string(Self.now()),
-                "scoringUri": .string("\(settings.baseURL)/score/\(id)"),
+                "scoringUri": .string("\(call.base)/score/\(id)"),
                 "_dir": .string(dir), "_primaryKey": .string(ByteEncoding.hex(ConstantTime.randomBytes(16))),
                 "_secondaryKey": .string(ByteEncoding.hex(ConstantTime.randomBytes(16))),
             ]
@@ -72,7 +72,11 @@ extension AMLLocalServer {
     func score(_ call: Call) async throws(AMLError) -> Response {
         guard call.segments.count == 2, call.method == .post,
               let link = try guardStore({ try store.get("scoring", "", call.segments[1]) }),
-              let ws = link["ws"]?.string, let name = link["service"]?.string,
+              let ws = link["ws"]?.string else {
+            throw AMLError(.notFound, "NotFound", "No scoring endpoint here.")
+        }
+        if let endpoint = link["endpoint"]?.string { return try await scoreEndpoint(call, ws: ws, endpoint: endpoint) }
+        guard let name = link["service"]?.string,
               let service = try guardStore({ try store.get("service", ws, name) }) else {
             throw AMLError(.notFound, "NotFound", "No scoring endpoint here.")
         }
@@ -99,7 +103,7 @@ extension AMLLocalServer {
     static let harness = """
         import importlib.util, json, os, sys
         directory, entry = sys.argv[1], sys.argv[2]
-        os.environ.setdefault("AZUREML_MODEL_DIR", directory)
+        os.environ.setdefault("AZUREML_MODEL_DIR", sys.argv[3] if len(sys.argv) > 3 else directory)
         sys.path.insert(0, directory)
         spec = importlib.util.spec_from_file_location("score", os.path.join(directory, entry))
         module = importlib.util.module_from_spec(spec)
@@ -114,7 +118,8 @@ extension AMLLocalServer {
 
     /// Runs one scoring request in a fresh interpreter, confined like a run (the model's files read-only, a scratch
     /// directory writable), with the server's environment filtered as for runs, and a 60-second limit.
-    static func runScoring(sandbox: RunSandbox, directory: String, entry: String, input: [UInt8]) async -> Result<String, ScoringFailure> {
+    /// - Parameter modelDirectory: The model's files (`AZUREML_MODEL_DIR`) when they are not beside the script (v2).
+    static func runScoring(sandbox: RunSandbox, directory: String, entry: String, input: [UInt8], modelDirectory: String? = nil) async -> Result<String, ScoringFailure> {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("aml-score-\(UUID().uuidString)")
         do { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
             return .failure(ScoringFailure(message: "cannot create a scratch directory"))
@@ -133,7 +138,8 @@ extension AMLLocalServer {
         let p = Process()
         let work = tmp.appendingPathComponent("work")
         try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let (executable, arguments) = sandbox.command(["-c", harness, directory, entry], directory: work.path, readOnly: [directory])
+        let (executable, arguments) = sandbox.command(["-c", harness, directory, entry] + (modelDirectory.map { [$0] } ?? []), directory: work.path,
+                                                      readOnly: [directory] + (modelDirectory.map { [$0] } ?? []))
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         p.currentDirectoryURL = sandbox.confined ? work : URL(fileURLWithPath: directory)

@@ -35,6 +35,8 @@ public final class AMLLocalServer: Sendable {
         let query: [String: String]
         let headers: HTTPFields
         let body: [UInt8]
+        /// The base URL this request came in on (`http://…` or, on the TLS listener, `https://…`).
+        var base: String
 
         /// Segment `i` lowercased, or "".
         func lower(_ i: Int) -> String { i < segments.count ? segments[i].lowercased() : "" }
@@ -52,6 +54,7 @@ public final class AMLLocalServer: Sendable {
         router.on("**", method: .put) { req, ctx in await self.handle(req, ctx) }
         router.on("**", method: .patch) { req, ctx in await self.handle(req, ctx) }
         router.on("**", method: .delete) { req, ctx in await self.handle(req, ctx) }
+        router.on("**", method: .head) { req, ctx in await self.handle(req, ctx) }
     }
 
     func handle(_ request: Request, _ context: BasicRequestContext) async -> Response {
@@ -67,7 +70,8 @@ public final class AMLLocalServer: Sendable {
         } catch {
             return respond(AMLError(.contentTooLarge, "RequestTooLarge", "The request body exceeds \(settings.maxUploadBytes) bytes."), .arm)
         }
-        let call = Call(method: request.method, segments: segments, query: query, headers: request.headers, body: body)
+        let call = Call(method: request.method, segments: segments, query: query, headers: request.headers, body: body,
+                        base: settings.base(forAuthority: request.head.authority))
         let plane = Self.plane(of: call)
         do {
             return try await route(call, plane: plane)
@@ -81,6 +85,7 @@ public final class AMLLocalServer: Sendable {
         switch call.lower(0) {
         case "history", "execution": return .history
         case "modelmanagement", "api": return .modelManagement
+        case "blob": return .blob
         default: return call.lower(1) == "oauth2" ? .aad : .arm
         }
     }
@@ -92,7 +97,9 @@ public final class AMLLocalServer: Sendable {
             if call.segments.count == 4 && call.lower(2) == "v2.0" && call.lower(3) == "token" { return try token(call, v2: true) }
         }
         // Discovery needs no token (the SDK calls it with a bare GET).
-        if call.method == .get && call.segments.last?.lowercased() == "discovery" { return discovery() }
+        if call.method == .get && call.segments.last?.lowercased() == "discovery" { return discovery(base: call.base) }
+        if call.method == .get && call.lower(0) == "metadata" && call.lower(1) == "endpoints" { return cloudMetadata(base: call.base) }
+        if call.lower(0) == "blob" { return try blob(call) }
         if call.lower(0) == "logs" { return try logFile(call) }
         if call.lower(0) == "score" { return try await score(call) }
         try authenticate(call)
@@ -176,17 +183,20 @@ public final class AMLLocalServer: Sendable {
     }
 
     /// Every key the article and the SDK look up, each pointing here.
-    func discovery() -> Response {
+    func discovery(base: String) -> Response {
         var j = JSONText()
         for key in ["api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling", "modelmanagement",
                     "pipelines", "studiocoreservices", "studio"] {
-            j.add(key, settings.baseURL)
+            j.add(key, base)
         }
         return Self.json(.ok, j.text)
     }
 
     func respond(_ error: AMLError, _ plane: Plane) -> Response {
-        Self.json(error.status, error.body(for: plane))
+        if plane == .blob {
+            return Self.raw(error.status, Data(error.body(for: plane).utf8), headers: [("Content-Type", "application/xml"), ("x-ms-error-code", error.code)])
+        }
+        return Self.json(error.status, error.body(for: plane))
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String, headers extra: [(String, String)] = []) -> Response {

@@ -27,14 +27,28 @@ public struct AMLLocalSettings: Sendable {
     public var tenant = "00000000-0000-0000-0000-00000000aaaa"
     /// The URL clients reach the server at (set once the port is bound).
     let base = BaseURL()
+    /// The HTTPS URL, when the server also listens with TLS (set once that port is bound).
+    let httpsBase = BaseURL("")
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 
     /// The base URL every host kind is served at.
     public var baseURL: String { base.value.withLock { $0 } }
+
+    /// The HTTPS base URL, or nil when the server has no TLS listener.
+    public var httpsBaseURL: String? { httpsBase.value.withLock { $0.isEmpty ? nil : $0 } }
+
+    /// The base URL a request came in on: links in answers (operations, logs, blobs, scoring) keep its scheme,
+    /// since a client that sent a token over HTTPS will not send it to plain HTTP.
+    func base(forAuthority authority: String?) -> String {
+        if let https = httpsBaseURL, let authority, let port = authority.split(separator: ":").last,
+           https.hasSuffix(":" + port) { return https }
+        return baseURL
+    }
 }
 
 /// The bound base URL, shared by copies of the settings.
 final class BaseURL: Sendable {
-    let value = Mutex("http://127.0.0.1")
+    let value: Mutex<String>
+    init(_ initial: String = "http://127.0.0.1") { value = Mutex(initial) }
 }

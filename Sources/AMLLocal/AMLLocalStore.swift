@@ -53,6 +53,17 @@ final class AMLLocalStore: Sendable {
         }
     }
 
+    /// Resources of a kind in a scope with their names, oldest first.
+    func names(_ kind: String, _ scope: String) throws -> [(String, JSONValue)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, body FROM resources WHERE kind = ? AND scope = ? ORDER BY seq", arguments: [kind, scope])
+                .compactMap { row in
+                    let body: String = row["body"]
+                    return JSONValue(json: Array(body.utf8)).map { (row["name"], $0) }
+                }
+        }
+    }
+
     /// Every resource of a kind, in every scope.
     func all(_ kind: String) throws -> [(scope: String, body: JSONValue)] {
         try pool.read { db in

@@ -27,7 +27,15 @@ final class RunExecutor: Sendable {
         let arguments: [String]
         let environment: [String: String]
         let maxSeconds: Int?
+        /// A v2 command line, run with `sh -c` (`python` being the server's interpreter) instead of `script`;
+        /// its stdout and stderr go to one log.
+        var command: String?
     }
+
+    /// The compute key part that stands for serverless compute (v2 jobs with no `computeId`).
+    static let serverless = "_serverless"
+    /// How many serverless jobs run at once.
+    static let serverlessCapacity = 4
 
     private struct State {
         var queue: [Ticket] = []
@@ -95,6 +103,7 @@ final class RunExecutor: Sendable {
 
     private func capacity(_ computeKey: String) -> Int {
         let parts = computeKey.split(separator: "/").map(String.init)
+        if parts.count == 4, parts[3] == Self.serverless { return Self.serverlessCapacity }
         guard parts.count == 4, let c = try? store.get("compute", parts[0...2].joined(separator: "/"), parts[3]) else { return 0 }
         return c.value(at: "properties.properties.scaleSettings.maxNodeCount")?.int ?? 0
     }
@@ -183,7 +192,7 @@ final class RunExecutor: Sendable {
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
+        guard let out = FileHandle(forWritingAtPath: outPath), let err = t.command != nil ? FileHandle(forWritingAtPath: outPath) : FileHandle(forWritingAtPath: errPath) else {
             finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
             return
         }
@@ -195,7 +204,18 @@ final class RunExecutor: Sendable {
         // fork, because the child already leads its group, and report exit 0 at once.)
         // Confined (RunSandbox): the script sees only its directory and the system, in its own PID namespace,
         // so nothing it starts outlives the group kill below.
-        let (executable, arguments) = sandbox.command([t.script] + t.arguments, directory: t.directory.path)
+        var (executable, arguments) = sandbox.command([t.script] + t.arguments, directory: t.directory.path)
+        var path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        if let command = t.command {
+            (executable, arguments) = sandbox.command(["/bin/sh", "-c", command], directory: t.directory.path, interpreter: false)
+            // `python` and `python3` in the command are the server's interpreter, as a curated environment's are its own.
+            let bin = t.directory.appendingPathComponent(".azureml-bin")
+            try? FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+            for name in ["python", "python3"] {
+                try? FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent(name).path, withDestinationPath: sandbox.interpreter)
+            }
+            path = bin.path + ":" + path
+        }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = t.directory
@@ -204,6 +224,7 @@ final class RunExecutor: Sendable {
         env["AZUREML_RUN_ID"] = t.runID
         env["AZUREML_ARM_WORKSPACE_NAME"] = t.wsKey.split(separator: "/").last.map(String.init)
         env["PYTHONUNBUFFERED"] = "1"
+        env["PATH"] = path
         process.environment = env
         process.standardOutput = out
         process.standardError = err
@@ -253,8 +274,9 @@ final class RunExecutor: Sendable {
             update(t.wsKey, t.runID) { $0.setting("status", "Finalizing") }
             finish(t, status: "Completed", error: .null)
         } else {
-            let tail = Self.tail(errPath, lines: 10)
-            finish(t, status: "Failed", error: Self.error("UserError", "Script \(t.script) exited with code \(status)." + (tail.isEmpty ? "" : "\n" + tail)))
+            let tail = Self.tail(t.command != nil ? outPath : errPath, lines: 10)
+            let what = t.command != nil ? "The command" : "Script \(t.script)"
+            finish(t, status: "Failed", error: Self.error("UserError", "\(what) exited with code \(status)." + (tail.isEmpty ? "" : "\n" + tail)))
         }
     }
 

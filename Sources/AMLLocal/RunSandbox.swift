@@ -76,8 +76,10 @@ struct RunSandbox: Sendable {
     /// - Parameters:
     ///   - directory: The only path the code may write, and its working directory.
     ///   - readOnly: More paths it may read (a registered model's files).
-    func command(_ arguments: [String], directory: String, readOnly: [String] = []) -> (executable: String, arguments: [String]) {
-        guard let bubblewrap else { return ("/usr/bin/env", [interpreter] + arguments) }
+    ///   - interpreter: Whether `arguments` follow the interpreter (false: `arguments[0]` is the program).
+    func command(_ arguments: [String], directory: String, readOnly: [String] = [], interpreter useInterpreter: Bool = true) -> (executable: String, arguments: [String]) {
+        let program = useInterpreter ? [interpreter] + arguments : arguments
+        guard let bubblewrap else { return ("/usr/bin/env", program) }
         var a = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session"]
         if network == .isolated { a.append("--unshare-net") }
         a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
@@ -91,7 +93,7 @@ struct RunSandbox: Sendable {
         for entry in Self.systemFiles { a += ["--ro-bind-try", entry, entry] }
         for p in prefixes + readOnly where !p.hasPrefix("/usr/") { a += ["--ro-bind", p, p] }
         a += ["--bind", directory, directory, "--chdir", directory, "--setenv", "HOME", directory, "--setenv", "TMPDIR", "/tmp"]
-        return (bubblewrap, a + ["--", interpreter] + arguments)
+        return (bubblewrap, a + ["--"] + program)
     }
 
     /// What of /etc a Python program needs: certificates, name resolution, users, time zone, loader cache.

@@ -16,4 +16,15 @@ public enum Digest {
     public static func sha256Hex(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { ByteEncoding.hex(sha256($0)) }
     }
+
+    /// MD5 of a byte array (Azure Blob's `Content-MD5`; not for security).
+    public static func md5(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        var size: UInt32 = 0
+        let ok = bytes.withUnsafeBytes { b in
+            out.withUnsafeMutableBufferPointer { o in EVP_Digest(b.baseAddress, b.count, o.baseAddress, &size, EVP_md5(), nil) }
+        }
+        precondition(ok == 1, "EVP_Digest MD5 failed")
+        return out
+    }
 }

@@ -6,6 +6,8 @@ import MLHookServer
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
+import Synchronization
 
 struct AMLLocalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +21,10 @@ struct AMLLocalCommand: AsyncParsableCommand {
     )
 
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8940
+    @Option(name: .customLong("https-port"),
+            help: "Port of the HTTPS listener (0 picks a free one), on a self-signed certificate made in DATA-DIR/tls at first start; the official v2 SDK sends tokens only over TLS.")
+    var httpsPort = 0
+    @Flag(name: .customLong("no-https"), help: "Do not listen with TLS.") var noHTTPS = false
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(name: .customLong("data-dir"), help: "State, projects, run directories and logs.") var dataDir = ".mlhook/aml-local"
     @Option(help: "The interpreter that runs scripts.") var interpreter = "python3"
@@ -68,29 +74,56 @@ struct AMLLocalCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        // Both listeners serve the same routes; credentials.json is written once every port is known.
+        let ports = Mutex<(http: Int?, https: Int?)>((nil, noHTTPS ? -1 : nil))
+        let dataDir = self.dataDir, host = self.host
+        @Sendable func announce(http: Int? = nil, https: Int? = nil) {
+            let ready = ports.withLock { p -> (Int, Int?)? in
+                if let http { p.http = http }
+                if let https { p.https = https }
+                guard let h = p.http, let t = p.https else { return nil }
+                return (h, t < 0 ? nil : t)
+            }
+            guard let (bound, tls) = ready else { return }
+            do { try aml.bound(port: bound, host: host, httpsPort: tls) } catch { logger.error("cannot write credentials.json: \(error)") }
+            let c = aml.credentials
+            let also = tls.map { " and https://\(host):\($0)" } ?? ""
+            logger.notice("aml-local listening on http://\(host):\(bound)\(also)")
+            FileHandle.standardOutput.write(Data("""
+                aml-local is serving every Azure ML host kind at http://\(host):\(bound)\(tls.map { " and https://\(host):\($0)" } ?? "")
+                  tenant_id:       \(c.tenantID)
+                  client_id:       \(c.clientID)
+                  subscription_id: \(c.subscriptionID)
+                  resource_group:  \(c.resourceGroup)
+                  workspace:       \(c.workspace)
+                  compute:         cpu-cluster (max 2 nodes)
+                  client_secret:   in \(dataDir)/credentials.json (with everything above, base_url\(tls == nil ? "" : ", https_base_url and ca_file"))
+
+                """.utf8))
+        }
         let app = Application(
             router: aml.router(),
             configuration: .init(address: .hostname(host, port: port), serverName: "aml-local"),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? port
-                do { try aml.bound(port: bound, host: host) } catch { logger.error("cannot write credentials.json: \(error)") }
-                let c = aml.credentials
-                logger.notice("aml-local listening on http://\(host):\(bound)")
-                FileHandle.standardOutput.write(Data("""
-                    aml-local is serving every Azure ML host kind at http://\(host):\(bound)
-                      tenant_id:       \(c.tenantID)
-                      client_id:       \(c.clientID)
-                      subscription_id: \(c.subscriptionID)
-                      resource_group:  \(c.resourceGroup)
-                      workspace:       \(c.workspace)
-                      compute:         cpu-cluster (max 2 nodes)
-                      client_secret:   in \(dataDir)/credentials.json (with everything above and base_url)
-
-                    """.utf8))
-            },
+            onServerRunning: { channel in announce(http: channel.localAddress?.port ?? port) },
             logger: logger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        if !noHTTPS {
+            let files: (certificate: String, key: String)
+            do { files = try aml.tlsFiles() } catch {
+                printError("cannot make the TLS certificate in \(dataDir)/tls: \(error)")
+                throw ExitCode(1)
+            }
+            let server = try MLHookRuntime.tlsServer(TLSConfig(certificateFile: files.certificate, keyFile: files.key), http1: .init())
+            let tlsApp = Application(
+                router: aml.router(), server: server,
+                configuration: .init(address: .hostname(host, port: httpsPort), serverName: "aml-local"),
+                onServerRunning: { channel in announce(https: channel.localAddress?.port ?? httpsPort) },
+                logger: logger
+            )
+            services.append(.init(service: tlsApp))
+        }
         defer { aml.shutdown() }
-        try await app.runService()
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }
