@@ -19,6 +19,11 @@ e2e/article/replay.sh .build/debug/mlhook
 .venv-sdk/bin/pip install -q --disable-pip-version-check -r e2e/requirements.txt
 # The official Python SDK (azureml-core, pinned) against a real `mlhook aml-local`.
 MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning e2e/sdk
+# The official Azure ML v2 SDK (azure-ai-ml, pinned) against aml-local's HTTPS listener, in a venv of its own
+# (e2e/requirements-v2.txt: azureml-core pins older azure-* packages).
+[ -x .venv-sdk-v2/bin/pip ] || python3 -m venv .venv-sdk-v2
+.venv-sdk-v2/bin/pip install -q --disable-pip-version-check -r e2e/requirements-v2.txt
+MLHOOK_BIN=.build/debug/mlhook .venv-sdk-v2/bin/pytest -q -p no:cacheprovider -W ignore::DeprecationWarning e2e/sdk_v2
 # The status page in a real headless Chromium against a running `mlhook serve`; saves .build/ui/status.png.
 MLHOOK_BIN=.build/debug/mlhook .venv-sdk/bin/pytest -q -p no:cacheprovider -s e2e/ui
 # Every libFuzzer harness briefly (scripts/fuzz.sh SECONDS runs them longer): a crash fails the suite.

@@ -76,11 +76,14 @@ extension AMLLocalServer {
     var readyAt: Int { Int((Date().timeIntervalSince1970 + settings.provisioningDelay) * 1000) }
 
     /// Starts a long-running operation and returns its headers.
-    func startOperation(target: String, base: String) throws(AMLError) -> [(String, String)] {
+    /// - Parameter locationOnly: Only a `Location` header (the v2 spec's `ArmLroLocationHeader` operations: job cancel
+    ///   and delete, endpoint delete), not `Azure-AsyncOperation`.
+    func startOperation(target: String, base: String, locationOnly: Bool = false) throws(AMLError) -> [(String, String)] {
         let id = UUID().uuidString.lowercased()
         try guardStore { try store.put("operation", "", id, ["_readyAt": .number(Double(readyAt)), "target": .string(target),
                                                             "startTime": .string(Self.now())]) }
         let url = "\(base)/operations/\(id)?api-version=2019-11-01"
+        if locationOnly { return [("Location", url + "&kind=location"), ("Retry-After", "1")] }
         return [("Azure-AsyncOperation", url), ("Location", url + "&kind=location"), ("Retry-After", "1")]
     }
 
@@ -93,7 +96,8 @@ extension AMLLocalServer {
         }
         var status: JSONValue = ["status": .string(done ? "Succeeded" : "InProgress"), "startTime": op["startTime"] ?? .null]
         if done { status = status.setting("endTime", .string(Self.now())) }
-        return Self.json(.ok, status)
+        // Without Retry-After a poller waits its default (azure-core: 30 s).
+        return Self.json(.ok, status, headers: done ? [] : [("Retry-After", "1")])
     }
 
     func workspace(_ call: Call, sub: String, rg: String, name: String) throws(AMLError) -> Response {

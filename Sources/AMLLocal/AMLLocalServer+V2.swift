@@ -143,12 +143,12 @@ extension AMLLocalServer {
         case (.post, 3) where r[2] == "cancel":
             guard let run = try guardStore({ try store.get("run", ws.key, rest[1]) }), run["_v2"] != nil else { throw jobNotFound(rest[1]) }
             _ = executor.cancel(ws.key, rest[1])
-            return Self.json(.accepted, "", headers: try startOperation(target: "\(ws.path)/jobs/\(rest[1])", base: call.base))
+            return Self.json(.accepted, "", headers: try startOperation(target: "\(ws.path)/jobs/\(rest[1])", base: call.base, locationOnly: true))
         case (.delete, 2):
             guard let run = try guardStore({ try store.get("run", ws.key, rest[1]) }), run["_v2"] != nil else { return Self.json(.noContent, "") }
             _ = executor.cancel(ws.key, rest[1])
             try guardStore { _ = try store.delete("run", ws.key, rest[1]) }
-            return Self.json(.accepted, "", headers: try startOperation(target: "\(ws.path)/jobs/\(rest[1])", base: call.base))
+            return Self.json(.accepted, "", headers: try startOperation(target: "\(ws.path)/jobs/\(rest[1])", base: call.base, locationOnly: true))
         default:
             throw AMLError(.notFound, "NotFound", "No route for \(call.method) jobs/\(rest.dropFirst().joined(separator: "/")).")
         }
