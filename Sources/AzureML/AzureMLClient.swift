@@ -37,6 +37,38 @@ public protocol AzureMLClient: Sendable {
 
     /// Scores a deployed model: POST `{"data": …}` with the service key.
     func score(uri: String, key: String, data: JSONValue) async throws -> JSONValue
+
+    // MARK: v2 (ARM: code assets, command jobs, v2 models, online endpoints)
+
+    /// The ARM id of a workspace child (`/subscriptions/…/workspaces/{ws}{path}`).
+    func v2ID(_ path: String) -> String
+
+    /// A folder's files as a code asset, uploaded once per content. - Returns: the code version's ARM id.
+    func ensureCode(name: String, files: [CodeFile], blockSize: Int) async throws -> String
+
+    /// Submits a command job under a caller-chosen name (the same name again is the same job).
+    func submitJob(name: String, properties: JSONValue) async throws -> JSONValue
+
+    /// A job as ARM answers it (`properties.status`).
+    func job(name: String) async throws -> JSONValue
+
+    /// Cancels a job and follows the operation to its end.
+    func cancelJob(name: String) async throws
+
+    /// A v2 model's versions, newest first.
+    func modelVersions(name: String, includeArchived: Bool) async throws -> [JSONValue]
+
+    /// Registers the next version of a v2 model.
+    func registerModelV2(name: String, properties: JSONValue) async throws -> JSONValue
+
+    /// Archives (or restores) a v2 model version.
+    func archiveModelVersion(name: String, version: String, archived: Bool) async throws -> JSONValue
+
+    /// Deletes a v2 model version; an absent one counts as deleted.
+    func deleteModelVersion(name: String, version: String) async throws
+
+    /// Scores a managed online endpoint with its key.
+    func invokeEndpoint(_ name: String, body: JSONValue, deployment: String?) async throws -> JSONValue
 }
 
 extension HTTPAzureMLClient: AzureMLClient {}

@@ -33,6 +33,9 @@ public struct AzureMLSettings: Sendable, Equatable {
     public var historyServiceKey = "history"
     /// api-version sent to ARM.
     public var armAPIVersion = "2019-11-01"
+    /// api-version sent to the v2 routes (codes, jobs, v2 models, online endpoints): the newest stable with full
+    /// specs in late 2026 (shared/azureml-v2.md).
+    public var v2APIVersion = "2025-12-01"
     /// api-version sent on the data plane (none by default, as the SDK does).
     public var dataPlaneAPIVersion: String?
     /// Which failures are retried, and how.

@@ -133,15 +133,15 @@ import Testing
         try await Application(router: github.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { api in
             let base = "http://127.0.0.1:\(api.port!)"
             do {
-                _ = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
+                _ = try await CodeLocation.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
                 Issue.record("the outage was not reported")
             } catch let e as JobError {
                 #expect(e.isRetryable, "\(e)")
             }
-            let head = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
+            let head = try await CodeLocation.pullRequestHead(api: base, repository: "octo/ml", number: 7, token: WebhookSecret("t"))
             #expect(head.sha == String(repeating: "b", count: 40))
             do {
-                _ = try await StartRun.pullRequestHead(api: base, repository: "octo/ml", number: 8, token: WebhookSecret("t"))
+                _ = try await CodeLocation.pullRequestHead(api: base, repository: "octo/ml", number: 8, token: WebhookSecret("t"))
                 Issue.record("a missing pull request was not reported")
             } catch let e as JobError {
                 #expect(!e.isRetryable && e.description.contains("404"), "\(e)")

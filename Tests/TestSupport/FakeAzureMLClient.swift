@@ -116,4 +116,60 @@ public final class FakeAzureMLClient: AzureMLClient {
     public func score(uri: String, key: String, data: JSONValue) async throws -> JSONValue {
         try record("score", [uri, data.text]) { ["result": .array([.number(1)])] }
     }
+
+    // MARK: v2
+
+    public func v2ID(_ path: String) -> String { "/subscriptions/fake/resourceGroups/fake/providers/Microsoft.MachineLearningServices/workspaces/fake" + path }
+
+    public func ensureCode(name: String, files: [CodeFile], blockSize: Int) async throws -> String {
+        let hash = CodeFile.contentHash(files)
+        return try record("ensureCode", [name, hash] + files.map(\.path)) { .string(v2ID("/codes/\(name)/versions/\(hash.prefix(32))")) }.string ?? ""
+    }
+
+    /// Sets the status a v2 job reports to `job(name:)`.
+    public func setJob(_ name: String, status: String) {
+        state.withLock { $0.runs["v2:" + name] = ["name": .string(name), "properties": ["status": .string(status)]] }
+    }
+
+    public func submitJob(name: String, properties: JSONValue) async throws -> JSONValue {
+        let answer = try record("submitJob", [name, properties.text]) { ["name": .string(name), "properties": properties.setting("status", "NotStarted")] }
+        state.withLock { s in if s.runs["v2:" + name] == nil { s.runs["v2:" + name] = ["name": .string(name), "properties": ["status": "Running"]] } }
+        return answer
+    }
+
+    public func job(name: String) async throws -> JSONValue {
+        let current = state.withLock { $0.runs["v2:" + name] }
+        return try record("job", [name]) { current ?? ["name": .string(name), "properties": ["status": "NotStarted"]] }
+    }
+
+    public func cancelJob(name: String) async throws {
+        _ = try record("cancelJob", [name]) { nil }
+        setJob(name, status: "Canceled")
+    }
+
+    public func modelVersions(name: String, includeArchived: Bool) async throws -> [JSONValue] {
+        let all = state.withLock { $0.models.filter { $0["_v2name"]?.string == name } }
+        return try record("modelVersions", [name]) { .array(all.reversed()) }.array ?? []
+    }
+
+    public func registerModelV2(name: String, properties: JSONValue) async throws -> JSONValue {
+        let version = state.withLock { s in s.models.filter { $0["_v2name"]?.string == name }.count + 1 }
+        let model: JSONValue = ["_v2name": .string(name), "name": .string(String(version)), "properties": properties,
+                                "id": .string(v2ID("/models/\(name)/versions/\(version)"))]
+        state.withLock { $0.models.append(model) }
+        return try record("registerModelV2", [name, properties.text]) { model }
+    }
+
+    public func archiveModelVersion(name: String, version: String, archived: Bool) async throws -> JSONValue {
+        try record("archiveModelVersion", [name, version, String(archived)]) { ["name": .string(version), "properties": ["isArchived": .bool(archived)]] }
+    }
+
+    public func deleteModelVersion(name: String, version: String) async throws {
+        _ = try record("deleteModelVersion", [name, version]) { nil }
+        state.withLock { $0.models.removeAll { $0["_v2name"]?.string == name && $0["name"]?.string == version } }
+    }
+
+    public func invokeEndpoint(_ name: String, body: JSONValue, deployment: String?) async throws -> JSONValue {
+        try record("invokeEndpoint", [name, body.text, deployment ?? "-"]) { ["result": .array([.number(1)])] }
+    }
 }

@@ -81,6 +81,7 @@ extension MLHookConfig {
             }
             if let n = top.node("azureml"), let m = reader.mapping(n, "azureml") {
                 config.azureml.mode = m.choice("mode", default: AzureMLConfig.Mode.local)
+                config.azureml.api = m.choice("api", default: AzureMLConfig.API.v1)
                 if let cn = m.node("cloud"), let cm = reader.mapping(cn, m.keyPath("cloud")) {
                     var c = AzureMLCloudConfig()
                     c.tenantID = cm.string("tenant_id")
@@ -92,6 +93,7 @@ extension MLHookConfig {
                     c.authorityURL = cm.string("authority_url") ?? c.authorityURL
                     c.armURL = cm.string("arm_url") ?? c.armURL
                     c.armAPIVersion = cm.string("api_version") ?? c.armAPIVersion
+                    c.v2APIVersion = cm.string("v2_api_version") ?? c.v2APIVersion
                     c.dataPlaneURL = cm.string("data_plane_url")
                     cm.finish()
                     config.azureml.cloud = c

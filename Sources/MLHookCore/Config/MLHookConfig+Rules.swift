@@ -43,12 +43,12 @@ extension MLHookConfig {
                 if let a = parseAction(item, path: "\(m.keyPath("actions"))[\(j)]", reader: reader) {
                     actions.append(a)
                     actionNodes.append(item)
-                    checkFetchable(a, blocks: blocks, node: item, path: "\(m.keyPath("actions"))[\(j)].start_run", reader: reader)
+                    checkFetchable(a, blocks: blocks, node: item, path: "\(m.keyPath("actions"))[\(j)].\(a.type.rawValue)", reader: reader)
                 }
             }
             if items.isEmpty { reader.error(n, m.keyPath("actions"), "lists no action") }
         } else if !m.has("actions") {
-            reader.error(m.node, m.keyPath("actions"), "is required: start_run, register_model, delete_model, scale_compute, cancel_run or score")
+            reader.error(m.node, m.keyPath("actions"), "is required: \(ActionType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         // Templates may only use arguments the rule's command patterns define.
         let defined = Set(blocks.flatMap { $0.command?.parameterNames ?? [] })
@@ -89,7 +89,7 @@ extension MLHookConfig {
     /// A `start_run` for events that carry no commit (a command, a schedule, a comment, a release) must say what
     /// to fetch: `repository` with `ref`, or `pull_request`. Otherwise every such event would fail its job.
     private static func checkFetchable(_ action: ActionSpec, blocks: [WhenBlock], node: Node, path: String, reader: YAMLReader) {
-        guard action.type == .startRun else { return }
+        guard action.type.fetchesCode else { return }
         let p = action.parameters
         if p["pull_request"] != nil || (p["repository"] != nil && p["ref"] != nil) { return }
         let withCommit: Set<EventKind> = [.push, .tag, .pullRequest]
@@ -253,12 +253,12 @@ extension MLHookConfig {
         if type == .score {
             if let kn = m.node("key") { secret = parseSecretReference(kn, path: "\(apath).key", reader: reader) }
         }
-        if type == .startRun {
+        if type.fetchesCode {
             // The token git sends to fetch over https (a GitHub or GitLab access token).
             if let tn = m.node("token") { secret = parseSecretReference(tn, path: "\(apath).token", reader: reader) }
         }
-        if type == .registerModel, params["from_run"] == nil, params["url"] == nil {
-            reader.error(v, apath, "needs from_run (with experiment) or url")
+        if type == .registerModel, [params["from_run"], params["from_job"], params["url"]].compactMap({ $0 }).count != 1 {
+            reader.error(v, apath, "needs one of from_run (a v1 run, with experiment), from_job (a v2 job) or url")
         }
         m.finish()
         return ActionSpec(type: type, parameters: params, secret: secret, line: node.mark?.line ?? 0)

@@ -96,6 +96,11 @@ public struct AzureMLConfig: Sendable, Equatable {
     public enum Mode: String, Sendable, Equatable, CaseIterable { case local, cloud }
 
     public var mode = Mode.local
+    /// Which surface actions that exist on both use (`register_model` with a url, `delete_model`): `v1` (the REST
+    /// article's model management) or `v2` (ARM models). `submit_job`, `archive_model`, `invoke_endpoint` and
+    /// `register_model.from_job` are v2 whatever this says; `start_run` and `from_run` are v1.
+    public enum API: String, Sendable, Equatable, CaseIterable { case v1, v2 }
+    public var api = API.v1
     /// Where the embedded server keeps its state.
     public var localDataDirectory = ".mlhook/aml-local"
     /// Where the embedded server listens (port 0: any free port).
@@ -133,6 +138,8 @@ public struct AzureMLCloudConfig: Sendable, Equatable {
     public var authorityURL = "https://login.microsoftonline.com"
     public var armURL = "https://management.azure.com"
     public var armAPIVersion = "2019-11-01"
+    /// api-version of the v2 routes (codes, jobs, v2 models, online endpoints).
+    public var v2APIVersion = "2025-12-01"
     /// Data-plane calls (run history, execution, models) go here instead of the workspace's discovery answer
     /// (private endpoints, proxies).
     public var dataPlaneURL: String?

@@ -15,10 +15,15 @@ public enum ActionSchema {
         case modelID
         /// A relative path inside the source tree: no `..`, not absolute.
         case relativePath
+        /// A v2 environment: `azureml:{name}@latest`, `azureml:{name}:{version}`, a registry id
+        /// (`azureml://registries/{r}/environments/{name}/labels|versions/{x}`) or an ARM id.
+        case environmentID
         /// An http(s) URL.
         case url
         /// Any text without control characters.
         case text
+        /// A shell command line (v2 `command`): template values are shell-quoted when rendered.
+        case command
         /// An integer in range.
         case int(ClosedRange<Int>)
         /// A list of texts.
@@ -48,11 +53,26 @@ public enum ActionSchema {
                     "pull_request": p(.int(1...1_000_000_000)), "github_api": p(.url),
                     // With `token`, the user name sent with it over https (GitHub: x-access-token; GitLab: oauth2).
                     "git_user": p(.text)]
+        case .submitJob:
+            return ["command": p(.command, true), "environment": p(.environmentID, true), "compute": p(.computeName),
+                    "experiment": p(.name(max: 255, dots: false)), "dir": p(.relativePath), "display_name": p(.text),
+                    "inputs": p(.map), "environment_variables": p(.map), "tags": p(.map), "timeout_seconds": p(.int(1...2_592_000)),
+                    // On Completed, register the job's output `model_path` (default model) as a version of this v2 model.
+                    "register_model": p(.name(max: 255, dots: true)), "model_path": p(.relativePath),
+                    "repository": p(.text), "ref": p(.text), "pull_request": p(.int(1...1_000_000_000)), "github_api": p(.url),
+                    "git_user": p(.text)]
         case .registerModel:
-            return ["name": p(.name(max: 255, dots: true), true), "from_run": p(.runID), "experiment": p(.name(max: 255, dots: false)),
-                    "path": p(.relativePath), "url": p(.url), "description": p(.text), "tags": p(.map)]
+            // from_run (+ experiment): a v1 run's output; from_job: a v2 job's output (azureml://jobs/…); url: either,
+            // following azureml.api.
+            return ["name": p(.name(max: 255, dots: true), true), "from_run": p(.runID), "from_job": p(.runID),
+                    "experiment": p(.name(max: 255, dots: false)), "path": p(.relativePath), "url": p(.url), "description": p(.text),
+                    "tags": p(.map)]
         case .deleteModel:
             return ["id": p(.modelID, true)]
+        case .archiveModel:
+            return ["id": p(.modelID, true)]
+        case .invokeEndpoint:
+            return ["endpoint": p(.name(max: 32, dots: false), true), "data": p(.text, true), "deployment": p(.name(max: 32, dots: false))]
         case .scaleCompute:
             return ["name": p(.computeName, true), "min_nodes": p(.int(0...1000)), "max_nodes": p(.int(0...1000), true),
                     "idle_seconds": p(.int(0...604_800))]
@@ -96,11 +116,18 @@ public enum ActionSchema {
             guard !value.isEmpty, !value.hasPrefix("/"), !segments.contains(".."), !value.contains("\0"), !value.contains("\\") else {
                 return bad("a relative path inside the repository (no .., not absolute)")
             }
+        case .environmentID:
+            let forms = [#"^azureml:[A-Za-z0-9][\w.-]*(@latest|:[\w.-]+)$"#,
+                         #"^azureml://registries/[\w.-]+/environments/[\w.-]+/(labels|versions)/[\w.-]+$"#,
+                         #"^(azureml:)?/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/(workspaces|registries)/[^/]+/environments/[\w.-]+(/versions/[\w.-]+)?$"#]
+            guard forms.contains(where: { value.range(of: $0, options: [.regularExpression, .caseInsensitive]) != nil }) else {
+                return bad("an environment (azureml:NAME@latest, azureml:NAME:VERSION, azureml://registries/azureml/environments/NAME/labels/latest or an ARM id)")
+            }
         case .url:
             guard let u = URL(string: value), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil else {
                 return bad("an http(s) URL")
             }
-        case .text:
+        case .text, .command:
             guard all({ $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }) else { return bad("plain text (it has control characters)") }
         case .int(let range):
             guard let n = Int(value.trimmingCharacters(in: .whitespaces)) else { return bad("an integer") }

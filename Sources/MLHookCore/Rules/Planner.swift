@@ -95,7 +95,9 @@ public enum Planner {
             do throws(TemplateError) {
                 switch template {
                 case .single(let t):
-                    switch ActionSchema.check(kind, try t.render(context)) {
+                    // A command line runs in a shell: what the event supplies goes in quoted, never as shell syntax.
+                    let text = kind == .command ? try t.render(context, quoting: Template.shellQuoted) : try t.render(context)
+                    switch ActionSchema.check(kind, text) {
                     case .success(let v): out[key] = v
                     case .failure(let e): return .failure(TemplateError("\(key): \(e.description)"))
                     }

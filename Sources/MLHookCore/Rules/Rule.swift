@@ -78,6 +78,15 @@ public enum ActionType: String, Sendable, Equatable, CaseIterable, Codable {
     case scaleCompute = "scale_compute"
     case cancelRun = "cancel_run"
     case score
+    /// v2: a command job from the pushed code (a code asset).
+    case submitJob = "submit_job"
+    /// v2: archives a model version.
+    case archiveModel = "archive_model"
+    /// v2: scores a managed online endpoint.
+    case invokeEndpoint = "invoke_endpoint"
+
+    /// Whether the action fetches the event's commit (or `repository`/`ref`/`pull_request`) with git.
+    public var fetchesCode: Bool { self == .startRun || self == .submitJob }
 }
 
 /// A parameter as written: a template, a list of templates, or a map of templates.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A parameter template: text with `{{ path | filter … }}` expressions over the event, the payload and the
 /// command's arguments. Rendering only looks values up and transforms them; nothing is evaluated or run.
 public struct Template: Sendable, Equatable, CustomStringConvertible {
@@ -32,10 +34,16 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         var parts: [Part] = []
         var rest = Substring(source)
         while let open = rest.range(of: "{{") {
-            if open.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<open.lowerBound]))) }
             guard let close = rest[open.upperBound...].range(of: "}}") else {
                 throw TemplateError("unclosed {{ in \"\(source)\"")
             }
+            // Azure ML's own `${{inputs.x}}` / `${{outputs.x}}` in a command pass through as written.
+            if open.lowerBound > rest.startIndex, rest[rest.index(before: open.lowerBound)] == "$" {
+                parts.append(.literal(String(rest[..<close.upperBound])))
+                rest = rest[close.upperBound...]
+                continue
+            }
+            if open.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<open.lowerBound]))) }
             let inner = rest[open.upperBound..<close.lowerBound]
             parts.append(try Self.expression(inner, in: source))
             rest = rest[close.upperBound...]
@@ -93,6 +101,30 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
 
     /// Renders against a context.
     /// - Throws: `TemplateError` when a value is missing and no `default` filter supplies one.
+    /// A value as one shell word: as is when it holds only characters no shell treats specially, else in single
+    /// quotes (a `'` inside closed, escaped and reopened).
+    public static func shellQuoted(_ value: String) -> String {
+        let plain = value.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._/:=@%+,-".unicodeScalars.contains($0)) }
+        return !value.isEmpty && plain ? value : "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// Renders with each looked-up value passed through `quoting` (literals stay as written).
+    public func render(_ context: TemplateContext, quoting: (String) -> String) throws(TemplateError) -> String {
+        var out = ""
+        for part in parts {
+            switch part {
+            case .literal(let s): out += s
+            case .expression: out += quoting(try Template(source: "", parts: [part]).render(context))
+            }
+        }
+        return out
+    }
+
+    init(source: String, parts: [Part]) {
+        self.source = source
+        self.parts = parts
+    }
+
     public func render(_ context: TemplateContext) throws(TemplateError) -> String {
         var out = ""
         for part in parts {

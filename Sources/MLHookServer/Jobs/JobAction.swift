@@ -86,6 +86,9 @@ enum ActionRegistry {
         case .scaleCompute: RegisteredAction(ScaleCompute())
         case .cancelRun: RegisteredAction(CancelRun())
         case .score: RegisteredAction(Score())
+        case .submitJob: RegisteredAction(SubmitJob())
+        case .archiveModel: RegisteredAction(ArchiveModel())
+        case .invokeEndpoint: RegisteredAction(InvokeEndpoint())
         }
     }
 

@@ -44,9 +44,14 @@ struct RunWatcher: Sendable {
         let superseded = try await queue.cancelRequested().filter { held.contains($0.id) }
         let api = try await client()
         for job in superseded {
-            guard let (experiment, id) = Self.run(of: job) else { continue }
-            do { try await api.cancelRun(experiment: experiment, runID: id) } catch {
-                logger.notice("cannot cancel superseded run \(id): \(error)", metadata: JobLog.meta(job))
+            guard let tracked = Self.run(of: job) else { continue }
+            do {
+                switch tracked {
+                case .v1(let experiment, let id): try await api.cancelRun(experiment: experiment, runID: id)
+                case .v2(let name): try await api.cancelJob(name: name)
+                }
+            } catch {
+                logger.notice("cannot cancel superseded run \(tracked.id): \(error)", metadata: JobLog.meta(job))
             }
         }
         var finished = 0
@@ -79,10 +84,14 @@ struct RunWatcher: Sendable {
 
     /// Polls one job's run and finishes the job when the run is terminal. - Returns: whether it finished.
     private func watch(_ job: JobRecord, api: any AzureMLClient, superseded: [JobRecord]) async throws -> Bool {
-        guard let (experiment, id) = Self.run(of: job), let started = JSONValue(json: Array((job.result ?? "").utf8)) else { return false }
+        guard let tracked = Self.run(of: job), let started = JSONValue(json: Array((job.result ?? "").utf8)) else { return false }
+        let id = tracked.id
         let run: JSONValue
         do {
-            run = try await api.run(experiment: experiment, runID: id)
+            switch tracked {
+            case .v1(let experiment, let id): run = try await api.run(experiment: experiment, runID: id)
+            case .v2(let name): run = Self.runView(ofJob: try await api.job(name: name))
+            }
             strikes.readable(job.id)
         } catch {
             logger.notice("run watcher: cannot read run \(id): \(error)", metadata: JobLog.meta(job))
@@ -93,8 +102,22 @@ struct RunWatcher: Sendable {
             return false
         }
         guard let status = run["status"]?.string, ["Completed", "Failed", "Canceled"].contains(status) else { return false }
-        let result = started.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil)
+        var result = started.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil)
             .setting("end", run["endTimeUtc"] ?? nil)
+        if let d = Self.runDuration(run) { result = result.setting("duration_seconds", .number(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)) }
+        if case .v2 = tracked {
+            if let studio = run["studioUrl"]?.string { result = result.setting("studio_url", .string(studio)) }
+            // register_model on submit_job: the output becomes a model version once the job Completed (found again,
+            // not registered twice, when this pass repeats after a crash).
+            if status == "Completed", let model = started["register_model"]?.string {
+                var tags: [String: JSONValue] = ["mlhook_rule": .string(job.rule), "mlhook_event": .string(job.eventID), "mlhook_job": .string(job.id),
+                                                 "mlhook_azureml_job": .string(id)]
+                if let commit = started["commit"]?.string { tags["mlhook_commit"] = .string(commit) }
+                let registered = try await RegisterModel.registerV2(api, name: model, uri: RegisterModel.jobOutputURI(job: id, path: started["model_path"]?.string ?? "model"),
+                                                                    tags: tags, description: "job \(id)")
+                result = result.setting("model", .string(registered))
+            }
+        }
         let wasSuperseded = status == "Canceled" && superseded.contains { $0.id == job.id }
         let error = status == "Completed" ? nil
             : (wasSuperseded ? "superseded by a newer push to the same branch" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
@@ -113,11 +136,38 @@ struct RunWatcher: Sendable {
         return true
     }
 
-    /// The experiment and run id a `start_run` job recorded.
-    static func run(of job: JobRecord) -> (experiment: String, runID: String)? {
-        guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let experiment = r["experiment"]?.string, let id = r["run_id"]?.string
-        else { return nil }
-        return (experiment, id)
+    /// What a job follows: a v1 run (`start_run`) or a v2 job (`submit_job`).
+    enum Tracked {
+        case v1(experiment: String, runID: String)
+        case v2(name: String)
+        var id: String {
+            switch self {
+            case .v1(_, let id): id
+            case .v2(let name): name
+            }
+        }
+    }
+
+    /// The run or job a `start_run` or `submit_job` job recorded.
+    static func run(of job: JobRecord) -> Tracked? {
+        guard let r = JSONValue(json: Array((job.result ?? "").utf8)) else { return nil }
+        if r["api"]?.string == "v2", let name = r["job_name"]?.string { return .v2(name: name) }
+        guard let experiment = r["experiment"]?.string, let id = r["run_id"]?.string else { return nil }
+        return .v1(experiment: experiment, runID: id)
+    }
+
+    /// A v2 job in the shape the watcher reads v1 runs in: `status`, `startTimeUtc`, `endTimeUtc`, `error`, and its
+    /// studio URL. v2 statuses other than Completed, Failed and Canceled (NotResponding and Paused included: a paused
+    /// or silent job may go on) keep it watched.
+    static func runView(ofJob job: JSONValue) -> JSONValue {
+        let p = job["properties"] ?? [:]
+        var run: JSONValue = ["status": p["status"] ?? "Unknown", "startTimeUtc": p.value(at: "properties.StartTimeUtc") ?? nil,
+                              "endTimeUtc": p.value(at: "properties.EndTimeUtc") ?? nil,
+                              "studioUrl": p.value(at: "services.Studio.endpoint") ?? nil]
+        if let message = p.value(at: "error.message")?.string ?? p.value(at: "error.error.message")?.string {
+            run = run.setting("error", ["error": ["message": .string(message)]])
+        }
+        return run
     }
 
     /// A run's start-to-end time from its ISO 8601 timestamps.

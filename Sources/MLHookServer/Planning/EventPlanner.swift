@@ -88,7 +88,7 @@ public struct EventPlanner: Service {
                    actionIndex: a.index, action: a.type.rawValue,
                    parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
                    maxAttempts: rules[a.rule]?.maxAttempts ?? 5,
-                   supersedeScope: rules[a.rule]?.supersede == true && a.type == .startRun ? verdict.branchScope : nil)
+                   supersedeScope: rules[a.rule]?.supersede == true && a.type.fetchesCode ? verdict.branchScope : nil)
         }
         return Decision(verdict: verdict, record: record, jobs: jobs)
     }
@@ -136,15 +136,15 @@ public struct EventPlanner: Service {
         // take for an option or a command transport, or a transport the source does not allow, plans nothing.
         var refused: [String] = []
         let actions = plan.actions.filter { a in
-            guard a.type == .startRun, a.parameters["pull_request"] == nil,
+            guard a.type.fetchesCode, a.parameters["pull_request"] == nil,
                   let url = a.parameters["repository"]?.string ?? e.repository?.cloneURL,
                   let ref = a.parameters["ref"]?.string ?? e.after else { return true }  // known only when the job runs
             do { try GitSource.validate(url: url, ref: ref, folder: a.parameters["dir"]?.string ?? ".") } catch {
-                refused.append("\(a.rule)#\(a.index + 1) start_run refused: \(error)")
+                refused.append("\(a.rule)#\(a.index + 1) \(a.type.rawValue) refused: \(error)")
                 return false
             }
-            if let why = StartRun.transportRefusal(url, source: stored.summary.source, config: config) {
-                refused.append("\(a.rule)#\(a.index + 1) start_run refused: \(why)")
+            if let why = CodeLocation.transportRefusal(url, source: stored.summary.source, config: config) {
+                refused.append("\(a.rule)#\(a.index + 1) \(a.type.rawValue) refused: \(why)")
                 return false
             }
             return true

@@ -30,6 +30,7 @@ extension AzureMLSettings {
         s.authorityURL = cloud.authorityURL
         s.armURL = cloud.armURL
         s.armAPIVersion = cloud.armAPIVersion
+        s.v2APIVersion = cloud.v2APIVersion
         s.dataPlaneOverride = cloud.dataPlaneURL
         return s
     }

@@ -1,7 +1,9 @@
+import AzureML
 import MLHookCore
 
-/// `register_model`: registers a model version from a run's output or a URL, with provenance tags (rule,
-/// event, job, delivery, repository, commit). A retried job first looks for the version its earlier attempt
+/// `register_model`: registers a model version from a v1 run's output (`from_run`), a v2 job's output
+/// (`from_job`, an `azureml://jobs/…` model URI) or a URL (v1 or v2 as `azureml.api` says), with provenance tags
+/// (rule, event, job, delivery, repository, commit). A retried job first looks for the version its earlier attempt
 /// registered (tagged with the job), so a lost answer does not make a second version.
 struct RegisterModel: JobAction {
     static let type = ActionType.registerModel
@@ -15,6 +17,7 @@ struct RegisterModel: JobAction {
         enum Source: Sendable {
             case url(String)
             case run(id: String, experiment: String, path: String)
+            case job(name: String, path: String)
         }
     }
 
@@ -23,10 +26,32 @@ struct RegisterModel: JobAction {
         var json: JSONValue { ["id": id ?? nil] }
     }
 
+    /// The v2 model URI of a job's output folder.
+    static func jobOutputURI(job: String, path: String) -> String {
+        "azureml://jobs/\(job)/outputs/artifacts/paths/\(path.hasSuffix("/") ? path : path + "/")"
+    }
+
+    /// Registers a v2 model version unless one tagged with `tags["mlhook_job"]` exists (a retry, or a watcher pass
+    /// repeated after a crash). - Returns: `name:version`.
+    static func registerV2(_ client: any AzureMLClient, name: String, uri: String, tags: [String: JSONValue], description: String?) async throws -> String {
+        if let job = tags["mlhook_job"]?.string,
+           let done = try await client.modelVersions(name: name, includeArchived: true).first(where: { $0.value(at: "properties.tags.mlhook_job")?.string == job }),
+           let version = done["name"]?.string {
+            return "\(name):\(version)"
+        }
+        var properties: JSONValue = ["modelType": "custom_model", "modelUri": .string(uri), "tags": .object(tags), "properties": [:],
+                                     "isAnonymous": false, "isArchived": false]
+        if let description { properties = properties.setting("description", .string(description)) }
+        let made = try await client.registerModelV2(name: name, properties: properties)
+        return "\(name):\(made["name"]?.string ?? "?")"
+    }
+
     static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters {
         let source: Parameters.Source
         if let url = p.string("url") {
             source = .url(url)
+        } else if let job = p.string("from_job") {
+            source = .job(name: job, path: p.string("path") ?? "model")
         } else {
             source = .run(id: try p.required("from_run"), experiment: p.string("experiment") ?? "", path: p.string("path") ?? "outputs")
         }
@@ -39,7 +64,13 @@ struct RegisterModel: JobAction {
         tags["mlhook_rule"] = .string(job.rule)
         tags["mlhook_event"] = .string(job.eventID)
         tags["mlhook_job"] = .string(job.id)
-        if job.attempts > 1,
+        let v2: Bool
+        switch p.source {
+        case .job: v2 = true
+        case .run: v2 = false
+        case .url: v2 = context.config.azureml.api == .v2
+        }
+        if !v2, job.attempts > 1,
            let done = try await context.client.models(name: p.name).first(where: { $0.value(at: "kvTags.mlhook_job")?.string == job.id }) {
             return Output(id: done["id"])
         }
@@ -50,8 +81,18 @@ struct RegisterModel: JobAction {
                 if let sha = e.after, !sha.isEmpty { tags["mlhook_commit"] = .string(sha) }
             }
         }
+        if v2 {
+            let uri: String
+            switch p.source {
+            case .job(let name, let path): uri = Self.jobOutputURI(job: name, path: path)
+            case .url(let url): uri = url
+            case .run: uri = ""
+            }
+            return Output(id: .string(try await Self.registerV2(context.client, name: p.name, uri: uri, tags: tags, description: p.description)))
+        }
         var body: JSONValue = ["name": .string(p.name), "mimeType": "application/octet-stream", "kvTags": .object(tags)]
         switch p.source {
+        case .job: break
         case .url(let url):
             body = body.setting("url", .string(url))
         case .run(let run, let experiment, let path):

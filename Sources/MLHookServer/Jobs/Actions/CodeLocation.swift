@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import MLHookCore
+import NIOCore
+import Signing
+
+/// Where an action's code comes from: the event's commit, or the action's `repository` and `ref`, or a pull
+/// request's head (`pull_request`, through the GitHub API), fetched with git and zipped at `dir`. Shared by
+/// `start_run` (v1) and `submit_job` (v2).
+struct CodeLocation: Sendable {
+    var repository: String?
+    var ref: String?
+    var pullRequest: Int?
+    var githubAPI: String
+    var dir: String
+    var gitUser: String
+
+    init(_ p: ActionParameters) {
+        repository = p.string("repository")
+        ref = p.string("ref")
+        pullRequest = p.int("pull_request")
+        githubAPI = p.string("github_api") ?? "https://api.github.com"
+        dir = p.string("dir") ?? "."
+        gitUser = p.string("git_user") ?? "x-access-token"
+    }
+
+    /// The zip of `dir` at the resolved commit, and that commit.
+    func fetch(in context: ActionContext, action: ActionType) async throws -> (zip: [UInt8], commit: String) {
+        let name = action.rawValue
+        guard let git = context.git else { throw JobError("\(name) needs a git cache (the job runner was built without one)") }
+        var url = repository
+        var commit = ref
+        let token = try context.secret("token")
+        if let number = pullRequest {
+            // A comment on a pull request carries no commit: its head is read from the GitHub API.
+            guard let repo = try await context.event()?.normalized?.repository?.fullName else {
+                throw JobError("\(name): pull_request \(number) is set but the event names no repository")
+            }
+            let head = try await Self.pullRequestHead(api: githubAPI, repository: repo, number: number, token: token)
+            url = url ?? head.cloneURL
+            commit = head.sha
+        }
+        if url == nil || commit == nil, let e = try await context.event()?.normalized {
+            url = url ?? e.repository?.cloneURL
+            commit = commit ?? e.after
+        }
+        guard let url, let commit, !commit.isEmpty else {
+            throw JobError("\(name) needs a commit: the event carries no repository and the action sets no repository/ref")
+        }
+        // Checked when the event was planned; again here, for a configuration reloaded since.
+        if let source = try await context.event()?.stored.summary.source, let why = Self.transportRefusal(url, source: source, config: context.config) {
+            throw JobError("\(name): \(why)")
+        }
+        let credentials = token.map { GitSource.Credentials(user: gitUser, token: $0) }
+        return try await git.zip(url: url, commit: commit, folder: dir, credentials: credentials)
+    }
+
+    /// Why `source`'s events may not name `url`, or nil when they may: its transport is not in the source's
+    /// `git_schemes` (a path on this machine needs `file`). Nil for events of no configured source (schedule ticks).
+    static func transportRefusal(_ url: String, source: String, config: MLHookConfig) -> String? {
+        guard let allowed = config.source(named: source)?.gitSchemes else { return nil }
+        let scheme = gitScheme(url)
+        guard !allowed.contains(scheme) else { return nil }
+        return "the repository \(GitSource.redacted(url)) uses \(scheme), which source \(source) does not allow "
+            + "(sources[\(source)].git_schemes: \(allowed.joined(separator: ", ")))"
+    }
+
+    /// A repository URL's transport: its scheme, or `ssh` for scp-like `user@host:path`, or `file` for a bare path.
+    static func gitScheme(_ url: String) -> String {
+        if let colon = url.firstIndex(of: ":"), url[colon...].hasPrefix("://") { return url[..<colon].lowercased() }
+        if url.contains(":"), !url.hasPrefix("/"), !url.hasPrefix(".") { return "ssh" }
+        return "file"
+    }
+
+    /// A pull request's head commit and the repository it lives in (a fork's, for a pull request from a fork),
+    /// from `GET {api}/repos/{owner}/{name}/pulls/{number}`, with the token when there is one (https only, or
+    /// plain http to a loopback host).
+    static func pullRequestHead(api: String, repository: String, number: Int, token: WebhookSecret?) async throws -> (sha: String, cloneURL: String?) {
+        guard TokenDestination.allows(api) else {
+            throw JobError("github_api must be an https URL (the token is sent to it), got \(api)")
+        }
+        guard CallbackFormatter.isRepositoryName(repository) else { throw JobError("\"\(repository)\" is not an owner/name") }
+        var request = HTTPClientRequest(url: api.trimmingSuffix("/") + "/repos/\(repository)/pulls/\(number)")
+        request.headers.add(name: "Accept", value: "application/vnd.github+json")
+        request.headers.add(name: "User-Agent", value: "mlhook")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token.text)") }
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            body = try await response.body.collect(upTo: 4 << 20)
+        } catch {
+            throw JobError("the GitHub API could not be reached for pull request \(repository)#\(number): \(error)", retryable: true)
+        }
+        let code = Int(response.status.code)
+        guard code == 200, let json = JSONValue(json: Array(body.readableBytesView)) else {
+            // Throttled or down: tried again with backoff; anything else (not found, no access) is final.
+            throw JobError("the GitHub API answered \(code) for pull request \(repository)#\(number)",
+                           retryable: code == 429 || code >= 500)
+        }
+        guard let sha = json.value(at: "head.sha")?.string?.lowercased(), GitSource.isCommitID(sha) else {
+            throw JobError("pull request \(repository)#\(number) has no head commit")
+        }
+        return (sha, json.value(at: "head.repo.clone_url")?.string)
+    }
+}
+
+private extension String {
+    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
+}

@@ -1,0 +1,90 @@
+import AzureML
+import Foundation
+import MLHookCore
+
+/// `submit_job` (v2): fetches the event's commit like `start_run`, uploads the rule's `dir` as a code asset
+/// (content-hashed: an unchanged folder is found by its hash and not uploaded again), and submits a command job
+/// named after the mlhook job, so a retried submit is the same job. The job then watches it (`RunWatcher`),
+/// which, with `register_model`, registers the job's output as a model version once it is Completed.
+struct SubmitJob: JobAction {
+    static let type = ActionType.submitJob
+    static let startsRun = true
+
+    struct Parameters: Sendable {
+        var code: CodeLocation
+        var command: String
+        var environment: String
+        var compute: String?
+        var experiment: String
+        var displayName: String?
+        var inputs: [String: String]
+        var environmentVariables: [String: String]
+        var tags: [String: String]
+        var timeoutSeconds: Int?
+        var registerModel: String?
+        var modelPath: String
+    }
+
+    struct Output: ActionOutput {
+        var jobName: String
+        var experiment: String
+        var commit: String
+        var codeID: String
+        var studioURL: String?
+        var registerModel: String?
+        var modelPath: String
+        var json: JSONValue {
+            var j: JSONValue = ["api": "v2", "job_name": .string(jobName), "experiment": .string(experiment), "commit": .string(commit),
+                                "code_id": .string(codeID), "studio_url": studioURL.map(JSONValue.string) ?? nil]
+            if let registerModel { j = j.setting("register_model", .string(registerModel)).setting("model_path", .string(modelPath)) }
+            return j
+        }
+    }
+
+    static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters {
+        Parameters(code: CodeLocation(p), command: try p.required("command"), environment: try p.required("environment"),
+                   compute: p.string("compute"), experiment: p.string("experiment") ?? "mlhook", displayName: p.string("display_name"),
+                   inputs: p.map("inputs") ?? [:], environmentVariables: p.map("environment_variables") ?? [:], tags: p.map("tags") ?? [:],
+                   timeoutSeconds: p.int("timeout_seconds"), registerModel: p.string("register_model"), modelPath: p.string("model_path") ?? "model")
+    }
+
+    /// The v2 job name of an mlhook job: derived from its id, so every attempt submits the same job.
+    static func jobName(_ jobID: String) -> String { "mlhook_" + jobID }
+
+    func perform(_ p: Parameters, in context: ActionContext) async throws -> Output {
+        let fetched = try await p.code.fetch(in: context, action: Self.type)
+        let files: [CodeFile]
+        do { files = try CodeFile.files(ofZip: fetched.zip) } catch { throw JobError("submit_job: cannot read the fetched code: \(error)") }
+        let codeID = try await context.client.ensureCode(name: "mlhook-code", files: files, blockSize: 4 << 20)
+        let job = context.job
+        var tags = p.tags
+        tags["mlhook_rule"] = job.rule
+        tags["mlhook_event"] = job.eventID
+        tags["mlhook_job"] = job.id
+        tags["mlhook_commit"] = fetched.commit
+        var properties: [String: String] = [:]
+        if let event = try await context.event() {
+            tags["mlhook_delivery_id"] = event.stored.summary.deliveryID
+            if let e = event.normalized {
+                if let repo = e.repository?.fullName { tags["mlhook_repository"] = repo }
+                if let url = e.repository?.cloneURL { properties["mlflow.source.git.repoURL"] = GitSource.redacted(url) }
+                if let branch = e.branch { properties["mlflow.source.git.branch"] = branch }
+            }
+        }
+        properties["mlflow.source.git.commit"] = fetched.commit
+        var body: JSONValue = [
+            "jobType": "Command", "command": .string(p.command), "codeId": .string(codeID), "environmentId": .string(p.environment),
+            "experimentName": .string(p.experiment), "displayName": .string(p.displayName ?? "\(job.rule) \(fetched.commit.prefix(7))"),
+            "inputs": .object(p.inputs.mapValues { ["jobInputType": "literal", "value": .string($0)] }), "outputs": [:],
+            "tags": .object(tags.mapValues(JSONValue.string)), "properties": .object(properties.mapValues(JSONValue.string)),
+            "environmentVariables": .object(p.environmentVariables.mapValues(JSONValue.string)), "isArchived": false,
+        ]
+        if let compute = p.compute { body = body.setting("computeId", .string(context.client.v2ID("/computes/\(compute)"))) }
+        if let t = p.timeoutSeconds { body = body.setting("limits", ["jobLimitsType": "Command", "timeout": .string("PT\(t)S")]) }
+        let name = Self.jobName(job.id)
+        let submitted = try await context.client.submitJob(name: name, properties: body)
+        return Output(jobName: submitted["name"]?.string ?? name, experiment: p.experiment, commit: fetched.commit, codeID: codeID,
+                      studioURL: submitted.value(at: "properties.services.Studio.endpoint")?.string,
+                      registerModel: p.registerModel, modelPath: p.modelPath)
+    }
+}
