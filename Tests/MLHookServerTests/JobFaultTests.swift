@@ -17,12 +17,22 @@ import TestSupport
 import Testing
 
 /// A proxy in front of aml-local that answers like a throttled or failing Azure: 429 with Retry-After, 503,
-/// and (for run starts) a 503 after the run was really started, so the answer is lost.
+/// and (for run starts, v2 job submits, code and model version PUTs) a 503 after the request was really served,
+/// so the answer is lost — once per kind.
 final class FlakyAzure: Sendable {
     let target: String
-    private let counter = Mutex<(n: Int, faults: Int, lostStarts: Int)>((0, 0, 0))
+    private let counter = Mutex<(n: Int, faults: Int, lost: Set<String>)>((0, 0, []))
     var faults: Int { counter.withLock { $0.faults } }
-    var lostStarts: Int { counter.withLock { $0.lostStarts } }
+    /// How many answers were lost (one per kind: startrun, v2 jobs, v2 codes, v2 models).
+    var lostStarts: Int { counter.withLock { $0.lost.count } }
+
+    /// The kind of request whose first answer is lost, if it is one.
+    static func losable(_ method: HTTPRequest.Method, _ path: String) -> String? {
+        if path.hasSuffix("/startrun") { return "startrun" }
+        guard method == .put else { return nil }
+        for kind in ["/jobs/", "/codes/", "/models/"] where path.contains(kind) && path.contains("/providers/") { return kind }
+        return nil
+    }
 
     init(target: String) { self.target = target }
 
@@ -36,7 +46,8 @@ final class FlakyAzure: Sendable {
 
     func answer(_ req: Request) async throws -> Response {
         let n = counter.withLock { $0.n += 1; return $0.n }
-        let isStart = req.uri.path.hasSuffix("/startrun")
+        let losable = Self.losable(req.method, req.uri.path)
+        let isStart = losable != nil
         // Every third request is throttled, every third (offset) fails, before reaching Azure.
         if n % 3 == 1 && !isStart {
             counter.withLock { $0.faults += 1 }
@@ -55,7 +66,7 @@ final class FlakyAzure: Sendable {
         let reply = try await HTTPClient.shared.execute(forward, timeout: .seconds(60))
         let replyBody = try await reply.body.collect(upTo: 64 << 20)
         // The first start reaches Azure, but its answer is lost.
-        if isStart && counter.withLock({ s in s.lostStarts == 0 ? { s.lostStarts = 1; return true }() : false }) {
+        if let losable, counter.withLock({ $0.lost.insert(losable).inserted }) {
             return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "gateway timeout")))
         }
         var headers = HTTPFields()
@@ -221,6 +232,60 @@ final class FlakyAzure: Sendable {
             let direct = HTTPAzureMLClient(settings: .local(aml))
             #expect(try await direct.models(name: "flaky-model").count == 1)
             #expect(try await direct.compute("cpu-cluster").value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 2)
+        }
+        aml.shutdown()
+    }
+
+    @Test func v2JobsCompleteThroughThrottlingOutagesAndLostAnswers() async throws {
+        let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
+        defer { h.dir.remove() }
+        let (path, sha) = try repo(h)
+        try h.install("""
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            azureml: { api: v2 }
+            rules:
+              - name: flaky-v2
+                when: { kind: push, branches: [main] }
+                actions:
+                  - submit_job: { command: "python train.py --lr 0.5", environment: "azureml:AzureML-sklearn-1.5@latest", compute: cpu-cluster, dir: train, repository: "file://\(path)", ref: "\(sha)", register_model: flaky-v2 }
+                  - register_model: { name: flaky-url, url: "https://models.example.com/m.pkl" }
+            """)
+        _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
+        _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
+        let aml = try AMLLocal(settings: { var s = AMLLocalSettings(dataDirectory: h.dir.file("aml")); s.provisioningDelay = 0.05; return s }(),
+                               logger: Logger(label: "aml"))
+        let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                 onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
+        try await amlApp.test(.live) { _ in
+            let flaky = FlakyAzure(target: aml.settings.baseURL)
+            let proxyApp = Application(router: flaky.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await proxyApp.test(.live) { pc in
+                let base = "http://127.0.0.1:\(pc.port!)"
+                var settings = AzureMLSettings.local(aml)
+                settings.authorityURL = base
+                settings.armURL = base
+                settings.dataPlaneOverride = base
+                settings.retry.baseDelay = 0.05
+                settings.retry.maxAttempts = 3
+                let client = HTTPAzureMLClient(settings: settings)
+                let runner = JobRunner(store: h.store, live: h.runtime.live, client: { client }, logger: h.logs.logger(),
+                                       baseBackoff: 0.05, maxBackoff: 0.2, git: GitSource(cacheDirectory: h.dir.file("git-cache")))
+                for _ in 0..<200 {
+                    let queued = try await h.store.jobs(limit: nil, state: .queued)
+                    if queued.isEmpty { break }
+                    if try await !runner.runOne() { try await Task.sleep(for: .milliseconds(60)) }
+                }
+                try await watchAll(h, runner)
+                #expect(flaky.faults >= 6 && flaky.lostStarts == 3, "\(flaky.faults) faults, \(flaky.lostStarts) answers lost (jobs, codes, models)")
+            }
+            let jobs = try await h.store.jobs(limit: nil, state: nil)
+            #expect(jobs.count == 2 && jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.action) \($0.state) \($0.lastError ?? "")" })")
+            // Effect once: one job run despite its lost answer, one code asset, one version of each model.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/runs")).count == 1)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/blobs/local")).count == 1)
+            let direct = HTTPAzureMLClient(settings: .local(aml))
+            #expect(try await direct.modelVersions(name: "flaky-v2", includeArchived: true).count == 1)
+            #expect(try await direct.modelVersions(name: "flaky-url", includeArchived: true).count == 1)
         }
         aml.shutdown()
     }
