@@ -8,13 +8,13 @@ import MLHookServer
 struct AMLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aml",
-        abstract: "Talk to Azure ML (or the local server): groups, workspaces, computes, experiments, runs, models.",
+        abstract: "Talk to Azure ML (or the local server): groups, workspaces, computes, experiments, runs (v1), jobs (v2), models.",
         discussion: """
             Credentials, first found wins: --credentials FILE (the credentials.json aml-local writes), the environment \
             (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, \
             AZUREML_WORKSPACE_NAME), or --config FILE (azureml.cloud, or in local mode the embedded server's credentials.json).
             """,
-        subcommands: [Groups.self, Workspaces.self, Computes.self, Experiments.self, Runs.self, Models.self]
+        subcommands: [Groups.self, Workspaces.self, Computes.self, Experiments.self, Runs.self, Jobs.self, Models.self]
     )
 
     /// `mlhook aml --credentials F runs start …` as well as `mlhook aml runs start … --credentials F`: the
@@ -226,14 +226,38 @@ extension AMLCommand {
     }
 
     struct Models: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Registered models.", subcommands: [List.self, Show.self, Register.self, Remove.self], defaultSubcommand: List.self)
+        static let configuration = CommandConfiguration(
+            abstract: "Registered models (v1 model management; --v2 for v2 model versions).",
+            subcommands: [List.self, Show.self, Register.self, Archive.self, Remove.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List registered models: id, created, url.")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List registered models: id, created, url (v2: the versions of --name).")
             @OptionGroup var o: AMLOptions
-            @Option(help: "Only versions of this model.") var name: String?
+            @Option(help: "Only versions of this model (required with --v2).") var name: String?
+            @Flag(help: "v2 model versions (ARM), archived ones included.") var v2 = false
             func run() async throws {
                 let api = try o.client()
+                if v2 {
+                    guard let name else { printError("--v2 lists the versions of one model: pass --name"); throw ExitCode(2) }
+                    o.show(try await azure { try await api.modelVersions(name: name, includeArchived: true) }, "ID", "CREATED", "ARCHIVED", "URI") {
+                        ["\(name):\($0["name"]?.string ?? "?")", $0.value(at: "systemData.createdAt")?.string ?? "",
+                         $0.value(at: "properties.isArchived")?.text ?? "false", $0.value(at: "properties.modelUri")?.string ?? ""]
+                    }
+                    return
+                }
                 o.show(try await azure { try await api.models(name: name) }, "ID", "CREATED", "URL") { [$0["id"]?.string ?? "?", $0["createdTime"]?.string ?? "", $0["url"]?.string ?? ""] }
+            }
+        }
+        struct Archive: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Archive (or --restore) a v2 model version.")
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "name:version") var id: String
+            @Flag(help: "Restore an archived version.") var restore = false
+            func run() async throws {
+                let api = try o.client()
+                let parts = id.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { printError("archive takes name:version, got \(id)"); throw ExitCode(2) }
+                let m = try await azure { try await api.archiveModelVersion(name: parts[0], version: parts[1], archived: !restore) }
+                print(o.json ? m.text : "\(id): \(restore ? "restored" : "archived")")
             }
         }
         struct Show: AsyncParsableCommand {
@@ -246,10 +270,13 @@ extension AMLCommand {
             }
         }
         struct Register: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Register a model (a new version of NAME) from a URL.")
+            static let configuration = CommandConfiguration(abstract: "Register a model (a new version of NAME) from a URL, or (v2) from a job's output.")
             @OptionGroup var o: AMLOptions
             @Option(help: "The model's name.") var name: String
-            @Option(help: "Where its files are (https, or file:// for aml-local).") var url: String
+            @Option(help: "Where its files are (https, or file:// for aml-local; with --v2 any model URI).") var url: String?
+            @Option(name: .customLong("from-job"), help: "v2: a job whose output folder (--path) is the model.") var fromJob: String?
+            @Option(help: "With --from-job: the output folder (default model).") var path = "model"
+            @Flag(help: "A v2 model version (ARM).") var v2 = false
             @Option(help: "key=value, repeatable.") var tag: [String] = []
             func run() async throws {
                 let api = try o.client()
@@ -259,6 +286,15 @@ extension AMLCommand {
                     guard kv.count == 2 else { printError("--tag takes key=value, got \(t)"); throw ExitCode(2) }
                     tags[kv[0]] = .string(kv[1])
                 }
+                if v2 || fromJob != nil {
+                    guard let uri = fromJob.map({ "azureml://jobs/\($0)/outputs/artifacts/paths/\(path.hasSuffix("/") ? path : path + "/")" }) ?? url else {
+                        printError("pass --from-job JOB or --url URI"); throw ExitCode(2)
+                    }
+                    let m = try await azure { try await api.registerModelV2(name: name, properties: ["modelType": "custom_model", "modelUri": .string(uri), "tags": .object(tags)]) }
+                    print(o.json ? m.text : "registered \(name):\(m["name"]?.string ?? "?")")
+                    return
+                }
+                guard let url else { printError("pass --url (or --from-job for a v2 model)"); throw ExitCode(2) }
                 let m = try await azure { try await api.registerModel(["name": .string(name), "url": .string(url), "mimeType": "application/octet-stream", "kvTags": .object(tags)]) }
                 print(o.json ? m.text : "registered \(m["id"]?.string ?? "?")")
             }
@@ -267,8 +303,16 @@ extension AMLCommand {
             static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete one model version (an absent one is reported, not an error).")
             @OptionGroup var o: AMLOptions
             @Argument(help: "name:version") var id: String
+            @Flag(help: "A v2 model version (ARM).") var v2 = false
             func run() async throws {
                 let api = try o.client()
+                if v2 {
+                    let parts = id.split(separator: ":", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { printError("rm takes name:version, got \(id)"); throw ExitCode(2) }
+                    try await azure { try await api.deleteModelVersion(name: parts[0], version: parts[1]) }
+                    print("\(id): deleted")
+                    return
+                }
                 let existed = await (try? api.model(id)) != nil
                 try await azure { try await api.deleteModel(id) }
                 print(existed ? "\(id): deleted" : "\(id): no such model (nothing to delete)")
@@ -345,6 +389,109 @@ extension AMLCommand {
                 let api = try o.client()
                 try await azure { try await api.cancelRun(experiment: experiment, runID: runId) }
                 print("\(runId): cancel requested")
+            }
+        }
+    }
+}
+
+extension AMLCommand {
+    /// `mlhook aml jobs …`: Azure ML v2 command jobs.
+    struct Jobs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Command jobs (v2): submit a folder, show, stream the log, cancel.",
+                                                        subcommands: [Submit.self, Show.self, Stream.self, Cancel.self])
+
+        static let terminal: Set<String> = ["Completed", "Failed", "Canceled"]
+
+        struct Submit: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Upload a folder as a code asset (once per content) and submit a command job; --stream follows its log to the end.")
+            @OptionGroup var o: AMLOptions
+            @Option(help: "The folder whose files the command runs in.") var dir: String
+            @Option(help: "The command line, such as \"python train.py --lr ${{inputs.lr}}\".") var command: String
+            @Option(help: "The environment: azureml:NAME@latest, azureml://registries/azureml/environments/NAME/labels/latest, or an ARM id.")
+            var environment: String
+            @Option(help: "The compute cluster (default: serverless).") var compute: String?
+            @Option(help: "A literal input name=value, repeatable (${{inputs.name}} in the command).") var input: [String] = []
+            @Option(help: "The experiment.") var experiment = "mlhook-cli"
+            @Option(help: "The job name (default: mlhook_cli_<time>); the same name is the same job.") var name: String?
+            @Flag(help: "Follow the job to its end, print its log, and exit non-zero unless it completed.") var stream = false
+
+            func run() async throws {
+                let api = try o.client()
+                let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
+                let files = try await azure { try CodeFile.files(ofZip: zip) }
+                var inputs: [String: JSONValue] = [:]
+                for i in input {
+                    let kv = i.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2 else { printError("--input takes name=value, got \(i)"); throw ExitCode(2) }
+                    inputs[kv[0]] = ["jobInputType": "literal", "value": .string(kv[1])]
+                }
+                let code = try await azure { try await api.ensureCode(name: "mlhook-code", files: files) }
+                let jobName = name ?? "mlhook_cli_\(Int(Date().timeIntervalSince1970 * 1000))"
+                var body: JSONValue = ["jobType": "Command", "command": .string(command), "codeId": .string(code),
+                                       "environmentId": .string(environment), "experimentName": .string(experiment), "inputs": .object(inputs)]
+                if let compute { body = body.setting("computeId", .string(api.v2ID("/computes/\(compute)"))) }
+                let job = try await azure { try await api.submitJob(name: jobName, properties: body) }
+                if o.json && !stream { print(job.text); return }
+                print("submitted \(jobName) (\(job.value(at: "properties.status")?.string ?? "?"))"
+                      + (job.value(at: "properties.services.Studio.endpoint")?.string.map { ", \($0)" } ?? ""))
+                if stream { try await Stream.follow(api, jobName, json: o.json) }
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one job: name, status, experiment, studio URL (or --json).")
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "The job name.") var name: String
+            func run() async throws {
+                let api = try o.client()
+                let j = try await azure { try await api.job(name: name) }
+                print(o.json ? j.text : "\(name)\t\(j.value(at: "properties.status")?.string ?? "?")\t\(j.value(at: "properties.experimentName")?.string ?? "")\t\(j.value(at: "properties.services.Studio.endpoint")?.string ?? "")")
+            }
+        }
+
+        struct Stream: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print a job's log as it grows until the job ends; exit 3 unless it completed.")
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "The job name.") var name: String
+            func run() async throws { try await Self.follow(try o.client(), name, json: o.json) }
+
+            /// Polls run history's details (as the SDK's `jobs.stream` does) and prints what the log gained since.
+            static func follow(_ api: HTTPAzureMLClient, _ name: String, json: Bool) async throws {
+                var printed = 0
+                var status = "Unknown"
+                var delay = 0.2
+                while true {
+                    let details = try await azure { try await api.jobDetails(name: name) }
+                    status = details["status"]?.string ?? status
+                    if !json, let url = details["logFiles"]?.object.sorted(by: { $0.key < $1.key }).first(where: { $0.key.hasPrefix("user_logs/std_log") })?.value.string
+                        ?? details["logFiles"]?.object["azureml-logs/70_driver_log.txt"]?.string,
+                       let data = try? await api.download(url), data.count > printed {
+                        FileHandle.standardOutput.write(Data(data[printed...]))
+                        printed = data.count
+                    }
+                    if terminal.contains(status) {
+                        if json { print(details.text) } else { print("\(name): \(status)") }
+                        if status != "Completed" {
+                            if let message = details.value(at: "error.error.message")?.string { printError("job \(name) \(status): \(message)") }
+                            throw ExitCode(3)
+                        }
+                        return
+                    }
+                    try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                    delay = min(delay * 1.5, 5)
+                }
+            }
+        }
+
+        struct Cancel: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cancel a job (waits for the cancel operation).")
+            @OptionGroup var o: AMLOptions
+            @Argument(help: "The job name.") var name: String
+            func run() async throws {
+                let api = try o.client()
+                try await azure { try await api.cancelJob(name: name) }
+                print("\(name): cancel requested")
             }
         }
     }

@@ -44,4 +44,38 @@ import Testing
         let noCreds = try runMLHook(["aml", "groups", "ls", "--credentials", dir.file("nope.json")], directory: dir.path)
         #expect(noCreds.status == 2 && noCreds.output.contains("cannot read credentials"))
     }
+
+    @Test func v2JobsSubmitStreamShowCancelAndModelVersions() async throws {
+        let dir = try TemporaryDirectory("aml-cli-v2")
+        defer { dir.remove() }
+        let aml = try await AMLLocalProcess.start(in: dir)
+        defer { aml.process.signal(SIGTERM) }
+        let creds = ["--credentials", aml.credentialsFile]
+        try FileManager.default.createDirectory(atPath: dir.file("train"), withIntermediateDirectories: true)
+        try "import os, sys\nprint('v2 hello', sys.argv[1:])\nos.makedirs('outputs/model', exist_ok=True)\nopen('outputs/model/w', 'w').write('1')\n"
+            .write(toFile: dir.file("train/train.py"), atomically: true, encoding: .utf8)
+        let env = "azureml:AzureML-sklearn-1.5@latest"
+        let ok = try runMLHook(["aml", "jobs", "submit", "--dir", dir.file("train"), "--command", "python train.py --lr ${{inputs.lr}}", "--input", "lr=0.3",
+                                "--environment", env, "--compute", "cpu-cluster", "--name", "cli_job_1", "--stream"] + creds, directory: dir.path)
+        #expect(ok.status == 0 && ok.output.contains("v2 hello ['--lr', '0.3']") && ok.output.contains("cli_job_1: Completed"), "\(ok.output)")
+        let show = try runMLHook(["aml", "jobs", "show", "cli_job_1"] + creds, directory: dir.path)
+        #expect(show.status == 0 && show.output.contains("cli_job_1\tCompleted\tmlhook-cli"), "\(show.output)")
+        let bad = try runMLHook(["aml", "jobs", "submit", "--dir", dir.file("train"), "--command", "python -c 'import sys; sys.exit(5)'",
+                                 "--environment", env, "--stream"] + creds, directory: dir.path)
+        #expect(bad.status == 3 && bad.output.contains("Failed") && bad.output.contains("exited with code 5"), "\(bad.output)")
+        let long = try runMLHook(["aml", "jobs", "submit", "--dir", dir.file("train"), "--command", "sleep 60", "--environment", env,
+                                  "--name", "cli_long"] + creds, directory: dir.path)
+        #expect(long.status == 0)
+        #expect(try runMLHook(["aml", "jobs", "cancel", "cli_long"] + creds, directory: dir.path).status == 0)
+        let streamed = try runMLHook(["aml", "jobs", "stream", "cli_long"] + creds, directory: dir.path)
+        #expect(streamed.status == 3 && streamed.output.contains("cli_long: Canceled"), "\(streamed.output)")
+        let reg = try runMLHook(["aml", "models", "register", "--name", "cli-model", "--from-job", "cli_job_1", "--tag", "k=v"] + creds, directory: dir.path)
+        #expect(reg.status == 0 && reg.output.contains("registered cli-model:1"), "\(reg.output)")
+        #expect(try runMLHook(["aml", "models", "archive", "cli-model:1"] + creds, directory: dir.path).output.contains("cli-model:1: archived"))
+        let listed = try runMLHook(["aml", "models", "ls", "--v2", "--name", "cli-model", "--tsv"] + creds, directory: dir.path)
+        #expect(listed.output.contains("cli-model:1") && listed.output.contains("true") && listed.output.contains("azureml://jobs/cli_job_1/"), "\(listed.output)")
+        #expect(try runMLHook(["aml", "models", "rm", "--v2", "cli-model:1"] + creds, directory: dir.path).status == 0)
+        #expect(try runMLHook(["aml", "models", "ls", "--v2", "--name", "cli-model", "--json"] + creds, directory: dir.path).output
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+    }
 }

@@ -28,7 +28,8 @@ import Glibc
         #expect(try await eventually { server.log.contains("sample: done.") }, "\(server.log.suffix(2000))")
         let log = server.log
         for step in ["sample: sending a signed GitHub push of mlhook/sample@", "sample: 202 ", "sample: event planned",
-                     "sample: job sample-train start_run: succeeded", "signature verified): job succeeded, run mlhook_job_", "sample: callback delivered"] {
+                     "sample: job sample-train submit_job: succeeded", "signature verified): job succeeded, Azure ML job mlhook_job_",
+                     " Completed, model sample-model:1", "sample: callback delivered"] {
             #expect(log.contains(step), "missing: \(step)")
         }
         #expect(FileManager.default.fileExists(atPath: dir.file(".mlhook/secrets/github")))
@@ -72,9 +73,9 @@ import Glibc
         let own = dir.file("my-model")
         _ = try ProviderEndToEndTests().makeRepo(own, script: "print('my own model')\n")
         let mine = try await runMLHookAsync(["send", "github", "push", "--repo", own, "--wait"], environment: listen, directory: dir.path)
-        #expect(mine.status == 0 && mine.output.contains("start_run: succeeded"), "\(mine.output)")
+        #expect(mine.status == 0 && mine.output.contains("submit_job: succeeded"), "\(mine.output)")
         let sent = try #require(outputs.first)
-        #expect(sent.contains("202 ") && sent.contains("start_run: succeeded"), "\(sent)")
+        #expect(sent.contains("202 ") && sent.contains("submit_job: succeeded"), "\(sent)")
         #expect(outputs.last?.components(separatedBy: "\n").filter { $0.contains("github") }.count == 2, "the sample's push and ours (before my-model's)")
     }
 }

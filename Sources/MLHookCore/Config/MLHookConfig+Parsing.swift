@@ -29,7 +29,9 @@ extension MLHookConfig {
           - name: sample-train
             when: { source: github, kind: push, repository: ["mlhook/sample", "local/*"], branches: [main], paths: ["train/**"] }
             actions:
-              - start_run: { experiment: sample, dir: train, script: train.py, arguments: ["--commit", "{{ after | short }}"], compute: cpu-cluster }
+              # Azure ML v2: the train folder becomes a code asset, the command runs as a command job, and once it is
+              # Completed its outputs/model folder is registered as a version of sample-model.
+              - submit_job: { experiment: sample, dir: train, command: "python train.py --commit {{ after | short }}", environment: "azureml:AzureML-sklearn-1.5@latest", compute: cpu-cluster, register_model: sample-model }
             callback:
               - url: { url: "http://127.0.0.1:\(port)/sample/callback", secret: { file: ".mlhook/secrets/sample-callback", create: true } }
         """

@@ -37,7 +37,9 @@ public struct SampleDemo: Sendable {
                 verified = body.withUnsafeBytes { raw in (try? verifier.verify(headers: request.headers, body: raw, now: Date())) != nil }
             }
             let doc = JSONValue(json: body) ?? .null
-            self.print("sample: callback received (signature \(verified ? "verified" : "NOT verified")): job \(doc.value(at: "data.status")?.string ?? "?"), run \(doc.value(at: "data.result.run_id")?.string ?? "-") \(doc.value(at: "data.result.status")?.string ?? "")")
+            let run = doc.value(at: "data.result.job_name")?.string ?? doc.value(at: "data.result.run_id")?.string ?? "-"
+            let model = doc.value(at: "data.result.model")?.string.map { ", model \($0)" } ?? ""
+            self.print("sample: callback received (signature \(verified ? "verified" : "NOT verified")): job \(doc.value(at: "data.status")?.string ?? "?"), Azure ML job \(run) \(doc.value(at: "data.result.status")?.string ?? "")\(model)")
             return Response(status: verified ? .ok : .unauthorized)
         }
     }
@@ -101,12 +103,18 @@ public struct SampleDemo: Sendable {
         if !fm.fileExists(atPath: directory + "/.git") {
             try fm.createDirectory(atPath: directory + "/train", withIntermediateDirectories: true)
             try """
-                # The bundled sample: a tiny "training" run that mlhook starts on the local Azure ML server.
-                import sys, time
+                # The bundled sample: a tiny "training" job that mlhook submits to the local Azure ML server. What it
+                # writes to outputs/model becomes a version of sample-model once the job is Completed.
+                import os, sys, time
                 print("training the sample model with", sys.argv[1:])
+                loss = 1.0
                 for epoch in range(3):
                     time.sleep(0.2)
-                    print(f"epoch {epoch + 1}: loss {1.0 / (epoch + 2):.3f}")
+                    loss = 1.0 / (epoch + 2)
+                    print(f"epoch {epoch + 1}: loss {loss:.3f}")
+                os.makedirs("outputs/model", exist_ok=True)
+                with open("outputs/model/model.txt", "w") as f:
+                    f.write(f"loss {loss:.3f}\\n")
                 print("done")
                 """.write(toFile: directory + "/train/train.py", atomically: true, encoding: .utf8)
             let git = GitSource(cacheDirectory: "")
