@@ -189,4 +189,62 @@ import Testing
         }
         aml.shutdown()
     }
+
+    @Test func anActionThatNamesAWorkspaceRunsAndIsWatchedThere() async throws {
+        let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
+        defer { h.dir.remove() }
+        let repo = h.dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        let sha = try commit(repo, "train")
+        let local = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-default")), logger: Logger(label: "aml"))
+        let prod = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-prod")), logger: Logger(label: "aml-prod"))
+        let localApp = Application(router: local.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                   onServerRunning: { ch in try? local.bound(port: ch.localAddress?.port ?? 0) })
+        let prodApp = Application(router: prod.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                  onServerRunning: { ch in try? prod.bound(port: ch.localAddress?.port ?? 0) })
+        try await localApp.test(.live) { _ in
+            try await prodApp.test(.live) { _ in
+                let p = prod.credentials
+                let job = { (ws: String) in
+                    "{ submit_job: { command: \"python train.py --commit {{ after | short }} --lr 1\", environment: \"azureml:AzureML-sklearn-1.5@latest\", compute: cpu-cluster, dir: train, repository: \"file://\(repo)\", ref: \"\(sha)\", register_model: m\(ws) } }"
+                }
+                try h.install("""
+                    sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+                    azureml:
+                      workspaces:
+                        prod: { tenant_id: "\(p.tenantID)", client_id: "\(p.clientID)", client_secret: { env: PROD_SECRET }, subscription_id: "\(p.subscriptionID)", resource_group: "\(p.resourceGroup)", workspace: "\(p.workspace)", authority_url: "\(prod.settings.baseURL)", arm_url: "\(prod.settings.baseURL)", api: v2 }
+                    rules:
+                      - name: r
+                        when: { kind: push }
+                        actions:
+                          - \(job(""))
+                          - { submit_job: { command: "python train.py --commit {{ after | short }} --lr 2", environment: "azureml:AzureML-sklearn-1.5@latest", compute: cpu-cluster, dir: train, repository: "file://\(repo)", ref: "\(sha)", register_model: mprod, workspace: prod } }
+                    """)
+                _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
+                _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
+                let runner = JobRunner(store: h.store, live: h.runtime.live, client: { HTTPAzureMLClient(settings: .local(local)) }, logger: h.logs.logger(),
+                                       git: GitSource(cacheDirectory: h.dir.file("git-cache")),
+                                       workspaces: WorkspaceClients(environment: ["PROD_SECRET": p.clientSecret]))
+                while try await runner.runOne() {}
+                for _ in 0..<400 {
+                    _ = try await runner.watchOne()
+                    if try await h.store.jobs(limit: nil, state: .watching).isEmpty { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let jobs = try await h.store.jobs(limit: nil, state: nil)
+                #expect(jobs.count == 2 && jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.state) \($0.lastError ?? "")" })")
+                // Each workspace ran one job and holds the model its job registered.
+                #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml-default/runs")).count == 1)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml-prod/runs")).count == 1)
+                #expect(try await HTTPAzureMLClient(settings: .local(prod)).modelVersions(name: "mprod", includeArchived: true).count == 1)
+                #expect(try await HTTPAzureMLClient(settings: .local(local)).modelVersions(name: "m", includeArchived: true).count == 1)
+                let prodJob = try #require(jobs.first { $0.parameters.contains("prod") })
+                #expect(JSONValue(json: Array((prodJob.result ?? "").utf8))?["workspace"]?.string == "prod")
+            }
+        }
+        local.shutdown()
+        prod.shutdown()
+    }
 }

@@ -37,6 +37,25 @@ extension MLHookConfig {
         """
     }
 
+    /// An `azureml.cloud` block, or one of `azureml.workspaces` (which may also say `api: v1|v2`).
+    static func parseCloud(_ cm: MappingReader, reader: YAMLReader, named: Bool) -> AzureMLCloudConfig {
+        var c = AzureMLCloudConfig()
+        c.tenantID = cm.string("tenant_id")
+        c.clientID = cm.string("client_id")
+        if let sn = cm.node("client_secret") { c.clientSecret = parseSecretReference(sn, path: cm.keyPath("client_secret"), reader: reader) }
+        c.subscriptionID = cm.string("subscription_id")
+        c.resourceGroup = cm.string("resource_group")
+        c.workspace = cm.string("workspace")
+        c.authorityURL = cm.string("authority_url") ?? c.authorityURL
+        c.armURL = cm.string("arm_url") ?? c.armURL
+        c.armAPIVersion = cm.string("api_version") ?? c.armAPIVersion
+        c.v2APIVersion = cm.string("v2_api_version") ?? c.v2APIVersion
+        c.dataPlaneURL = cm.string("data_plane_url")
+        if named, cm.has("api") { c.api = cm.choice("api", default: AzureMLConfig.API.v1) }
+        cm.finish()
+        return c
+    }
+
     /// Parses and validates a YAML configuration.
     /// - Parameters:
     ///   - yaml: The file's text.
@@ -85,20 +104,23 @@ extension MLHookConfig {
                 config.azureml.mode = m.choice("mode", default: AzureMLConfig.Mode.local)
                 config.azureml.api = m.choice("api", default: AzureMLConfig.API.v1)
                 if let cn = m.node("cloud"), let cm = reader.mapping(cn, m.keyPath("cloud")) {
-                    var c = AzureMLCloudConfig()
-                    c.tenantID = cm.string("tenant_id")
-                    c.clientID = cm.string("client_id")
-                    if let sn = cm.node("client_secret") { c.clientSecret = parseSecretReference(sn, path: cm.keyPath("client_secret"), reader: reader) }
-                    c.subscriptionID = cm.string("subscription_id")
-                    c.resourceGroup = cm.string("resource_group")
-                    c.workspace = cm.string("workspace")
-                    c.authorityURL = cm.string("authority_url") ?? c.authorityURL
-                    c.armURL = cm.string("arm_url") ?? c.armURL
-                    c.armAPIVersion = cm.string("api_version") ?? c.armAPIVersion
-                    c.v2APIVersion = cm.string("v2_api_version") ?? c.v2APIVersion
-                    c.dataPlaneURL = cm.string("data_plane_url")
-                    cm.finish()
-                    config.azureml.cloud = c
+                    config.azureml.cloud = parseCloud(cm, reader: reader, named: false)
+                }
+                if let wn = m.node("workspaces"), let wm = reader.mapping(wn, m.keyPath("workspaces")) {
+                    for key in wm.keys {
+                        guard let n = wm.node(key), let one = reader.mapping(n, wm.keyPath(key)) else { continue }
+                        if case .failure(let e) = ActionSchema.check(.name(max: 64, dots: false), key) {
+                            reader.error(n, wm.keyPath(key), "a workspace's name: \(e.description)")
+                        }
+                        let c = parseCloud(one, reader: reader, named: true)
+                        for (field, value) in [("tenant_id", c.tenantID), ("client_id", c.clientID), ("subscription_id", c.subscriptionID),
+                                               ("resource_group", c.resourceGroup), ("workspace", c.workspace)] where value == nil {
+                            reader.error(n, one.keyPath(field), "is required")
+                        }
+                        if c.clientSecret == nil { reader.error(n, one.keyPath("client_secret"), "is required ({ env: NAME } or { file: PATH })") }
+                        config.azureml.workspaces[key] = c
+                    }
+                    wm.finish()
                 }
                 if let ln = m.node("local"), let lm = reader.mapping(ln, m.keyPath("local")) {
                     if let d = lm.string("data_dir") { config.azureml.localDataDirectory = d }
@@ -145,6 +167,17 @@ extension MLHookConfig {
                 m.finish()
             }
             top.finish()
+        }
+        // An action's workspace names one of azureml.workspaces (checked once both are read).
+        for (i, rule) in config.rules.enumerated() {
+            for (j, action) in rule.actions.enumerated() {
+                guard case .single(let t)? = action.parameters["workspace"], !t.source.contains("{{") else { continue }
+                if config.azureml.workspaces[t.source] == nil {
+                    let known = config.azureml.workspaces.keys.sorted()
+                    reader.issues.append(ConfigIssue(file: file, line: action.line, key: "rules[\(i)].actions[\(j)].\(action.type.rawValue).workspace",
+                                                     message: "names no workspace of azureml.workspaces" + (known.isEmpty ? " (there are none)" : "; they are \(known.joined(separator: ", "))")))
+                }
+            }
         }
         guard reader.issues.isEmpty else {
             throw ConfigError(reader.issues.sorted { $0.line < $1.line })

@@ -112,8 +112,14 @@ public struct AzureMLConfig: Sendable, Equatable {
     public var localNetwork = LocalNetwork.isolated
     /// Days a finished run's project (code, outputs, zip) is kept by the embedded server; its record and logs stay.
     public var localRunRetentionDays = 30
-    /// The real service, for `mode: cloud`.
+    /// The real service, for `mode: cloud`: the default workspace.
     public var cloud = AzureMLCloudConfig()
+    /// More workspaces by name (`azureml.workspaces`), each a block like `cloud` with its own `api`; an action
+    /// picks one with `workspace: NAME`.
+    public var workspaces: [String: AzureMLCloudConfig] = [:]
+
+    /// The surface (v1 or v2) of a workspace: its own `api`, else `azureml.api`.
+    public func api(workspace name: String?) -> API { name.flatMap { workspaces[$0]?.api } ?? api }
     public init() {}
 }
 
@@ -143,6 +149,8 @@ public struct AzureMLCloudConfig: Sendable, Equatable {
     /// Data-plane calls (run history, execution, models) go here instead of the workspace's discovery answer
     /// (private endpoints, proxies).
     public var dataPlaneURL: String?
+    /// For a workspace of `azureml.workspaces`: v1 or v2 (nil: `azureml.api`).
+    public var api: AzureMLConfig.API?
     public init() {}
 }
 

@@ -7,7 +7,7 @@ import Yams
 /// a setting.
 final class YAMLReader {
     let file: String
-    private(set) var issues: [ConfigIssue] = []
+    var issues: [ConfigIssue] = []
     private(set) var warnings: [ConfigIssue] = []
 
     init(file: String) { self.file = file }
@@ -75,6 +75,9 @@ final class MappingReader {
 
     /// Whether the key is present.
     func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    /// Every key, in the file's order.
+    var keys: [String] { entries.map(\.key) }
 
     /// The raw node of a key, marking it read.
     func node(_ key: String) -> Node? {

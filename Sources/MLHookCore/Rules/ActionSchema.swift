@@ -38,8 +38,15 @@ public enum ActionSchema {
         public let required: Bool
     }
 
-    /// The parameters each action takes.
+    /// The parameters each action takes: its own, and `workspace` (one of `azureml.workspaces`; default the
+    /// `azureml.cloud` one, or the embedded server's).
     public static func parameters(_ type: ActionType) -> [String: Parameter] {
+        var all = own(type)
+        all["workspace"] = Parameter(kind: .name(max: 64, dots: false), required: false)
+        return all
+    }
+
+    private static func own(_ type: ActionType) -> [String: Parameter] {
         func p(_ k: Kind, _ r: Bool = false) -> Parameter { Parameter(kind: k, required: r) }
         switch type {
         case .startRun:

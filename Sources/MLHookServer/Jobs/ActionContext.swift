@@ -15,11 +15,14 @@ final class ActionContext: Sendable {
     let config: MLHookConfig
     let logger: Logger
     let git: GitSource?
+    /// The workspace the action named (`workspace:`), or nil for the default one.
+    let workspace: String?
     private let attemptEvent: AttemptEvent
 
     typealias LoadedEvent = AttemptEvent.Loaded
 
-    init(job: JobRecord, client: any AzureMLClient, config: MLHookConfig, event: AttemptEvent, git: GitSource?, logger: Logger) {
+    init(job: JobRecord, client: any AzureMLClient, config: MLHookConfig, event: AttemptEvent, git: GitSource?, logger: Logger, workspace: String? = nil) {
+        self.workspace = workspace
         self.job = job
         self.client = client
         self.config = config
@@ -30,6 +33,9 @@ final class ActionContext: Sendable {
 
     /// The job's event (nil when it was pruned), loaded on first use.
     func event() async throws -> LoadedEvent? { try await attemptEvent.load() }
+
+    /// The surface (v1 or v2) of the action's workspace.
+    var api: AzureMLConfig.API { config.azureml.api(workspace: workspace) }
 
     /// The rule that planned the job, as configured now.
     var rule: Rule? { config.rules.first { $0.name == job.rule } }

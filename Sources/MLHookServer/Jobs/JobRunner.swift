@@ -24,10 +24,11 @@ public struct JobRunner: Service {
     ///   - now: The clock stamps, retries and callbacks use.
     public init(store: any JobQueue & Inbox, live: LiveConfig, client: @escaping @Sendable () async throws -> any AzureMLClient,
                 logger: Logger, workers: Int = 4, lease: TimeInterval = 300, baseBackoff: TimeInterval = 2, maxBackoff: TimeInterval = 600,
-                git: GitSource? = nil, now: @escaping @Sendable () -> Date = { Date() }, metrics: MLHookMetrics = MLHookMetrics()) {
-        pool = WorkerPool(queue: store, live: live, client: client, logger: logger, workers: workers, lease: lease, baseBackoff: baseBackoff,
-                          maxBackoff: maxBackoff, now: now, git: git, metrics: metrics)
-        watcher = RunWatcher(queue: store, live: live, client: client, logger: logger, now: now, metrics: metrics)
+                git: GitSource? = nil, now: @escaping @Sendable () -> Date = { Date() }, metrics: MLHookMetrics = MLHookMetrics(),
+                workspaces: WorkspaceClients = WorkspaceClients()) {
+        pool = WorkerPool(queue: store, live: live, client: client, workspaces: workspaces, logger: logger, workers: workers, lease: lease,
+                          baseBackoff: baseBackoff, maxBackoff: maxBackoff, now: now, git: git, metrics: metrics)
+        watcher = RunWatcher(queue: store, live: live, client: client, workspaces: workspaces, logger: logger, now: now, metrics: metrics)
     }
 
     public func run() async throws {

@@ -13,6 +13,8 @@ struct RunWatcher: Sendable {
     let queue: any JobQueue & Inbox
     let live: LiveConfig
     let client: @Sendable () async throws -> any AzureMLClient
+    /// The clients of `azureml.workspaces`, for runs started in a named workspace.
+    var workspaces = WorkspaceClients()
     let logger: Logger
     let now: @Sendable () -> Date
     let metrics: MLHookMetrics
@@ -42,10 +44,17 @@ struct RunWatcher: Sendable {
         // Only the runs this replica follows: another replica cancels its own.
         let held = Set(watching.map(\.id))
         let superseded = try await queue.cancelRequested().filter { held.contains($0.id) }
-        let api = try await client()
+        let defaultClient = try await client()
+        let config = live.snapshot.config
+        /// The client of the workspace a job's run was started in.
+        func api(for job: JobRecord) throws -> any AzureMLClient {
+            guard let name = JSONValue(json: Array((job.result ?? "").utf8))?["workspace"]?.string else { return defaultClient }
+            return try workspaces.client(name, config: config)
+        }
         for job in superseded {
             guard let tracked = Self.run(of: job) else { continue }
             do {
+                let api = try api(for: job)
                 switch tracked {
                 case .v1(let experiment, let id): try await api.cancelRun(experiment: experiment, runID: id)
                 case .v2(let name): try await api.cancelJob(name: name)
@@ -58,7 +67,7 @@ struct RunWatcher: Sendable {
         for job in watching {
             // Each job alone: one that cannot be read or finished does not hold back the others.
             do {
-                if try await watch(job, api: api, superseded: superseded) { finished += 1 }
+                if try await watch(job, api: try api(for: job), superseded: superseded) { finished += 1 }
                 strikes.recorded(job.id)
             } catch let error as StoreError where error.isRetryable {
                 // The store, not this job: nothing to hold against it.

@@ -13,6 +13,8 @@ struct WorkerPool: Sendable {
     let queue: any JobQueue & Inbox
     let live: LiveConfig
     let client: @Sendable () async throws -> any AzureMLClient
+    /// The clients of `azureml.workspaces`, for actions that name one.
+    var workspaces = WorkspaceClients()
     let logger: Logger
     let workers: Int
     let lease: TimeInterval
@@ -71,11 +73,16 @@ struct WorkerPool: Sendable {
             guard let type = ActionType(rawValue: job.action) else { throw JobError("unknown action \(job.action)") }
             let action = ActionRegistry.action(for: type)
             let parameters = try ActionParameters(json: job.parameters)
-            let context = ActionContext(job: job, client: try await client(), config: config, event: event, git: git, logger: logger)
+            let workspace = parameters.string("workspace")
+            let api: any AzureMLClient
+            if let workspace { api = try workspaces.client(workspace, config: config) } else { api = try await client() }
+            let context = ActionContext(job: job, client: api, config: config, event: event, git: git, logger: logger, workspace: workspace)
             // The lease is renewed while the action runs; if it is lost, the action is cancelled and nothing is written.
-            let result = try await LeaseKeeper(queue: queue, lease: lease, now: now, logger: logger).run(job) {
+            var result = try await LeaseKeeper(queue: queue, lease: lease, now: now, logger: logger).run(job) {
                 try await action.run(parameters, context)
             }
+            // The run watcher follows a started run in the workspace it was started in.
+            if let workspace, action.startsRun { result = result.setting("workspace", .string(workspace)) }
             // A started run is watched to its end; every other action is done now. A started run gets its pending
             // statuses now, a finished action all its callbacks, in the same transaction as the outcome.
             let state: JobState = action.startsRun ? .watching : .succeeded

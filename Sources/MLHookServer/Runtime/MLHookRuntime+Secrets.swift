@@ -25,6 +25,9 @@ extension MLHookRuntime {
         if config.azureml.mode == .cloud, let secret = config.azureml.cloud.clientSecret {
             check(secret, key: "azureml.cloud.client_secret", line: 0)
         }
+        for (name, workspace) in config.azureml.workspaces.sorted(by: { $0.key < $1.key }) {
+            if let secret = workspace.clientSecret { check(secret, key: "azureml.workspaces.\(name).client_secret", line: 0) }
+        }
         for rule in config.rules {
             for (i, action) in rule.actions.enumerated() {
                 guard let ref = action.secret else { continue }

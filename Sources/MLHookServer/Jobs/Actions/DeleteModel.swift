@@ -15,7 +15,7 @@ struct DeleteModel: JobAction {
     static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters { Parameters(id: try p.required("id")) }
 
     func perform(_ p: Parameters, in context: ActionContext) async throws -> Output {
-        if context.config.azureml.api == .v2 {
+        if context.api == .v2 {
             let parts = p.id.split(separator: ":", maxSplits: 1).map(String.init)
             try await context.client.deleteModelVersion(name: parts[0], version: parts.count > 1 ? parts[1] : "")
         } else {

@@ -68,7 +68,7 @@ struct RegisterModel: JobAction {
         switch p.source {
         case .job: v2 = true
         case .run: v2 = false
-        case .url: v2 = context.config.azureml.api == .v2
+        case .url: v2 = context.api == .v2
         }
         if !v2, job.attempts > 1,
            let done = try await context.client.models(name: p.name).first(where: { $0.value(at: "kvTags.mlhook_job")?.string == job.id }) {
