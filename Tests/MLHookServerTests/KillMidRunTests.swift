@@ -6,10 +6,11 @@ import Signing
 import TestSupport
 import Testing
 
-/// kill -9 of `mlhook serve` while its run is executing (on a separate aml-local, as the cloud would keep it):
-/// after a restart the run is watched to its end, exactly one run exists for the commit, and one callback arrives.
+/// kill -9 of `mlhook serve` while its run (v1 `start_run`) or command job (v2 `submit_job`) is executing (on a
+/// separate aml-local, as the cloud would keep it): after a restart the run is watched to its end, exactly one run
+/// exists for the commit, one model version (v2), and one callback arrives.
 @Suite struct KillMidRunTests {
-    @Test func theWatcherResumesAfterKill9() async throws {
+    @Test(arguments: ["v1", "v2"]) func theWatcherResumesAfterKill9(api: String) async throws {
         let dir = try TemporaryDirectory("mlhook-kill")
         defer { dir.remove() }
         let aml = try await AMLLocalProcess.start(in: dir)
@@ -32,7 +33,8 @@ import Testing
                 rules:
                   - name: retrain
                     when: { source: github, kind: push, branches: [main] }
-                    actions: [ { start_run: { experiment: kill-demo, dir: train, script: train.py, compute: cpu-cluster } } ]
+                    actions: [ \(api == "v1" ? "{ start_run: { experiment: kill-demo, dir: train, script: train.py, compute: cpu-cluster } }"
+                                  : "{ submit_job: { experiment: kill-demo, dir: train, command: \"python train.py\", environment: \"azureml:AzureML-sklearn-1.5@latest\", compute: cpu-cluster, register_model: killed-model } }") ]
                     callback: [ { url: { url: "http://127.0.0.1:\(rc.port!)/cb", secret: { env: CB } } } ]
                 """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
             let env = ["GH_SECRET": "kill-secret", "AML_SECRET": aml.credential("client_secret"), "CB": "whsec_" + ByteEncoding.base64(Array(repeating: 3, count: 32))]
@@ -55,6 +57,10 @@ import Testing
             let doc = try #require(JSONValue(json: receiver.accepted.first?.body ?? []))
             #expect(doc.value(at: "data.status")?.string == "succeeded" && doc.value(at: "data.result.status")?.string == "Completed")
             #expect(doc.value(at: "data.provenance.commit")?.string == sha)
+            if api == "v2" {
+                #expect(doc.value(at: "data.result.job_name")?.string?.hasPrefix("mlhook_job_") == true)
+                #expect(doc.value(at: "data.result.model")?.string == "killed-model:1", "\(doc)")
+            }
             try await Task.sleep(for: .seconds(1))
             #expect(receiver.attempts == 1, "one callback")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count == 1, "exactly one run for the commit")
