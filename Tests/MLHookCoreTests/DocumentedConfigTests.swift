@@ -40,6 +40,6 @@ import Testing
         let yaml = "sources: [ { name: github, type: github, secrets: [ { env: X } ] } ]\n" + reference
             .replacingOccurrences(of: "https://…/", with: "https://example.com/")
         let rules = try MLHookConfig.parse(yaml: yaml, file: "reference").config.rules
-        #expect(rules.count == 1 && rules[0].actions.count == 7 && rules[0].callbacks.count == 3)
+        #expect(rules.count == 1 && rules[0].actions.count == 11 && rules[0].callbacks.count == 3)
     }
 }

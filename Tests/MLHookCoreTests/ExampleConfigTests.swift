@@ -11,7 +11,7 @@ import Testing
     }
 
     @Test func thereAreExamplesForEachUseCase() {
-        #expect(Self.files == ["github-push-to-train.yaml", "gitlab-push-to-train.yaml", "nightly-retrain.yaml",
+        #expect(Self.files == ["github-push-to-train-v2.yaml", "github-push-to-train.yaml", "gitlab-push-to-train.yaml", "nightly-retrain.yaml",
                                "pr-comment-retrain.yaml", "register-on-release.yaml", "slack-chatops.yaml"])
     }
 
