@@ -63,7 +63,7 @@ public final class AMLLocalServer: Sendable {
             String($0).removingPercentEncoding ?? String($0)
         }
         var query: [String: String] = [:]
-        for (k, v) in request.uri.queryParameters { query[String(k).lowercased()] = String(v).removingPercentEncoding ?? String(v) }
+        for (k, v) in request.uri.queryParameters { query[(String(k).removingPercentEncoding ?? String(k)).lowercased()] = String(v).removingPercentEncoding ?? String(v) }
         let body: [UInt8]
         do {
             body = Array(try await request.body.collect(upTo: settings.maxUploadBytes).readableBytesView)

@@ -84,6 +84,32 @@ import Testing
         #expect(try await fake.models(name: "churn").count == 1)
     }
 
+    @Test func v2ActionsCallTheV2OperationsAndALostV2RegisterIsFoundAgain() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        try h.install(Self.rules.replacingOccurrences(of: "rules:", with: "azureml: { api: v2 }\nrules:"))
+        let fake = FakeAzureMLClient()
+        fake.script("registerModelV2", [.failure(AzureMLError(code: .server, status: 503, message: "answer lost"))])
+        let archive = try await enqueue(h, action: "archive_model", parameters: #"{"id":"churn:2"}"#)
+        let delete = try await enqueue(h, action: "delete_model", parameters: #"{"id":"churn:3"}"#)
+        let invoke = try await enqueue(h, action: "invoke_endpoint", parameters: #"{"endpoint":"ep","data":"{\"data\":[1]}","deployment":"blue"}"#)
+        let register = try await enqueue(h, action: "register_model", parameters: #"{"name":"churn","from_job":"mlhook_job_x","path":"model"}"#)
+        let engine = runner(h, fake)
+        while try await engine.runOne() {}
+        for id in [archive, delete, invoke, register] {
+            let job = try #require(try await h.store.job(id: id))
+            #expect(job.state == .succeeded, "\(job.action): \(job.lastError ?? "")")
+        }
+        #expect(fake.calls("archiveModelVersion").map(\.arguments) == [["churn", "2", "true"]])
+        #expect(fake.calls("deleteModelVersion").map(\.arguments) == [["churn", "3"]] && fake.calls("deleteModel").isEmpty, "azureml.api: v2")
+        #expect(fake.calls("invokeEndpoint").map(\.arguments) == [["ep", #"{"data":[1]}"#, "blue"]])
+        #expect(try await h.store.job(id: invoke)?.result == #"{"result":[1]}"#)
+        #expect(fake.calls("registerModelV2").count == 1, "the retry found the version by its mlhook_job tag")
+        let registered = try #require(fake.calls("registerModelV2").first?.arguments.last)
+        #expect(registered.contains("azureml://jobs/mlhook_job_x/outputs/artifacts/paths/model/"))
+        #expect(try await h.store.job(id: register)?.result == #"{"id":"churn:1"}"#)
+    }
+
     @Test func everyActionTypeHasAnActionAndWorkersClaimThemAll() async throws {
         let h = try IngressHarness()
         defer { h.dir.remove() }
@@ -119,10 +145,13 @@ import Testing
                 authority_url: "https://login.example"
                 arm_url: "https://arm.example"
                 data_plane_url: "https://westeurope.api.example"
+                api_version: "2023-10-01"
+                v2_api_version: "2026-03-01"
             """
         let config = try MLHookConfig.parse(yaml: yaml, file: "az.yaml").config
         let settings = try #require(try AzureMLSettings.cloud(config.azureml.cloud, environment: ["AZ_SECRET": "shh"]))
         #expect(settings.dataPlaneOverride == "https://westeurope.api.example")
+        #expect(settings.armAPIVersion == "2023-10-01" && settings.v2APIVersion == "2026-03-01")
         #expect(settings.authorityURL == "https://login.example" && settings.armURL == "https://arm.example")
         #expect(settings.credential == .servicePrincipal(tenantID: "t", clientID: "c", secret: "shh", v2: false))
         #expect(settings.workspacePath.hasSuffix("/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/w"))
