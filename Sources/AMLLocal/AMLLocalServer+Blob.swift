@@ -209,13 +209,7 @@ extension AMLLocalServer {
 
     static func etag() -> String { "\"0x\(String(UInt64(Date().timeIntervalSince1970 * 1e6), radix: 16, uppercase: true))\"" }
 
-    static func httpDate() -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return f.string(from: Date())
-    }
+    static func httpDate() -> String { HTTPDate.string() }
 
     static func xml(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

@@ -163,14 +163,20 @@ final class RunExecutor: Sendable {
         }
         if let pid {
             let run = update(wsKey, runID) { $0.setting("status", "CancelRequested") }
-            kill(-pid, SIGTERM)
-            Task {
-                try? await Task.sleep(for: .seconds(2))
-                if self.state.withLock({ $0.processes[key] == pid }) { kill(-pid, SIGKILL) }
-            }
+            terminate(pid, key: key)
             return run
         }
         return try? store.get("run", wsKey, runID)
+    }
+
+    /// SIGTERM to the run's process group, then SIGKILL if it is still there 2 s later (a process that ignores or has
+    /// not yet set up its handling of SIGTERM, as bubblewrap while it builds the sandbox, is stopped all the same).
+    private func terminate(_ pid: Int32, key: String) {
+        kill(-pid, SIGTERM)
+        Task {
+            try? await Task.sleep(for: .seconds(2))
+            if self.state.withLock({ $0.processes[key] == pid }) { kill(-pid, SIGKILL) }
+        }
     }
 
     private func execute(_ t: Ticket) async {
@@ -249,7 +255,7 @@ final class RunExecutor: Sendable {
                 return s.canceling.contains(key)
             }
             update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }
-            if alreadyCanceled { kill(-pid, SIGTERM) }
+            if alreadyCanceled { terminate(pid, key: key) }
             if let limit = t.maxSeconds ?? Optional(settings.defaultMaxRunSeconds) {
                 Task {
                     try? await Task.sleep(for: .seconds(limit))

@@ -48,7 +48,7 @@ extension HTTPAzureMLClient {
 
     /// Uploads one blob with the SAS (no bearer token: the SAS is the credential).
     func putBlob(url: String, sas: String, bytes: [UInt8], blockSize: Int) async throws {
-        let common = [("x-ms-version", "2026-10-06"), ("x-ms-date", Self.httpDate())]
+        let common = [("x-ms-version", "2026-10-06"), ("x-ms-date", HTTPDate.string())]
         if bytes.count <= blockSize {
             _ = try await transport.send(.PUT, "\(url)?\(sas)", body: .raw(bytes, contentType: "application/octet-stream"),
                                          headers: common + [("x-ms-blob-type", "BlockBlob")], authenticate: false)
@@ -68,14 +68,6 @@ extension HTTPAzureMLClient {
         let list = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>" + ids.map { "<Latest>\($0)</Latest>" }.joined() + "</BlockList>"
         _ = try await transport.send(.PUT, "\(url)?comp=blocklist&\(sas)", body: .raw(Array(list.utf8), contentType: "application/xml"),
                                      headers: common, authenticate: false)
-    }
-
-    static func httpDate() -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return f.string(from: Date())
     }
 
     // MARK: Command jobs

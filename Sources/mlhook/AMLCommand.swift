@@ -125,6 +125,17 @@ struct AMLOptions: ParsableArguments {
     }
 }
 
+/// `key=value` options as a map. - Throws: exit status 2, naming the option, for one without `=`.
+func keyValues(_ items: [String], option: String) throws -> [String: String] {
+    var map: [String: String] = [:]
+    for item in items {
+        let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2 else { printError("\(option) takes key=value, got \(item)"); throw ExitCode(2) }
+        map[kv[0]] = kv[1]
+    }
+    return map
+}
+
 /// Runs an Azure ML operation, turning its failure into a clear message and exit status 1.
 func azure<T>(_ body: () async throws -> T) async throws -> T {
     do { return try await body() } catch let e as AzureMLError {
@@ -280,12 +291,7 @@ extension AMLCommand {
             @Option(help: "key=value, repeatable.") var tag: [String] = []
             func run() async throws {
                 let api = try o.client()
-                var tags: [String: JSONValue] = [:]
-                for t in tag {
-                    let kv = t.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2 else { printError("--tag takes key=value, got \(t)"); throw ExitCode(2) }
-                    tags[kv[0]] = .string(kv[1])
-                }
+                let tags = try keyValues(tag, option: "--tag").mapValues(JSONValue.string)
                 if v2 || fromJob != nil {
                     guard let uri = fromJob.map({ "azureml://jobs/\($0)/outputs/artifacts/paths/\(path.hasSuffix("/") ? path : path + "/")" }) ?? url else {
                         printError("pass --from-job JOB or --url URI"); throw ExitCode(2)
@@ -420,12 +426,7 @@ extension AMLCommand {
                 let api = try o.client()
                 let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
                 let files = try await azure { try CodeFile.files(ofZip: zip) }
-                var inputs: [String: JSONValue] = [:]
-                for i in input {
-                    let kv = i.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2 else { printError("--input takes name=value, got \(i)"); throw ExitCode(2) }
-                    inputs[kv[0]] = ["jobInputType": "literal", "value": .string(kv[1])]
-                }
+                let inputs = try keyValues(input, option: "--input").mapValues { v -> JSONValue in ["jobInputType": "literal", "value": .string(v)] }
                 let code = try await azure { try await api.ensureCode(name: "mlhook-code", files: files) }
                 let jobName = name ?? "mlhook_cli_\(Int(Date().timeIntervalSince1970 * 1000))"
                 var body: JSONValue = ["jobType": "Command", "command": .string(command), "codeId": .string(code),

@@ -196,34 +196,7 @@ final class FlakyAzure: Sendable {
                   - scale_compute: { name: cpu-cluster, max_nodes: 2 }
                   - register_model: { name: flaky-model, url: "https://models.example.com/m.pkl" }
             """)
-        _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
-        _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
-
-        let aml = try AMLLocal(settings: { var s = AMLLocalSettings(dataDirectory: h.dir.file("aml")); s.provisioningDelay = 0.05; return s }(),
-                               logger: Logger(label: "aml"))
-        let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                                 onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
-        try await amlApp.test(.live) { _ in
-            let flaky = FlakyAzure(target: aml.settings.baseURL)
-            let proxyApp = Application(router: flaky.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-            try await proxyApp.test(.live) { pc in
-                let base = "http://127.0.0.1:\(pc.port!)"
-                var settings = AzureMLSettings.local(aml)
-                settings.authorityURL = base
-                settings.armURL = base
-                settings.dataPlaneOverride = base
-                settings.retry.baseDelay = 0.05
-                settings.retry.maxAttempts = 3
-                let client = HTTPAzureMLClient(settings: settings)
-                let runner = JobRunner(store: h.store, live: h.runtime.live, client: { client }, logger: h.logs.logger(),
-                                       baseBackoff: 0.05, maxBackoff: 0.2, git: GitSource(cacheDirectory: h.dir.file("git-cache")))
-                for _ in 0..<200 {
-                    let queued = try await h.store.jobs(limit: nil, state: .queued)
-                    if queued.isEmpty { break }
-                    if try await !runner.runOne() { try await Task.sleep(for: .milliseconds(60)) }
-                }
-                try await watchAll(h, runner)
-            }
+        try await throughFlakyAzure(h) { aml, flaky in
             let jobs = try await h.store.jobs(limit: nil, state: nil)
             #expect(jobs.count == 3 && jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.action) \($0.state) \($0.lastError ?? "")" })")
             #expect(flaky.faults >= 6 && flaky.lostStarts == 1, "\(flaky.faults) faults")
@@ -233,7 +206,6 @@ final class FlakyAzure: Sendable {
             #expect(try await direct.models(name: "flaky-model").count == 1)
             #expect(try await direct.compute("cpu-cluster").value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 2)
         }
-        aml.shutdown()
     }
 
     @Test func v2JobsCompleteThroughThrottlingOutagesAndLostAnswers() async throws {
@@ -250,10 +222,27 @@ final class FlakyAzure: Sendable {
                   - submit_job: { command: "python train.py --lr 0.5", environment: "azureml:AzureML-sklearn-1.5@latest", compute: cpu-cluster, dir: train, repository: "file://\(path)", ref: "\(sha)", register_model: flaky-v2 }
                   - register_model: { name: flaky-url, url: "https://models.example.com/m.pkl" }
             """)
+        try await throughFlakyAzure(h) { aml, flaky in
+            #expect(flaky.faults >= 6 && flaky.lostStarts == 3, "\(flaky.faults) faults, \(flaky.lostStarts) answers lost (jobs, codes, models)")
+            let jobs = try await h.store.jobs(limit: nil, state: nil)
+            #expect(jobs.count == 2 && jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.action) \($0.state) \($0.lastError ?? "")" })")
+            // Effect once: one job run despite its lost answer, one code asset, one version of each model.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/runs")).count == 1)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/blobs/local")).count == 1)
+            let direct = HTTPAzureMLClient(settings: .local(aml))
+            #expect(try await direct.modelVersions(name: "flaky-v2", includeArchived: true).count == 1)
+            #expect(try await direct.modelVersions(name: "flaky-url", includeArchived: true).count == 1)
+        }
+    }
+
+    /// Plans the harness's pending push, then runs and watches its jobs through a `FlakyAzure` in front of a live
+    /// aml-local, and hands both to `check` once every job ended.
+    func throughFlakyAzure(_ h: IngressHarness, _ check: @Sendable (AMLLocal, FlakyAzure) async throws -> Void) async throws {
         _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
         _ = try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending()
         let aml = try AMLLocal(settings: { var s = AMLLocalSettings(dataDirectory: h.dir.file("aml")); s.provisioningDelay = 0.05; return s }(),
                                logger: Logger(label: "aml"))
+        defer { aml.shutdown() }
         let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                                  onServerRunning: { ch in try? aml.bound(port: ch.localAddress?.port ?? 0) })
         try await amlApp.test(.live) { _ in
@@ -276,17 +265,8 @@ final class FlakyAzure: Sendable {
                     if try await !runner.runOne() { try await Task.sleep(for: .milliseconds(60)) }
                 }
                 try await watchAll(h, runner)
-                #expect(flaky.faults >= 6 && flaky.lostStarts == 3, "\(flaky.faults) faults, \(flaky.lostStarts) answers lost (jobs, codes, models)")
             }
-            let jobs = try await h.store.jobs(limit: nil, state: nil)
-            #expect(jobs.count == 2 && jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.action) \($0.state) \($0.lastError ?? "")" })")
-            // Effect once: one job run despite its lost answer, one code asset, one version of each model.
-            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/runs")).count == 1)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir.file("aml/blobs/local")).count == 1)
-            let direct = HTTPAzureMLClient(settings: .local(aml))
-            #expect(try await direct.modelVersions(name: "flaky-v2", includeArchived: true).count == 1)
-            #expect(try await direct.modelVersions(name: "flaky-url", includeArchived: true).count == 1)
+            try await check(aml, flaky)
         }
-        aml.shutdown()
     }
 }

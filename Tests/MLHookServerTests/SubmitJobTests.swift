@@ -18,18 +18,7 @@ import Testing
 /// watcher follows it to Completed, registers its output as a v2 model version, and the signed callback names the
 /// job, the model version and the commit.
 @Suite struct SubmitJobTests {
-    func git(_ args: [String], in dir: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", dir] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    func git(_ args: [String], in dir: String) throws -> String { try PushToRunTests().git(args, in: dir) }
 
     func commit(_ repo: String, _ message: String) throws -> String {
         _ = try git(["add", "."], in: repo)
