@@ -72,16 +72,18 @@ final class BodyLog: Sendable {
     }
 
     /// Appends bodies (one write for the small ones together, one fsync with `synchronous: full`).
+    /// - Parameter checksums: The bodies' CRC-32s when the caller computed them already (off the writer thread).
     /// - Returns: where each one is.
-    func append(_ bodies: [Data]) throws -> [Ref] {
+    func append(_ bodies: [Data], checksums: [UInt32]? = nil) throws -> [Ref] {
         guard !bodies.isEmpty else { return [] }
+        precondition(checksums == nil || checksums?.count == bodies.count, "one checksum per body")
         var headers: [[UInt8]] = []
         headers.reserveCapacity(bodies.count)
-        for body in bodies {
+        for (i, body) in bodies.enumerated() {
             guard body.count <= Int(UInt32.max) else { throw Failure(.badRecord, "a body of \(body.count) bytes is too large") }
             var header = Self.magic
             Self.appendUInt32(UInt32(body.count), to: &header)
-            Self.appendUInt32(CRC32.checksum(body), to: &header)
+            Self.appendUInt32(checksums?[i] ?? CRC32.checksum(body), to: &header)
             headers.append(header)
         }
         return try state.withLock { a in

@@ -4,8 +4,9 @@ import MLHookCore
 
 extension SQLiteStore: Inbox {
     public func append(_ event: InboundEvent, plan: PlanVerdict?, jobs: [NewJob]) async throws -> AppendOutcome {
-        try await writer.submit(PreparedEvent(event: event, headers: StoredHeaders.encode(event.headers), body: Data(event.body),
-                                              plan: plan, jobs: jobs, now: clock()))
+        let body = Data(event.body)
+        return try await writer.submit(PreparedEvent(event: event, headers: StoredHeaders.encode(event.headers), body: body,
+                                                     checksum: CRC32.checksum(body), plan: plan, jobs: jobs, now: clock()))
     }
 
     /// One group commit: duplicates are found first, the new events' bodies are appended to the body log
@@ -31,7 +32,7 @@ extension SQLiteStore: Inbox {
                 outcomes.append(.stored(id: p.event.id))
             }
         }
-        let refs = try bodies.append(fresh.map(\.body))
+        let refs = try bodies.append(fresh.map(\.body), checksums: fresh.map(\.checksum))
         for (p, ref) in zip(fresh, refs) {
             let e = p.event
             try insert.execute(arguments: [e.id, e.source, e.kind, e.deliveryID, p.headers,

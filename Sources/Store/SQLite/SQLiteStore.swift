@@ -36,6 +36,9 @@ public final class SQLiteStore: Sendable {
         let event: InboundEvent
         let headers: String
         let body: Data
+        /// The body's CRC-32 for the body log, computed on the request's thread: the writer, which every event
+        /// waits for, only writes.
+        let checksum: UInt32
         let plan: PlanVerdict?
         let jobs: [NewJob]
         /// When the jobs are created (runnable from then on).
