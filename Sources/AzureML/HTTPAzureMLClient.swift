@@ -32,6 +32,14 @@ public final class HTTPAzureMLClient: Sendable {
         "\(settings.armURL)\(path)?api-version=\(settings.armAPIVersion)" + (query.isEmpty ? "" : "&" + query)
     }
 
+    /// A compute's URL: sent with the v2 api-version when the workspace is used as v2 (`settings.api`), the
+    /// same resource and body either way.
+    func computeURL(_ name: String?, query: String = "") -> String {
+        let path = workspacePath(nil) + "/computes" + (name.map { "/\($0)" } ?? "")
+        guard settings.api == .v2 else { return arm(path, query: query) }
+        return "\(settings.armURL)\(path)?api-version=\(settings.v2APIVersion)" + (query.isEmpty ? "" : "&" + query)
+    }
+
     /// Every item of a list, following `nextLink` (ARM and model management page the same way).
     func allPages(_ url: String) async throws -> [JSONValue] {
         var items: [JSONValue] = []
@@ -78,16 +86,16 @@ public final class HTTPAzureMLClient: Sendable {
     }
 
     /// The workspace's computes, following pages.
-    public func computes() async throws -> [JSONValue] { try await allPages(arm(workspacePath(nil) + "/computes")) }
+    public func computes() async throws -> [JSONValue] { try await allPages(computeURL(nil)) }
 
     /// One compute, with its provisioning state and scale settings.
     public func compute(_ name: String) async throws -> JSONValue {
-        try await transport.send(.GET, arm(workspacePath(nil) + "/computes/\(name)")).json
+        try await transport.send(.GET, computeURL(name)).json
     }
 
     /// Creates (PUT) a compute and waits until its provisioning is terminal.
     public func createCompute(_ name: String, body: JSONValue) async throws -> JSONValue {
-        _ = try await transport.send(.PUT, arm(workspacePath(nil) + "/computes/\(name)"), body: .json(body))
+        _ = try await transport.send(.PUT, computeURL(name), body: .json(body))
         return try await waitForProvisioning(name)
     }
 
@@ -96,13 +104,13 @@ public final class HTTPAzureMLClient: Sendable {
         var scale: JSONValue = ["maxNodeCount": .number(Double(maxNodes))]
         if let minNodes { scale = scale.setting("minNodeCount", .number(Double(minNodes))) }
         if let idleSeconds { scale = scale.setting("nodeIdleTimeBeforeScaleDown", .string("PT\(idleSeconds)S")) }
-        _ = try await transport.send(.PATCH, arm(workspacePath(nil) + "/computes/\(name)"), body: .json(["properties": ["scaleSettings": scale]]))
+        _ = try await transport.send(.PATCH, computeURL(name), body: .json(["properties": ["scaleSettings": scale]]))
         return try await waitForProvisioning(name)
     }
 
     /// Deletes or detaches a compute (`underlyingResourceAction`); a missing one counts as deleted.
     public func deleteCompute(_ name: String, detach: Bool = false) async throws {
-        let reply = try await transport.send(.DELETE, arm(workspacePath(nil) + "/computes/\(name)", query: "underlyingResourceAction=\(detach ? "Detach" : "Delete")"), accept: [404])
+        let reply = try await transport.send(.DELETE, computeURL(name, query: "underlyingResourceAction=\(detach ? "Detach" : "Delete")"), accept: [404])
         if reply.status != 404 { try await followOperation(reply) }
     }
 

@@ -86,7 +86,7 @@ struct AMLOptions: ParsableArguments {
             return try Self.fromFile(path)
         }
         do {
-            guard let s = try AzureMLSettings.cloud(az.cloud) else {
+            guard let s = try AzureMLSettings.cloud(az.cloud, api: az.api) else {
                 throw ValidationError("azureml.cloud needs tenant_id, client_id, client_secret, subscription_id, resource_group and workspace")
             }
             return s

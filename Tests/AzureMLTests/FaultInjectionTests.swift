@@ -19,6 +19,9 @@ final class FakeAzure: Sendable {
 
     private let state = Mutex<(scripts: [String: [Canned]], hits: [String: Int], tokens: Int, seenAuth: [String])>(([:], [:], 0, []))
     let tokenLifetime: Int
+    private let uris = Mutex<[String]>([])
+    /// Every request's method and URI (path and query), in order.
+    var requests: [String] { uris.withLock { $0 } }
 
     init(tokenLifetime: Int = 3600) { self.tokenLifetime = tokenLifetime }
 
@@ -44,6 +47,7 @@ final class FakeAzure: Sendable {
             return json(.ok, "{\"token_type\":\"Bearer\",\"expires_in\":\"\(tokenLifetime)\",\"access_token\":\"t\(n)\"}")
         }
         let key = "\(req.method) \(path)"
+        uris.withLock { $0.append("\(req.method) \(req.uri.description)") }
         let canned: Canned? = state.withLock { s in
             s.hits[key, default: 0] += 1
             if let auth = req.headers[.authorization] { s.seenAuth.append(auth) }
@@ -64,7 +68,8 @@ final class FakeAzure: Sendable {
     }
 
     /// Runs `body` with a client pointed at this fake.
-    func withClient(retry: RetryPolicy = RetryPolicy(), _ body: @escaping @Sendable (HTTPAzureMLClient, String) async throws -> Void) async throws {
+    func withClient(retry: RetryPolicy = RetryPolicy(), api: AzureMLSettings.API = .v1,
+                    _ body: @escaping @Sendable (HTTPAzureMLClient, String) async throws -> Void) async throws {
         let app = Application(router: router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let base = "http://127.0.0.1:\(client.port!)"
@@ -74,6 +79,7 @@ final class FakeAzure: Sendable {
             s.armURL = base
             s.dataPlaneOverride = base
             s.retry = retry
+            s.api = api
             try await body(HTTPAzureMLClient(settings: s), base)
         }
     }
@@ -239,3 +245,22 @@ extension FaultInjectionTests {
         #expect(ContinuousClock.now - start < .seconds(30), "the overall deadline stops the retries")
     }
 }
+
+extension FaultInjectionTests {
+    /// `scale_compute` works against either surface: the same PATCH, with the v2 api-version on a v2 workspace.
+    @Test func computesUseTheV2APIVersionOnAV2Workspace() async throws {
+        let compute = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/gpu"
+        for api in [AzureMLSettings.API.v1, .v2] {
+            let fake = FakeAzure()
+            fake.script("PATCH \(compute)", [.init(status: .ok, body: #"{"properties":{"provisioningState":"Succeeded"}}"#)])
+            fake.script("GET \(compute)", [.init(status: .ok, body: #"{"properties":{"provisioningState":"Succeeded"}}"#)])
+            try await fake.withClient(retry: Self.quick, api: api) { client, _ in
+                _ = try await client.scaleCompute("gpu", maxNodes: 4)
+            }
+            let sent = fake.requests.filter { $0.contains("/computes/gpu") }
+            let version = api == .v2 ? "api-version=2025-12-01" : "api-version=2019-11-01"
+            #expect(!sent.isEmpty && sent.allSatisfy { $0.contains(version) }, "\(api): \(sent)")
+        }
+    }
+}
+

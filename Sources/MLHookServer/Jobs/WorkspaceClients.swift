@@ -26,7 +26,7 @@ public final class WorkspaceClients: Sendable {
         if let known = made.withLock({ $0[name] }), known.config == block { return known.client }
         let settings: AzureMLSettings
         do {
-            guard let s = try AzureMLSettings.cloud(block, environment: environment) else { throw JobError("azureml.workspaces.\(name) is incomplete") }
+            guard let s = try AzureMLSettings.cloud(block, api: config.azureml.api, environment: environment) else { throw JobError("azureml.workspaces.\(name) is incomplete") }
             settings = s
         } catch let e as ConfigError {
             throw JobError("azureml.workspaces.\(name): \(e.description)")

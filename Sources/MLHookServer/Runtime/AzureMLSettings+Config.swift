@@ -20,7 +20,8 @@ extension AzureMLSettings {
     /// `mlhook aml --config` turn the configuration into client settings.
     /// - Returns: nil when the block does not name a workspace and a service principal.
     /// - Throws: `ConfigError` when the client secret cannot be resolved.
-    public static func cloud(_ cloud: AzureMLCloudConfig, environment: [String: String] = ProcessInfo.processInfo.environment)
+    /// - Parameter api: The surface it is used as when the block does not say (`azureml.api`).
+    public static func cloud(_ cloud: AzureMLCloudConfig, api: AzureMLConfig.API = .v1, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> AzureMLSettings? {
         guard let tenant = cloud.tenantID, let client = cloud.clientID, let ref = cloud.clientSecret, let sub = cloud.subscriptionID,
               let rg = cloud.resourceGroup, let ws = cloud.workspace else { return nil }
@@ -31,6 +32,7 @@ extension AzureMLSettings {
         s.armURL = cloud.armURL
         s.armAPIVersion = cloud.armAPIVersion
         s.v2APIVersion = cloud.v2APIVersion
+        s.api = (cloud.api ?? api) == .v2 ? .v2 : .v1
         s.dataPlaneOverride = cloud.dataPlaneURL
         return s
     }

@@ -77,9 +77,14 @@ public struct MLHookRuntime: Sendable {
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
             // The embedded server's address is known once it is bound: the client is made on first use, then kept.
-            let shared = SharedAzureMLClient { HTTPAzureMLClient(settings: .local(aml), logger: logger) }
+            let api = loaded.config.azureml.api
+            let shared = SharedAzureMLClient {
+                var settings = AzureMLSettings.local(aml)
+                settings.api = api == .v2 ? .v2 : .v1
+                return HTTPAzureMLClient(settings: settings, logger: logger)
+            }
             runtime.azureMLClient = { try shared.get() }
-        } else if let settings = try AzureMLSettings.cloud(loaded.config.azureml.cloud, environment: environment) {
+        } else if let settings = try AzureMLSettings.cloud(loaded.config.azureml.cloud, api: loaded.config.azureml.api, environment: environment) {
             let made = HTTPAzureMLClient(settings: settings, logger: logger)
             runtime.azureMLClient = { made }
         }
