@@ -25,7 +25,7 @@ export SWIFT_BACKTRACE=enable=no   # the backtracer's own stack reads trip Addre
 # harness -> binary and seed folders
 declare -A binary=(
     [verifiers]=FuzzCore [json]=FuzzCore [form]=FuzzCore [cron]=FuzzCore [template]=FuzzCore [config]=FuzzCore
-    [multipart]=FuzzAMLLocal [unzip]=FuzzAMLLocal
+    [multipart]=FuzzAMLLocal [unzip]=FuzzAMLLocal [command]=FuzzAMLLocal
 )
 declare -A seeds=(
     [verifiers]="Fuzz/seeds/verifiers"
@@ -36,6 +36,7 @@ declare -A seeds=(
     [config]="config config/examples"
     [multipart]="Fuzz/seeds/multipart"
     [unzip]="$scratch/seeds/unzip"
+    [command]="Fuzz/seeds/command"
 )
 rm -rf "$scratch/findings"
 mkdir -p "$scratch/seeds/unzip"
@@ -55,7 +56,7 @@ PY
 declare -A options=([unzip]="-detect_leaks=0")
 declare -A asan=([unzip]="detect_leaks=0")   # LeakSanitizer's check at exit as well
 
-harnesses=(${HARNESSES:-verifiers json form cron template config multipart unzip})
+harnesses=(${HARNESSES:-verifiers json form cron template config multipart unzip command})
 run_one() {
     local name=$1 dirs=() d
     for d in ${seeds[$name]}; do [ -d "$d" ] && dirs+=("$d"); done

@@ -220,6 +220,13 @@ extension AMLLocalServer {
         }
         for key in (props["outputs"]?.object ?? [:]).keys { values["outputs.\(key)"] = projectDir.appendingPathComponent("outputs/\(key)").path }
         let command = try Self.substitute(template, values)
+        var timeout: Int?
+        if let text = props.value(at: "limits.timeout")?.string {
+            guard let seconds = Self.isoSeconds(text) else {
+                throw AMLError(.badRequest, "UserError", "limits.timeout must be an ISO 8601 duration such as PT1H30M, at most 30 days.")
+            }
+            timeout = seconds
+        }
         do {
             try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
             if let codeDir {
@@ -248,7 +255,6 @@ extension AMLLocalServer {
             .setting("status", nil).setting("services", nil)
         var environmentVariables: [String: String] = [:]
         for (k, v) in props["environmentVariables"]?.object ?? [:] { environmentVariables[k] = v.text }
-        let timeout = props.value(at: "limits.timeout")?.string.flatMap(Self.isoSeconds)
         let number = try guardStore { try store.next("runNumber:" + ws.key) }
         let run: JSONValue = [
             "runId": .string(name), "runUuid": .string(uuid), "parentRunId": nil, "rootRunId": .string(name),
@@ -272,7 +278,8 @@ extension AMLLocalServer {
         return forms.contains { id.range(of: $0, options: [.regularExpression, .caseInsensitive]) != nil }
     }
 
-    /// Replaces `${{inputs.x}}` and `${{outputs.x}}`. - Throws: when the command names one the job does not have.
+    /// Replaces `${{inputs.x}}` and `${{outputs.x}}`, each value as one shell word (quoted unless it holds only
+    /// characters no shell treats specially). - Throws: when the command names one the job does not have.
     static func substitute(_ template: String, _ values: [String: String]) throws(AMLError) -> String {
         var out = ""
         var rest = Substring(template)
@@ -285,13 +292,20 @@ extension AMLLocalServer {
             guard let value = values[key] else {
                 throw AMLError(.badRequest, "UserError", "properties.command uses ${{\(key)}}, which the job does not define.")
             }
-            out += value.contains(where: { " '\"$`\\".contains($0) }) ? "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'" : value
+            // A NUL cannot reach a process's arguments: it would cut the command short.
+            guard !value.unicodeScalars.contains("\0") else {
+                throw AMLError(.badRequest, "UserError", "${{\(key)}} holds a NUL character.")
+            }
+            out += Template.shellQuoted(value)
             rest = rest[close.upperBound...]
         }
         return out + rest
     }
 
-    /// Seconds of an ISO 8601 duration such as `PT1H30M`, `PT90S`.
+    /// The longest `limits.timeout` a job may set (30 days).
+    static let maxTimeoutSeconds = 30 * 86_400
+
+    /// Seconds of an ISO 8601 duration such as `PT1H30M`, `PT90S`, or nil when it is not one or is over 30 days.
     static func isoSeconds(_ text: String) -> Int? {
         guard text.uppercased().hasPrefix("PT") else { return nil }
         var total = 0.0, number = ""
@@ -301,7 +315,9 @@ extension AMLLocalServer {
             switch c { case "H": total += n * 3600; case "M": total += n * 60; case "S": total += n; default: return nil }
             number = ""
         }
-        return number.isEmpty && total > 0 ? Int(total.rounded(.up)) : nil
+        // Bounded before the conversion: a huge duration would trap converting to Int.
+        guard number.isEmpty, total > 0, total <= Double(maxTimeoutSeconds) else { return nil }
+        return Int(total.rounded(.up))
     }
 
     /// A local file or folder from an asset URI: a job's artifact (`azureml://jobs/{job}/outputs/artifacts/paths/{p}`,

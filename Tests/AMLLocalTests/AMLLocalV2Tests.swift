@@ -81,6 +81,10 @@ import Testing
             #expect(undefined.status == .badRequest && undefined.text.contains("inputs.missing"))
             let noCompute = try await put("/jobs/j1", #"{"properties":{"jobType":"Command","command":"echo","environmentId":"azureml:e@latest","computeId":"azureml:nope"}}"#)
             #expect(noCompute.status == .badRequest && noCompute.text.contains("nope"))
+            // A timeout too large to count (it trapped converting to Int) is refused, and no run directory is left.
+            let huge = try await put("/jobs/j1", #"{"properties":{"jobType":"Command","command":"echo","environmentId":"azureml:e@latest","limits":{"timeout":"PT9999999999999999999999999S"}}}"#)
+            #expect(huge.status == .badRequest && huge.text.contains("limits.timeout"))
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: h.dir.file("runs"))) ?? []).isEmpty)
             let noAPIVersion = try await a.request(.get, "\(ws)/jobs", token: token)
             #expect(noAPIVersion.status == .badRequest)
             #expect(try await a.request(.get, "\(ws)/jobs/j1?api-version=2024-01-01-preview", token: nil).status == .unauthorized)
@@ -99,6 +103,15 @@ import Testing
             #expect(log.text.contains("['\(hostile)']"), "\(log.text)")
             let uuid = try #require(done["runUuid"]?.string)
             #expect(!FileManager.default.fileExists(atPath: h.dir.file("runs/\(uuid)/project/pwned")))
+            // Without a space or quote in it, shell syntax is still quoted (a redirection would create the file).
+            let bare = #"x;>pwned2"#
+            #expect(try await put("/jobs/j3", """
+                {"properties":{"jobType":"Command","command":"python -c 'import sys; print(sys.argv[1:])' ${{inputs.t}}","environmentId":"azureml:e@latest","inputs":{"t":{"jobInputType":"literal","value":"\(bare)"}}}}
+                """).status == .created)
+            let third = try await a.waitFor(token, run: "j3", ["Completed", "Failed"])
+            #expect(third["status"]?.string == "Completed", "\(third)")
+            let thirdDir = h.dir.file("runs/\(third["runUuid"]?.string ?? "")/project")
+            #expect(!FileManager.default.fileExists(atPath: thirdDir + "/pwned2"), "the input ran as shell syntax")
 
             // Models: a job output that names no job is refused; the answer always carries flavors.
             let orphan = try await put("/models/m/versions/1", #"{"properties":{"modelUri":"azureml://jobs/nope/outputs/artifacts/paths/model/"}}"#)

@@ -103,9 +103,18 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// - Throws: `TemplateError` when a value is missing and no `default` filter supplies one.
     /// A value as one shell word: as is when it holds only characters no shell treats specially, else in single
     /// quotes (a `'` inside closed, escaped and reopened).
+    /// Quotes are found by Unicode scalar, as a shell reads bytes: a `'` followed by a combining mark is one
+    /// Character to Swift, and a Character-wise replacement would leave it unescaped.
     public static func shellQuoted(_ value: String) -> String {
         let plain = value.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._/:=@%+,-".unicodeScalars.contains($0)) }
-        return !value.isEmpty && plain ? value : "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        if !value.isEmpty && plain { return value }
+        var out = String.UnicodeScalarView()
+        out.append("'")
+        for scalar in value.unicodeScalars {
+            if scalar == "'" { out.append(contentsOf: "'\\''".unicodeScalars) } else { out.append(scalar) }
+        }
+        out.append("'")
+        return String(out)
     }
 
     /// Renders with each looked-up value passed through `quoting` (literals stay as written).
