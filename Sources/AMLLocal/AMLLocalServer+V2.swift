@@ -408,7 +408,8 @@ extension AMLLocalServer {
     /// A model's container: its latest version and the next free number (the SDK numbers new versions from it).
     func modelContainer(_ name: String, ws: Workspace, versions all: [JSONValue]) -> JSONValue {
         let versions = all.filter { $0["_container"]?.string?.lowercased() == name.lowercased() }
-        let numbers = versions.compactMap { $0["name"]?.string.flatMap { Int($0) } }
+        // Below Int.max, so the next one can be counted (a version named Int.max would trap the + 1).
+        let numbers = versions.compactMap { $0["name"]?.string.flatMap { Int($0) } }.filter { $0 < Int.max }
         return Self.resource(id: "\(ws.path)/models/\(name)", name: name, type: "models",
                              properties: ["latestVersion": versions.last?["name"] ?? nil, "nextVersion": .string(String((numbers.max() ?? 0) + 1)),
                                           "isArchived": false, "tags": [:], "properties": [:]], created: nil)

@@ -111,7 +111,9 @@ extension HTTPAzureMLClient {
     /// Registers the next version of a model (one more than the highest numeric version).
     public func registerModelV2(name: String, properties: JSONValue) async throws -> JSONValue {
         let existing = try await modelVersions(name: name, includeArchived: true)
-        let next = (existing.compactMap { $0["name"]?.string.flatMap { Int($0) } }.max() ?? 0) + 1
+        // Below Int.max, so the next one can be counted (a version of Int.max would trap the + 1).
+        let highest = existing.compactMap { $0["name"]?.string.flatMap { Int($0) } }.filter { $0 < Int.max }.max() ?? 0
+        let next = highest + 1
         return try await createModelVersion(name: name, version: String(next), properties: properties)
     }
 

@@ -120,6 +120,10 @@ import Testing
             #expect(model.status == .created && model.json.value(at: "properties.flavors") == [:])
             let next = try await a.request(.get, "\(ws)/models/m?api-version=2023-08-01-preview", token: token)
             #expect(next.json.value(at: "properties.nextVersion")?.string == "2")
+            // A version named Int.max does not make the next number trap.
+            let top = try await put("/models/m/versions/\(Int.max)", #"{"properties":{"modelUri":"azureml://jobs/j2/outputs/artifacts/paths/model/"}}"#)
+            #expect(top.status == .created)
+            #expect(try await a.request(.get, "\(ws)/models/m?api-version=2023-08-01-preview", token: token).json.value(at: "properties.nextVersion")?.string == "2")
         }
     }
 }
