@@ -135,7 +135,7 @@ extension AMLLocalServer {
                              headers: try startOperation(target: id, base: call.base))
         case (.delete, 1):
             guard existing != nil else { return Self.json(.noContent, "") }
-            try guardStore { try store.delete("deployment", ws.key, key) }
+            _ = try guardStore { try store.delete("deployment", ws.key, key) }
             return Self.json(.accepted, "", headers: try startOperation(target: id, base: call.base))
         case (.post, 2) where rest[1].lowercased() == "getlogs":
             return Self.json(.ok, ["content": ""])

@@ -231,7 +231,7 @@ extension AMLLocalServer {
             try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
             if let codeDir {
                 var isDir: ObjCBool = false
-                FileManager.default.fileExists(atPath: codeDir, isDirectory: &isDir)
+                _ = FileManager.default.fileExists(atPath: codeDir, isDirectory: &isDir)
                 if isDir.boolValue {
                     try FileManager.default.copyItem(atPath: codeDir, toPath: projectDir.path)
                 } else {

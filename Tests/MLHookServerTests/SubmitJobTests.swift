@@ -236,4 +236,48 @@ import Testing
         local.shutdown()
         prod.shutdown()
     }
+
+    /// A retried submit that the service refuses (the job exists: its first answer was lost) adopts the job when it
+    /// carries this mlhook job's tag, and fails on one it did not make.
+    @Test func aSubmitRefusedOnRetryAdoptsItsOwnJobOnly() async throws {
+        let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
+        defer { h.dir.remove() }
+        let repo = h.dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        let sha = try commit(repo, "train")
+        try h.install("""
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: r
+                when: { kind: push }
+                actions: [ { submit_job: { command: "python train.py", environment: "azureml:AzureML-sklearn-1.5@latest", dir: train, repository: "file://\(repo)", ref: "\(sha)" } } ]
+            """)
+        let planner = EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger())
+        _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main"))
+        _ = try await planner.planPending()
+        let fake = FakeAzureMLClient()
+        // The first submit goes through but its answer is lost (503); the retry is refused because the job exists.
+        fake.script("submitJob", [.failure(AzureMLError(code: .server, status: 503, message: "answer lost")),
+                                  .failure(AzureMLError(code: .conflict, status: 409, message: "the job exists"))])
+        let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.logs.logger(), baseBackoff: 0, maxBackoff: 0,
+                               git: GitSource(cacheDirectory: h.dir.file("git-cache")))
+        while try await runner.runOne() {}
+        let ours = try #require(try await h.store.jobs(limit: nil, state: nil).first)
+        #expect(ours.state == .watching, "\(ours.lastError ?? "")")
+        #expect(JSONValue(json: Array((ours.result ?? "").utf8))?["job_name"]?.string == "mlhook_\(ours.id)")
+        #expect(fake.calls("submitJob").count == 2)
+
+        // A job of that name that this mlhook job did not make (no tag of it) is not adopted: the refusal stands.
+        _ = try await h.store.append(try IngressHarness.pushEvent(branch: "main", after: String(repeating: "b", count: 40)))
+        _ = try await planner.planPending()
+        let theirs = try #require(try await h.store.jobs(limit: nil, state: .queued).first)
+        fake.setJob("mlhook_\(theirs.id)", status: "Running")
+        fake.script("submitJob", [.failure(AzureMLError(code: .conflict, status: 409, message: "the job exists"))])
+        while try await runner.runOne() {}
+        let refused = try #require(try await h.store.job(id: theirs.id))
+        #expect(refused.state == .failed && refused.lastError?.contains("the job exists") == true, "\(refused.state) \(refused.lastError ?? "")")
+    }
 }
+

@@ -128,13 +128,16 @@ public final class FakeAzureMLClient: AzureMLClient {
 
     /// Sets the status a v2 job reports to `job(name:)`.
     public func setJob(_ name: String, status: String) {
-        state.withLock { $0.runs["v2:" + name] = ["name": .string(name), "properties": ["status": .string(status)]] }
+        state.withLock { s in
+            let current = s.runs["v2:" + name] ?? ["name": .string(name), "properties": [:]]
+            s.runs["v2:" + name] = current.setting(path: "properties.status", .string(status))
+        }
     }
 
     public func submitJob(name: String, properties: JSONValue) async throws -> JSONValue {
-        let answer = try record("submitJob", [name, properties.text]) { ["name": .string(name), "properties": properties.setting("status", "NotStarted")] }
-        state.withLock { s in if s.runs["v2:" + name] == nil { s.runs["v2:" + name] = ["name": .string(name), "properties": ["status": "Running"]] } }
-        return answer
+        // Submitted once the call went through, even when the script then loses the answer or refuses the retry.
+        state.withLock { s in if s.runs["v2:" + name] == nil { s.runs["v2:" + name] = ["name": .string(name), "properties": properties.setting("status", "Running")] } }
+        return try record("submitJob", [name, properties.text]) { ["name": .string(name), "properties": properties.setting("status", "NotStarted")] }
     }
 
     public func job(name: String) async throws -> JSONValue {

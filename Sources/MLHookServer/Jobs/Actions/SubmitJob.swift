@@ -82,7 +82,16 @@ struct SubmitJob: JobAction {
         if let compute = p.compute { body = body.setting("computeId", .string(context.client.v2ID("/computes/\(compute)"))) }
         if let t = p.timeoutSeconds { body = body.setting("limits", ["jobLimitsType": "Command", "timeout": .string("PT\(t)S")]) }
         let name = Self.jobName(job.id)
-        let submitted = try await context.client.submitJob(name: name, properties: body)
+        let submitted: JSONValue
+        do {
+            submitted = try await context.client.submitJob(name: name, properties: body)
+        } catch let error as AzureMLError where error.status == 400 || error.status == 409 {
+            // A retry after a lost answer: the service may refuse to replace a job it already has. The job is this
+            // one's when it carries this mlhook job's tag; anything else is the refusal it looks like.
+            guard let existing = try? await context.client.job(name: name),
+                  existing.value(at: "properties.tags.mlhook_job")?.string == job.id else { throw error }
+            submitted = existing
+        }
         return Output(jobName: submitted["name"]?.string ?? name, experiment: p.experiment, commit: fetched.commit, codeID: codeID,
                       studioURL: submitted.value(at: "properties.services.Studio.endpoint")?.string,
                       registerModel: p.registerModel, modelPath: p.modelPath)
