@@ -26,6 +26,15 @@ import Testing
         return try git(["rev-parse", "HEAD"], in: repo)
     }
 
+    /// A git repository in the harness's directory whose `train/train.py` is `script`. - Returns: its path and commit.
+    func trainingRepository(_ h: IngressHarness) throws -> (path: String, sha: String) {
+        let repo = h.dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        return (repo, try commit(repo, "train"))
+    }
+
     static let script = """
         import argparse, os
         p = argparse.ArgumentParser(); p.add_argument("--commit"); p.add_argument("--lr"); a = p.parse_args()
@@ -182,11 +191,7 @@ import Testing
     @Test func anActionThatNamesAWorkspaceRunsAndIsWatchedThere() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let repo = h.dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        _ = try git(["init", "-q", "-b", "main"], in: repo)
-        try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        let sha = try commit(repo, "train")
+        let (repo, sha) = try trainingRepository(h)
         let local = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-default")), logger: Logger(label: "aml"))
         let prod = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-prod")), logger: Logger(label: "aml-prod"))
         let localApp = Application(router: local.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -242,11 +247,7 @@ import Testing
     @Test func aSubmitRefusedOnRetryAdoptsItsOwnJobOnly() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let repo = h.dir.file("repo")
-        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        _ = try git(["init", "-q", "-b", "main"], in: repo)
-        try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        let sha = try commit(repo, "train")
+        let (repo, sha) = try trainingRepository(h)
         try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:
