@@ -12,11 +12,12 @@ import Synchronization
 struct AMLLocalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aml-local",
-        abstract: "Run the local Azure-ML-compatible server: AAD tokens, ARM, discovery, run history, execution and models on one URL.",
+        abstract: "Run the local Azure-ML-compatible server: AAD tokens, ARM, discovery, run history, execution, models (v1) and code assets, jobs, models, endpoints (v2) on one URL.",
         discussion: """
-            Runs are real: startrun unpacks the zip and runs the script with python3. A fresh data directory is \
-            seeded with a tenant, subscription, resource group, workspace, compute cpu-cluster (max 2 nodes) and a \
-            service principal; DIR/credentials.json holds them with the secret and base_url.
+            Runs are real: startrun unpacks the zip and runs the script with python3; a v2 command job runs its command \
+            in the uploaded code asset. A fresh data directory is seeded with a tenant, subscription, resource group, \
+            workspace, compute cpu-cluster (max 2 nodes) and a service principal; DIR/credentials.json holds them with \
+            the secret, base_url and, with the HTTPS listener (its certificate is made in DIR/tls), https_base_url and ca_file.
             """
     )
 
