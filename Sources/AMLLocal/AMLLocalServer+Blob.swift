@@ -37,8 +37,8 @@ extension AMLLocalServer {
     /// A blob URL's local file or folder (`{base}/blob/{account}/{container}/{path}` on either listener), or nil
     /// when the URL is not one of this server's blob URLs.
     func localPath(ofBlobURL url: String) -> URL? {
-        guard let u = URL(string: url), let range = u.path.range(of: "/blob/"), u.path.hasPrefix("/blob/") || range.lowerBound == u.path.startIndex else { return nil }
-        let parts = u.path[range.upperBound...].split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        guard let u = URL(string: url), u.path.hasPrefix("/blob/") else { return nil }
+        let parts = u.path.dropFirst("/blob/".count).split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
         guard parts.count >= 2, parts.allSatisfy({ $0 != ".." && $0 != "." }) else { return nil }
         var dir = containerDirectory(account: parts[0], container: parts[1])
         for p in parts.dropFirst(2) { dir = dir.appendingPathComponent(p) }
@@ -92,7 +92,7 @@ extension AMLLocalServer {
                 throw blobError(.notFound, "BlobNotFound", "The specified blob does not exist.")
             }
             let updated = meta.setting("metadata", .object(Self.metadata(call.headers))).setting("etag", .string(Self.etag()))
-                .setting("lastModified", .string(Self.httpDate()))
+                .setting("lastModified", .string(HTTPDate.string()))
             try guardStore { try store.put("blob", metaKey, blobName, updated) }
             return Self.raw(.ok, Data(), headers: blobHeaders(updated))
         case (.put, "block"):
@@ -136,7 +136,7 @@ extension AMLLocalServer {
         } catch {
             throw blobError(.internalServerError, "InternalError", "cannot store the blob: \(error)")
         }
-        let meta: JSONValue = ["etag": .string(Self.etag()), "lastModified": .string(Self.httpDate()), "md5": .string(md5),
+        let meta: JSONValue = ["etag": .string(Self.etag()), "lastModified": .string(HTTPDate.string()), "md5": .string(md5),
                                "size": .number(Double(bytes.count)), "contentType": .string(call.headers[HTTPField.Name("x-ms-blob-content-type")!] ?? "application/octet-stream"),
                                "metadata": .object(Self.metadata(call.headers))]
         try guardStore { try store.put("blob", metaKey, name, meta) }
@@ -209,16 +209,8 @@ extension AMLLocalServer {
 
     static func etag() -> String { "\"0x\(String(UInt64(Date().timeIntervalSince1970 * 1e6), radix: 16, uppercase: true))\"" }
 
-    static func httpDate() -> String { HTTPDate.string() }
-
     static func xml(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
-
-    static func raw(_ status: HTTPResponse.Status, _ data: Data, headers extra: [(String, String)]) -> Response {
-        var headers: HTTPFields = [:]
-        for (k, v) in extra { if let n = HTTPField.Name(k) { headers[n] = v } }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

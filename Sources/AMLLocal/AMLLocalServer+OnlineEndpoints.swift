@@ -144,14 +144,9 @@ extension AMLLocalServer {
         }
     }
 
-    /// A v2 model's local folder from its id (ARM id, `azureml:{name}:{version}`).
+    /// A v2 model's local folder from its id (`assetKey`).
     func modelDirectory(_ id: String, ws: Workspace) throws(AMLError) -> String? {
-        let trimmed = id.hasPrefix("azureml:") ? String(id.dropFirst("azureml:".count)) : id
-        let parts = trimmed.split(separator: "/").map(String.init)
-        var key: String?
-        if let i = parts.firstIndex(where: { $0.lowercased() == "models" }), parts.count == i + 4 { key = "\(parts[i + 1]):\(parts[i + 3])" }
-        else if !trimmed.contains("/"), trimmed.split(separator: ":").count == 2 { key = trimmed }
-        guard let key, let m = try guardStore({ try store.get("model2", ws.key, key) }) else { return nil }
+        guard let key = Self.assetKey(id, kind: "models"), let m = try guardStore({ try store.get("model2", ws.key, key) }) else { return nil }
         return m["_path"]?.string
     }
 

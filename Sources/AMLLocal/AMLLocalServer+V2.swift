@@ -110,18 +110,22 @@ extension AMLLocalServer {
         }
     }
 
-    /// A code asset's local folder from an id: an ARM id (`…/codes/{n}/versions/{v}`, optionally `azureml:`-prefixed)
-    /// or `azureml:{n}:{v}`.
-    func codeDirectory(_ id: String, ws: Workspace) throws(AMLError) -> String {
+    /// The store key (`{name}:{version}`) of a versioned asset from its id: an ARM id (`…/{kind}/{n}/versions/{v}`,
+    /// optionally `azureml:`-prefixed) or `azureml:{n}:{v}`.
+    /// - Parameter kind: The id's collection segment, `codes` or `models`.
+    static func assetKey(_ id: String, kind: String) -> String? {
         let trimmed = id.hasPrefix("azureml:") ? String(id.dropFirst("azureml:".count)) : id
-        var key: String?
         let parts = trimmed.split(separator: "/").map(String.init)
-        if let i = parts.firstIndex(where: { $0.lowercased() == "codes" }), parts.count == i + 4, parts[i + 2].lowercased() == "versions" {
-            key = "\(parts[i + 1]):\(parts[i + 3])"
-        } else if !trimmed.contains("/"), trimmed.split(separator: ":").count == 2 {
-            key = trimmed
+        if let i = parts.firstIndex(where: { $0.lowercased() == kind }), parts.count == i + 4, parts[i + 2].lowercased() == "versions" {
+            return "\(parts[i + 1]):\(parts[i + 3])"
         }
-        guard let key, let c = try guardStore({ try store.get("code", ws.key, key) }), let path = c["_path"]?.string else {
+        return !trimmed.contains("/") && trimmed.split(separator: ":").count == 2 ? trimmed : nil
+    }
+
+    /// A code asset's local folder from its id (`assetKey`).
+    func codeDirectory(_ id: String, ws: Workspace) throws(AMLError) -> String {
+        guard let key = Self.assetKey(id, kind: "codes"), let c = try guardStore({ try store.get("code", ws.key, key) }),
+              let path = c["_path"]?.string else {
             throw AMLError(.badRequest, "UserError", "Code \(id.prefix(200)) was not found in this workspace.")
         }
         return path
@@ -270,12 +274,11 @@ extension AMLLocalServer {
         return Self.json(.created, jobResource(run, ws: ws, base: call.base))
     }
 
-    /// Whether an environment id has one of the forms Azure ML accepts (any of them runs on the local interpreter).
+    /// Whether an environment id has one of the forms Azure ML accepts (any of them runs on the local interpreter):
+    /// the forms a rule's `environment` is checked against.
     static func isEnvironmentID(_ id: String) -> Bool {
-        let forms = [#"^azureml:[A-Za-z0-9][\w.-]*(@latest|:[\w.-]+)$"#,
-                     #"^azureml://registries/[\w.-]+/environments/[\w.-]+/(labels|versions)/[\w.-]+$"#,
-                     #"^(azureml:)?/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/(workspaces|registries)/[^/]+/environments/[\w.-]+(/versions/[\w.-]+)?$"#]
-        return forms.contains { id.range(of: $0, options: [.regularExpression, .caseInsensitive]) != nil }
+        if case .success = ActionSchema.check(.environmentID, id) { return true }
+        return false
     }
 
     /// Replaces `${{inputs.x}}` and `${{outputs.x}}`, each value as one shell word (quoted unless it holds only
@@ -392,11 +395,7 @@ extension AMLLocalServer {
                                   created: existing?.value(at: "systemData.createdAt")?.string)
                 .setting("_container", .string(rest[1]))
             if let local { m = m.setting("_path", .string(local.path)) }
-            try guardStore {
-                if existing != nil { try store.put("model2", ws.key, key, m) } else {
-                    try store.put("model2", ws.key, key, m)
-                }
-            }
+            try guardStore { try store.put("model2", ws.key, key, m) }
             return Self.json(existing == nil ? .created : .ok, m.publicView)
         case (.delete, 4) where r[2] == "versions":
             return try guardStore({ try store.delete("model2", ws.key, "\(rest[1]):\(rest[3])") }) ? Self.json(.ok, "{}") : Self.json(.noContent, "")

@@ -199,10 +199,15 @@ public final class AMLLocalServer: Sendable {
         return Self.json(error.status, error.body(for: plane))
     }
 
-    static func json(_ status: HTTPResponse.Status, _ text: String, headers extra: [(String, String)] = []) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+    /// A response with `data` as its body and `extra` as its headers.
+    static func raw(_ status: HTTPResponse.Status, _ data: Data, headers extra: [(String, String)]) -> Response {
+        var headers: HTTPFields = [:]
         for (k, v) in extra { if let n = HTTPField.Name(k) { headers[n] = v } }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String, headers extra: [(String, String)] = []) -> Response {
+        raw(status, Data(text.utf8), headers: [("Content-Type", "application/json; charset=utf-8")] + extra)
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue, headers: [(String, String)] = []) -> Response {
