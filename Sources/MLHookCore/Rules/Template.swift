@@ -99,8 +99,6 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Renders against a context.
-    /// - Throws: `TemplateError` when a value is missing and no `default` filter supplies one.
     /// A value as one shell word: as is when it holds only characters no shell treats specially, else in single
     /// quotes (a `'` inside closed, escaped and reopened).
     /// Quotes are found by Unicode scalar, as a shell reads bytes: a `'` followed by a combining mark is one
@@ -117,24 +115,15 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         return String(out)
     }
 
-    /// Renders with each looked-up value passed through `quoting` (literals stay as written).
-    public func render(_ context: TemplateContext, quoting: (String) -> String) throws(TemplateError) -> String {
-        var out = ""
-        for part in parts {
-            switch part {
-            case .literal(let s): out += s
-            case .expression: out += quoting(try Template(source: "", parts: [part]).render(context))
-            }
-        }
-        return out
-    }
-
-    init(source: String, parts: [Part]) {
-        self.source = source
-        self.parts = parts
-    }
-
+    /// Renders against a context.
+    /// - Throws: `TemplateError` when a value is missing and no `default` filter supplies one.
     public func render(_ context: TemplateContext) throws(TemplateError) -> String {
+        try render(context, quoting: { $0 })
+    }
+
+    /// Renders with each looked-up value passed through `quoting` (literals stay as written).
+    /// - Throws: `TemplateError` when a value is missing and no `default` filter supplies one.
+    public func render(_ context: TemplateContext, quoting: (String) -> String) throws(TemplateError) -> String {
         var out = ""
         for part in parts {
             switch part {
@@ -150,7 +139,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                     }
                 }
                 guard let value else { throw TemplateError("{{ \(path) }} has no value for this event") }
-                out += value
+                out += quoting(value)
             }
         }
         return out
