@@ -1,4 +1,5 @@
 import Foundation
+import MLHookCore
 
 /// Where and as whom the client talks to Azure ML. Every base URL is configurable, so sovereign clouds and
 /// the local server (`mlhook aml-local`) work with the same code.
@@ -34,8 +35,7 @@ public struct AzureMLSettings: Sendable, Equatable {
     /// api-version sent to ARM.
     public var armAPIVersion = "2019-11-01"
     /// Which Azure ML surface the workspace is used as: with v2, computes are addressed with `v2APIVersion`.
-    public enum API: String, Sendable, Equatable { case v1, v2 }
-    public var api = API.v1
+    public var api = AzureMLConfig.API.v1
     /// api-version sent to the v2 routes (codes, jobs, v2 models, online endpoints): the newest stable with full
     /// specs in late 2026 (shared/azureml-v2.md).
     public var v2APIVersion = "2025-12-01"

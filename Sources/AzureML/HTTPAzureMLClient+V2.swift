@@ -8,8 +8,9 @@ import ZIPFoundation
 /// endpoints, sent with `AzureMLSettings.v2APIVersion`, with the same transport rules as v1 (cached tokens,
 /// retries with Retry-After, typed errors with the request id, long-running operations followed).
 extension HTTPAzureMLClient {
+    /// A workspace child's URL with the v2 api-version.
     func v2(_ path: String, query: String = "") -> String {
-        "\(settings.armURL)\(workspacePath(nil))\(path)?api-version=\(settings.v2APIVersion)" + (query.isEmpty ? "" : "&" + query)
+        arm(workspacePath(nil) + path, query: query, apiVersion: settings.v2APIVersion)
     }
 
     /// The ARM id of a workspace child (`/subscriptions/…/workspaces/{ws}{path}`).

@@ -28,16 +28,16 @@ public final class HTTPAzureMLClient: Sendable {
 
     // MARK: ARM
 
-    func arm(_ path: String, query: String = "") -> String {
-        "\(settings.armURL)\(path)?api-version=\(settings.armAPIVersion)" + (query.isEmpty ? "" : "&" + query)
+    /// An ARM URL with `apiVersion` (default: `armAPIVersion`).
+    func arm(_ path: String, query: String = "", apiVersion: String? = nil) -> String {
+        "\(settings.armURL)\(path)?api-version=\(apiVersion ?? settings.armAPIVersion)" + (query.isEmpty ? "" : "&" + query)
     }
 
     /// A compute's URL: sent with the v2 api-version when the workspace is used as v2 (`settings.api`), the
     /// same resource and body either way.
     func computeURL(_ name: String?, query: String = "") -> String {
-        let path = workspacePath(nil) + "/computes" + (name.map { "/\($0)" } ?? "")
-        guard settings.api == .v2 else { return arm(path, query: query) }
-        return "\(settings.armURL)\(path)?api-version=\(settings.v2APIVersion)" + (query.isEmpty ? "" : "&" + query)
+        arm(workspacePath(nil) + "/computes" + (name.map { "/\($0)" } ?? ""), query: query,
+            apiVersion: settings.api == .v2 ? settings.v2APIVersion : nil)
     }
 
     /// Every item of a list, following `nextLink` (ARM and model management page the same way).

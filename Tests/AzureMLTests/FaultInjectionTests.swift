@@ -68,7 +68,7 @@ final class FakeAzure: Sendable {
     }
 
     /// Runs `body` with a client pointed at this fake.
-    func withClient(retry: RetryPolicy = RetryPolicy(), api: AzureMLSettings.API = .v1,
+    func withClient(retry: RetryPolicy = RetryPolicy(), api: AzureMLConfig.API = .v1,
                     _ body: @escaping @Sendable (HTTPAzureMLClient, String) async throws -> Void) async throws {
         let app = Application(router: router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
@@ -250,7 +250,7 @@ extension FaultInjectionTests {
     /// `scale_compute` works against either surface: the same PATCH, with the v2 api-version on a v2 workspace.
     @Test func computesUseTheV2APIVersionOnAV2Workspace() async throws {
         let compute = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/gpu"
-        for api in [AzureMLSettings.API.v1, .v2] {
+        for api in [AzureMLConfig.API.v1, .v2] {
             let fake = FakeAzure()
             fake.script("PATCH \(compute)", [.init(status: .ok, body: #"{"properties":{"provisioningState":"Succeeded"}}"#)])
             fake.script("GET \(compute)", [.init(status: .ok, body: #"{"properties":{"provisioningState":"Succeeded"}}"#)])

@@ -32,7 +32,7 @@ extension AzureMLSettings {
         s.armURL = cloud.armURL
         s.armAPIVersion = cloud.armAPIVersion
         s.v2APIVersion = cloud.v2APIVersion
-        s.api = (cloud.api ?? api) == .v2 ? .v2 : .v1
+        s.api = cloud.api ?? api
         s.dataPlaneOverride = cloud.dataPlaneURL
         return s
     }

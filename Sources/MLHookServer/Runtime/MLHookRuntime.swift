@@ -80,7 +80,7 @@ public struct MLHookRuntime: Sendable {
             let api = loaded.config.azureml.api
             let shared = SharedAzureMLClient {
                 var settings = AzureMLSettings.local(aml)
-                settings.api = api == .v2 ? .v2 : .v1
+                settings.api = api
                 return HTTPAzureMLClient(settings: settings, logger: logger)
             }
             runtime.azureMLClient = { try shared.get() }
