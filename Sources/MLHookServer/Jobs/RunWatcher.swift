@@ -47,14 +47,15 @@ struct RunWatcher: Sendable {
         let defaultClient = try await client()
         let config = live.snapshot.config
         /// The client of the workspace a job's run was started in.
-        func api(for job: JobRecord) throws -> any AzureMLClient {
-            guard let name = JSONValue(json: Array((job.result ?? "").utf8))?["workspace"]?.string else { return defaultClient }
+        func api(for followed: Followed) throws -> any AzureMLClient {
+            guard let name = followed.started["workspace"]?.string else { return defaultClient }
             return try workspaces.client(name, config: config)
         }
         for job in superseded {
-            guard let tracked = Self.run(of: job) else { continue }
+            guard let followed = Self.followed(job) else { continue }
+            let tracked = followed.tracked
             do {
-                let api = try api(for: job)
+                let api = try api(for: followed)
                 switch tracked {
                 case .v1(let experiment, let id): try await api.cancelRun(experiment: experiment, runID: id)
                 case .v2(let name): try await api.cancelJob(name: name)
@@ -67,7 +68,9 @@ struct RunWatcher: Sendable {
         for job in watching {
             // Each job alone: one that cannot be read or finished does not hold back the others.
             do {
-                if try await watch(job, api: try api(for: job), superseded: superseded) { finished += 1 }
+                // A job whose result names no run is not watched (it cannot be: there is nothing to read).
+                guard let followed = Self.followed(job) else { continue }
+                if try await watch(job, followed, api: try api(for: followed), superseded: superseded) { finished += 1 }
                 strikes.recorded(job.id)
             } catch let error as StoreError where error.isRetryable {
                 // The store, not this job: nothing to hold against it.
@@ -92,8 +95,8 @@ struct RunWatcher: Sendable {
     }
 
     /// Polls one job's run and finishes the job when the run is terminal. - Returns: whether it finished.
-    private func watch(_ job: JobRecord, api: any AzureMLClient, superseded: [JobRecord]) async throws -> Bool {
-        guard let tracked = Self.run(of: job), let started = JSONValue(json: Array((job.result ?? "").utf8)) else { return false }
+    private func watch(_ job: JobRecord, _ followed: Followed, api: any AzureMLClient, superseded: [JobRecord]) async throws -> Bool {
+        let (tracked, started) = (followed.tracked, followed.started)
         let id = tracked.id
         let run: JSONValue
         do {
@@ -157,12 +160,18 @@ struct RunWatcher: Sendable {
         }
     }
 
-    /// The run or job a `start_run` or `submit_job` job recorded.
-    static func run(of job: JobRecord) -> Tracked? {
+    /// A watching job's result as its action recorded it, read once per pass, and the run or job it names.
+    struct Followed {
+        let tracked: Tracked
+        let started: JSONValue
+    }
+
+    /// The run or job a `start_run` or `submit_job` job recorded, with the whole result.
+    static func followed(_ job: JobRecord) -> Followed? {
         guard let r = JSONValue(json: Array((job.result ?? "").utf8)) else { return nil }
-        if r["api"]?.string == "v2", let name = r["job_name"]?.string { return .v2(name: name) }
+        if r["api"]?.string == "v2", let name = r["job_name"]?.string { return Followed(tracked: .v2(name: name), started: r) }
         guard let experiment = r["experiment"]?.string, let id = r["run_id"]?.string else { return nil }
-        return .v1(experiment: experiment, runID: id)
+        return Followed(tracked: .v1(experiment: experiment, runID: id), started: r)
     }
 
     /// A v2 job in the shape the watcher reads v1 runs in: `status`, `startTimeUtc`, `endTimeUtc`, `error`, and its
