@@ -37,6 +37,20 @@ final class ActionContext: Sendable {
     /// The surface (v1 or v2) of the action's workspace.
     var api: AzureMLConfig.API { config.azureml.api(workspace: workspace) }
 
+    /// The provenance tags an action writes on what it makes in Azure ML: `mlhook_rule`, `mlhook_event`, `mlhook_job`
+    /// and, from the event, `mlhook_delivery_id`, `mlhook_repository` and `mlhook_commit` (the event's commit).
+    func provenanceTags() async throws -> [String: String] {
+        var tags = ["mlhook_rule": job.rule, "mlhook_event": job.eventID, "mlhook_job": job.id]
+        if let event = try await event() {
+            tags["mlhook_delivery_id"] = event.stored.summary.deliveryID
+            if let e = event.normalized {
+                if let repo = e.repository?.fullName { tags["mlhook_repository"] = repo }
+                if let sha = e.after, !sha.isEmpty { tags["mlhook_commit"] = sha }
+            }
+        }
+        return tags
+    }
+
     /// The rule that planned the job, as configured now.
     var rule: Rule? { config.rules.first { $0.name == job.rule } }
 

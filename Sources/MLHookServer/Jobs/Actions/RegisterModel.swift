@@ -60,35 +60,20 @@ struct RegisterModel: JobAction {
 
     func perform(_ p: Parameters, in context: ActionContext) async throws -> Output {
         let job = context.job
-        var tags = p.tags.mapValues(JSONValue.string)
-        tags["mlhook_rule"] = .string(job.rule)
-        tags["mlhook_event"] = .string(job.eventID)
-        tags["mlhook_job"] = .string(job.id)
-        let v2: Bool
+        let tags = p.tags.merging(try await context.provenanceTags()) { $1 }.mapValues(JSONValue.string)
+        // The v2 model URI, or nil for a v1 registration.
+        let v2URI: String?
         switch p.source {
-        case .job: v2 = true
-        case .run: v2 = false
-        case .url: v2 = context.api == .v2
+        case .job(let name, let path): v2URI = Self.jobOutputURI(job: name, path: path)
+        case .url(let url): v2URI = context.api == .v2 ? url : nil
+        case .run: v2URI = nil
         }
-        if !v2, job.attempts > 1,
+        if let uri = v2URI {
+            return Output(id: .string(try await Self.registerV2(context.client, name: p.name, uri: uri, tags: tags, description: p.description)))
+        }
+        if job.attempts > 1,
            let done = try await context.client.models(name: p.name).first(where: { $0.value(at: "kvTags.mlhook_job")?.string == job.id }) {
             return Output(id: done["id"])
-        }
-        if let event = try await context.event() {
-            tags["mlhook_delivery_id"] = .string(event.stored.summary.deliveryID)
-            if let e = event.normalized {
-                if let repo = e.repository?.fullName { tags["mlhook_repository"] = .string(repo) }
-                if let sha = e.after, !sha.isEmpty { tags["mlhook_commit"] = .string(sha) }
-            }
-        }
-        if v2 {
-            let uri: String
-            switch p.source {
-            case .job(let name, let path): uri = Self.jobOutputURI(job: name, path: path)
-            case .url(let url): uri = url
-            case .run: uri = ""
-            }
-            return Output(id: .string(try await Self.registerV2(context.client, name: p.name, uri: uri, tags: tags, description: p.description)))
         }
         var body: JSONValue = ["name": .string(p.name), "mimeType": "application/octet-stream", "kvTags": .object(tags)]
         switch p.source {

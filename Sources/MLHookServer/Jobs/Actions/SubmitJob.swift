@@ -57,19 +57,13 @@ struct SubmitJob: JobAction {
         do { files = try CodeFile.files(ofZip: fetched.zip) } catch { throw JobError("submit_job: cannot read the fetched code: \(error)") }
         let codeID = try await context.client.ensureCode(name: "mlhook-code", files: files, blockSize: 4 << 20)
         let job = context.job
-        var tags = p.tags
-        tags["mlhook_rule"] = job.rule
-        tags["mlhook_event"] = job.eventID
-        tags["mlhook_job"] = job.id
+        // The commit is the one fetched (a branch pinned at fetch time), whatever the event says.
+        var tags = p.tags.merging(try await context.provenanceTags()) { $1 }
         tags["mlhook_commit"] = fetched.commit
         var properties: [String: String] = [:]
-        if let event = try await context.event() {
-            tags["mlhook_delivery_id"] = event.stored.summary.deliveryID
-            if let e = event.normalized {
-                if let repo = e.repository?.fullName { tags["mlhook_repository"] = repo }
-                if let url = e.repository?.cloneURL { properties["mlflow.source.git.repoURL"] = GitSource.redacted(url) }
-                if let branch = e.branch { properties["mlflow.source.git.branch"] = branch }
-            }
+        if let e = try await context.event()?.normalized {
+            if let url = e.repository?.cloneURL { properties["mlflow.source.git.repoURL"] = GitSource.redacted(url) }
+            if let branch = e.branch { properties["mlflow.source.git.branch"] = branch }
         }
         properties["mlflow.source.git.commit"] = fetched.commit
         var body: JSONValue = [
