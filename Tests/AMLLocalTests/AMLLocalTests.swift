@@ -78,7 +78,9 @@ extension AMLLocalAuthTests {
             #expect(put.status == .accepted && put.headers[HTTPField.Name("Location")!] != nil)
             #expect(put.json.value(at: "properties.provisioningState")?.string == "Creating")
             let location = try #require(put.headers[HTTPField.Name("Location")!]).replacingOccurrences(of: "http://127.0.0.1:\(api.client.port!)", with: "")
-            #expect(try await api.request(.get, location, token: token).status == .accepted)
+            // Bound first, so a failure says what the poll answered (it once failed under the whole suite's load).
+            let firstPoll = try await api.request(.get, location, token: token)
+            #expect(firstPoll.status == .accepted, "\(firstPoll.status) \(firstPoll.text) for \(location)")
             #expect(try await api.until(.ok) { try await api.request(.get, location, token: token).status })
             let list = try await api.request(.get, "\(rg)/?api-version=2019-11-01", token: token)
             #expect(list.json["value"]?.array?.count == 2)
