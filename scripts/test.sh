@@ -11,6 +11,10 @@ eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
 # --build-tests also builds the mlhook binary that the crash tests start.
 swift build --build-tests
+# Swift Testing runs every test at once by default: on 2 cores the hundreds of servers, child processes and
+# database pools then wait so long for a thread that deadlines meant for a database (15 s to migrate) pass.
+# Six running tests per core keep the machine busy without that.
+export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-$(( $(nproc) * 6 ))}"
 swift test --skip-build --disable-xctest
 # The REST article's curl commands against a real `mlhook aml-local`.
 e2e/article/replay.sh .build/debug/mlhook

@@ -66,14 +66,15 @@ extension AMLLocalServer {
         if b.value(at: "properties.discoveryUrl") != nil {
             b = b.setting(path: "properties.discoveryUrl", .string(base + "/discovery"))
         }
-        if let ready = b["_readyAt"]?.int, Double(ready) <= Date().timeIntervalSince1970 * 1000,
+        if let ready = b["_readyAt"]?.int, Double(ready) <= settings.now().timeIntervalSince1970 * 1000,
            let state = b.value(at: "properties.provisioningState")?.string, state == "Creating" || state == "Updating" {
             b = b.setting(path: "properties.provisioningState", "Succeeded")
         }
         return b.publicView
     }
 
-    var readyAt: Int { Int((Date().timeIntervalSince1970 + settings.provisioningDelay) * 1000) }
+    /// When a resource or operation started now is done (by the injected clock, so tests decide when time passes).
+    var readyAt: Int { Int((settings.now().timeIntervalSince1970 + settings.provisioningDelay) * 1000) }
 
     /// Starts a long-running operation and returns its headers.
     /// - Parameter locationOnly: Only a `Location` header (the v2 spec's `ArmLroLocationHeader` operations: job cancel
@@ -90,7 +91,7 @@ extension AMLLocalServer {
     /// `GET operations/{id}`: Azure-AsyncOperation status, or (with kind=location) 202 until done, then 200.
     func operation(_ call: Call, id: String) throws(AMLError) -> Response {
         guard let op = try guardStore({ try store.get("operation", "", id) }) else { throw AMLError(.notFound, "NotFound", "Operation \(id) not found.") }
-        let done = (op["_readyAt"]?.int ?? 0) <= Int(Date().timeIntervalSince1970 * 1000)
+        let done = (op["_readyAt"]?.int ?? 0) <= Int(settings.now().timeIntervalSince1970 * 1000)
         if call.query["kind"] == "location" {
             return done ? Self.json(.ok, "{}") : Self.json(.accepted, "{}", headers: [("Retry-After", "1"), ("Location", "\(call.base)/operations/\(id)?api-version=2019-11-01&kind=location")])
         }

@@ -67,7 +67,10 @@ extension AMLLocalAuthTests {
 
 @Suite struct AMLLocalResourceTests {
     @Test func workspaceAndComputeLifecyclesFollowTheLongRunningOperationRules() async throws {
-        let h = try AMLHarness(provisioningDelay: 5)  // long enough that the first poll sees it in progress, even under load
+        // Provisioning takes 5 s of the server's clock, which moves only by hand: the first poll sees the operation
+        // in progress however slowly the machine answers, and it is done once the clock has passed its time.
+        let clock = ManualClock(Date())
+        let h = try AMLHarness(provisioningDelay: 5, now: clock.read)
         defer { h.dir.remove() }
         try await h.live { api in
             let token = try await api.accessToken()
@@ -78,10 +81,12 @@ extension AMLLocalAuthTests {
             #expect(put.status == .accepted && put.headers[HTTPField.Name("Location")!] != nil)
             #expect(put.json.value(at: "properties.provisioningState")?.string == "Creating")
             let location = try #require(put.headers[HTTPField.Name("Location")!]).replacingOccurrences(of: "http://127.0.0.1:\(api.client.port!)", with: "")
-            // Bound first, so a failure says what the poll answered (it once failed under the whole suite's load).
             let firstPoll = try await api.request(.get, location, token: token)
             #expect(firstPoll.status == .accepted, "\(firstPoll.status) \(firstPoll.text) for \(location)")
-            #expect(try await api.until(.ok) { try await api.request(.get, location, token: token).status })
+            clock.advance(4)
+            #expect(try await api.request(.get, location, token: token).status == .accepted, "not done a second early")
+            clock.advance(1.5)
+            #expect(try await api.request(.get, location, token: token).status == .ok)
             let list = try await api.request(.get, "\(rg)/?api-version=2019-11-01", token: token)
             #expect(list.json["value"]?.array?.count == 2)
             #expect(try await api.request(.get, "\(rg)/second?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string == "Succeeded")
@@ -92,15 +97,18 @@ extension AMLLocalAuthTests {
                 body: Array(#"{"location":"eastus","properties":{"computeType":"AmlCompute","properties":{"vmSize":"Standard_D1","vmPriority":"Dedicated","scaleSettings":{"maxNodeCount":1,"minNodeCount":0,"nodeIdleTimeBeforeScaleDown":"PT30M"}}},"userAccountCredentials":{"adminUserName":"admin","adminUserPassword":"hunter2"}}"#.utf8))
             #expect(create.status == .created && create.headers[HTTPField.Name("Azure-AsyncOperation")!] != nil)
             #expect(!create.text.contains("hunter2"), "credentials are never returned")
-            #expect(try await api.until("Succeeded") {
+            func state() async throws -> String? {
                 try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string
-            })
+            }
+            #expect(try await state() == "Creating")
+            clock.advance(6)
+            #expect(try await state() == "Succeeded")
             let scale = try await api.request(.patch, "\(computes)/gpu-box?api-version=2019-11-01", token: token, headers: [("Content-Type", "application/json")],
                                               body: Array(#"{"properties":{"scaleSettings":{"maxNodeCount":4,"minNodeCount":0}}}"#.utf8))
             #expect(scale.status == .ok && scale.json.value(at: "properties.provisioningState")?.string == "Updating")
-            #expect(try await api.until("Succeeded") {
-                try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json.value(at: "properties.provisioningState")?.string
-            })
+            #expect(try await state() == "Updating")
+            clock.advance(6)
+            #expect(try await state() == "Succeeded")
             let got = try await api.request(.get, "\(computes)/gpu-box?api-version=2019-11-01", token: token).json
             #expect(got.value(at: "properties.provisioningState")?.string == "Succeeded")
             #expect(got.value(at: "properties.properties.scaleSettings.maxNodeCount")?.int == 4)

@@ -1,12 +1,13 @@
 import Foundation
 @testable import AMLLocal
+import TestSupport
 import Testing
 
 /// A project zip is held to what its entries declare and to the archive-wide limit over all entries together:
 /// a deflate stream that inflates past its declared size cannot write more than the budget left.
 @Suite struct SafeUnzipTests {
     /// A zip of `count` entries, each 400 kB of zeros deflated, whose headers (local and central) declare 1 byte.
-    static func lyingZip(entries count: Int) throws -> [UInt8] {
+    static func lyingZip(entries count: Int) async throws -> [UInt8] {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lying-zip-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -26,17 +27,13 @@ import Testing
         patch(b"PK\\x01\\x02", 24)  # central directory: uncompressed size
         open(sys.argv[1], "wb").write(data)
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, out.path]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let made = try await runProcessAsync("/usr/bin/env", ["python3", "-c", script, out.path])
+        #expect(made.status == 0, "\(made.output)")
         return Array(try Data(contentsOf: out))
     }
 
-    @Test func anEntryThatInflatesPastWhatItDeclaresIsRefused() throws {
-        let zip = try Self.lyingZip(entries: 3)
+    @Test func anEntryThatInflatesPastWhatItDeclaresIsRefused() async throws {
+        let zip = try await Self.lyingZip(entries: 3)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unzip-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

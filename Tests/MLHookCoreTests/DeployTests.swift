@@ -1,5 +1,6 @@
 import Foundation
 import MLHookCore
+import TestSupport
 import Testing
 import Yams
 
@@ -81,7 +82,7 @@ import Yams
         #expect(exported == documented, "exported but undocumented: \(exported.subtracting(documented)); documented but gone: \(documented.subtracting(exported))")
     }
 
-    @Test func theSystemdUnitVerifies() throws {
+    @Test func theSystemdUnitVerifies() async throws {
         let analyze = "/usr/bin/systemd-analyze"
         guard FileManager.default.isExecutableFile(atPath: analyze) else { return }  // not every machine has systemd's tools
         // The unit as installed, with ExecStart pointed at a binary that exists here.
@@ -90,16 +91,8 @@ import Yams
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try unit.write(toFile: dir + "/mlhook.service", atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: analyze)
-        p.arguments = ["verify", dir + "/mlhook.service"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0 && !out.contains("mlhook.service:"), "\(out)")
+        let (status, out) = try await runProcessAsync(analyze, ["verify", dir + "/mlhook.service"])
+        #expect(status == 0 && !out.contains("mlhook.service:"), "\(out)")
         for hardening in ["NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "DynamicUser=yes", "SystemCallFilter=@system-service"] {
             #expect(unit.contains(hardening))
         }

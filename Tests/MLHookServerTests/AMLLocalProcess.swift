@@ -43,21 +43,16 @@ struct AMLLocalProcess {
 /// threads (on 2 cores, that stalls every other test).
 /// - Returns: The repository's path and the commits, oldest first.
 func trainingRepository(in dir: TemporaryDirectory, scripts: [String]) async throws -> (path: String, commits: [String]) {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result {
-                let repo = dir.file("repo")
-                try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-                let git = PushToRunTests()
-                _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-                let commits = try scripts.enumerated().map { i, script in
-                    try script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-                    _ = try git.git(["add", "."], in: repo)
-                    _ = try git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "commit \(i)"], in: repo)
-                    return try git.git(["rev-parse", "HEAD"], in: repo)
-                }
-                return (repo, commits)
-            })
-        }
+    let repo = dir.file("repo")
+    try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+    let git = PushToRunTests()
+    _ = try await git.git(["init", "-q", "-b", "main"], in: repo)
+    var commits: [String] = []
+    for (i, script) in scripts.enumerated() {
+        try script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        _ = try await git.git(["add", "."], in: repo)
+        _ = try await git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "commit \(i)"], in: repo)
+        commits.append(try await git.git(["rev-parse", "HEAD"], in: repo))
     }
+    return (repo, commits)
 }

@@ -5,8 +5,8 @@ import Testing
 /// Every command and every option, argument and flag of the CLI says what it is (`--help`), read from the
 /// binary's own description of its command tree.
 @Suite struct CLIHelpTests {
-    @Test func everyCommandAndOptionHasHelpText() throws {
-        let dumped = try runMLHook(["--experimental-dump-help"], directory: FileManager.default.temporaryDirectory.path)
+    @Test func everyCommandAndOptionHasHelpText() async throws {
+        let dumped = try await runMLHook(["--experimental-dump-help"], directory: FileManager.default.temporaryDirectory.path)
         let root = try #require(try JSONSerialization.jsonObject(with: Data(dumped.output.utf8)) as? [String: Any])
         var missing: [String] = []
         var commands = 0
@@ -30,13 +30,13 @@ import Testing
 
     /// One error style: `mlhook: …` on stderr and exit 2 for a usage error, whatever command it is; help and the
     /// version exit 0.
-    @Test func usageErrorsAreMlhookPrefixedAndExitTwo() throws {
+    @Test func usageErrorsAreMlhookPrefixedAndExitTwo() async throws {
         let tmp = FileManager.default.temporaryDirectory.path
         for arguments in [["jobs", "ls", "--bogus"], ["nosuch"], ["jobs", "show"], ["aml", "computes", "scale", "x"], ["send"]] {
-            let run = try runMLHook(arguments, directory: tmp)
+            let run = try await runMLHook(arguments, directory: tmp)
             #expect(run.status == 2 && run.output.hasPrefix("mlhook: ") && !run.output.contains("Error: "), "\(arguments): \(run.status) \(run.output)")
         }
-        #expect(try runMLHook(["--version"], directory: tmp).status == 0)
-        #expect(try runMLHook(["jobs", "--help"], directory: tmp).status == 0)
+        #expect(try await runMLHook(["--version"], directory: tmp).status == 0)
+        #expect(try await runMLHook(["jobs", "--help"], directory: tmp).status == 0)
     }
 }

@@ -107,10 +107,10 @@ import Testing
             try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
             try "print('ok')\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
             let git = PushToRunTests()
-            _ = try git.git(["init", "-q", "-b", "main"], in: repo)
-            _ = try git.git(["add", "."], in: repo)
-            _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "t"], in: repo)
-            let sha = try git.git(["rev-parse", "HEAD"], in: repo)
+            _ = try await git.git(["init", "-q", "-b", "main"], in: repo)
+            _ = try await git.git(["add", "."], in: repo)
+            _ = try await git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "t"], in: repo)
+            let sha = try await git.git(["rev-parse", "HEAD"], in: repo)
             try h.install("""
                 sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
                 rules:
@@ -150,14 +150,14 @@ import Testing
         let repo = h.dir.file("repo")
         try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
         let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: repo)
+        _ = try await git.git(["init", "-q", "-b", "main"], in: repo)
         try "import time\ntime.sleep(60)\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
-        _ = try git.git(["add", "."], in: repo)
-        _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "slow"], in: repo)
-        let slow = try git.git(["rev-parse", "HEAD"], in: repo)
+        _ = try await git.git(["add", "."], in: repo)
+        _ = try await git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "slow"], in: repo)
+        let slow = try await git.git(["rev-parse", "HEAD"], in: repo)
         try "print('fast')\n".write(toFile: repo + "/t.py", atomically: true, encoding: .utf8)
-        _ = try git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-am", "fast"], in: repo)
-        let fast = try git.git(["rev-parse", "HEAD"], in: repo)
+        _ = try await git.git(["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-am", "fast"], in: repo)
+        let fast = try await git.git(["rev-parse", "HEAD"], in: repo)
         try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:

@@ -56,7 +56,7 @@ import Testing
 
         // Restart on the same file; it recovers the WAL and serves again.
         let restarted = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
-        let listing = try runMLHook(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        let listing = try await runMLHook(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
         #expect(listing.status == 0)
         let stored = Set(listing.output.split(separator: "\n").compactMap { line -> String? in
             let cols = line.split(separator: "\t")

@@ -43,7 +43,7 @@ import Testing
             let env = ["GH_SECRET": "e2e-github-secret", "CALLBACK_SECRET": callbackSecret]
             let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             defer { server.signal(SIGTERM) }
-            let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+            let sent = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                                  "--to", "http://127.0.0.1:\(server.port)/hooks/github", "--wait"], environment: env, directory: dir.path)
             #expect(sent.status == 0, "\(sent.output)\n--- server ---\n\(server.log.suffix(3000))")
             #expect(sent.output.contains("202 "))
@@ -58,35 +58,19 @@ import Testing
             #expect(doc.value(at: "data.result.run_id")?.string?.hasPrefix("mlhook_job_") == true)
 
             // The operator's views.
-            let callbacks = try await runMLHookAsync(["callbacks", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            let callbacks = try await runMLHook(["callbacks", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             #expect(callbacks.output.contains("\tdelivered\t1\t200\t"))
-            let jobs = try await runMLHookAsync(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            let jobs = try await runMLHook(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             let jobID = String(jobs.output.split(separator: "\t").first ?? "")
             #expect(jobs.output.contains("\tsucceeded\tretrain-on-main#1\tstart_run\t"))
-            let retry = try await runMLHookAsync(["jobs", "retry", jobID, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            let retry = try await runMLHook(["jobs", "retry", jobID, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             #expect(retry.status == 1 && retry.output.contains("job \(jobID) is succeeded: only a failed or dead job can be retried"),
                     "only failed or dead jobs are retried, and it says why: \(retry.output)")
-            let none = try await runMLHookAsync(["jobs", "retry", "job_nosuch", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+            let none = try await runMLHook(["jobs", "retry", "job_nosuch", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             #expect(none.status == 1 && none.output.contains("no job job_nosuch"), "\(none.output)")
             #expect(!server.log.contains("e2e-github-secret") && !server.log.contains(callbackSecret), "no secret in the logs")
         }
     }
 
-    func runGit(_ args: [String], in dir: String) async throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", dir] + args
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("git-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: out, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        let handle = try #require(FileHandle(forWritingAtPath: out))
-        p.standardOutput = handle
-        p.standardError = FileHandle.nullDevice
-        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int32, any Error>) in
-            p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch { c.resume(throwing: error) }
-        }
-        try handle.close()
-        return String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    func runGit(_ args: [String], in dir: String) async throws -> String { try await PushToRunTests().git(args, in: dir) }
 }

@@ -60,7 +60,7 @@ import Testing
     @Test func theCacheForgetsRepositoriesNoJobUses() async throws {
         let dir = try TemporaryDirectory("mlhook-git-prune")
         defer { dir.remove() }
-        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        let sha = try await ProviderEndToEndTests().makeRepo(dir.file("repo"))
         let source = GitSource(cacheDirectory: dir.file("cache"))
         _ = try await source.zip(url: "file://" + dir.file("repo"), commit: sha, folder: ".")
         let cached = try FileManager.default.contentsOfDirectory(atPath: dir.file("cache")).filter { $0.hasSuffix(".git") }
@@ -82,7 +82,7 @@ import Testing
     @Test func aFileRepositoryFromAPayloadIsRefusedUnlessTheSourceAllowsIt() async throws {
         let dir = try TemporaryDirectory("mlhook-git-scheme")
         defer { dir.remove() }
-        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        let sha = try await ProviderEndToEndTests().makeRepo(dir.file("repo"))
         let yaml = """
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:

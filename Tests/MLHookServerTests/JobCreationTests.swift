@@ -52,24 +52,24 @@ import Testing
         let path = h.dir.file("cli.yaml")
         try "store: { path: \"\(h.dir.file("mlhook.db"))\" }\nsources:\n  - { name: github, type: github, insecure: true }\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
-        let listed = try runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path)
+        let listed = try await runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path)
         #expect(listed.status == 0 && listed.output.split(separator: "\n").count == 2 && listed.output.contains("retrain#1\tstart_run"))
         // On a terminal: a header row and aligned columns; --json: one array.
-        let terminal = try runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path, terminal: true)
+        let terminal = try await runMLHook(["jobs", "ls", "--config", path], directory: h.dir.path, terminal: true)
         let lines = terminal.output.split(separator: "\n").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
         #expect(lines.first?.hasPrefix("ID") == true && lines.first?.contains("RULE#ACTION") == true, "\(terminal.output)")
         #expect(!terminal.output.contains("\t") && lines.count == 3, "\(terminal.output)")
-        let json = try runMLHook(["jobs", "ls", "--json", "--config", path], directory: h.dir.path)
+        let json = try await runMLHook(["jobs", "ls", "--json", "--config", path], directory: h.dir.path)
         let array = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
         #expect(array?.count == 2)
-        let none = try runMLHook(["callbacks", "ls", "--json", "--config", path], directory: h.dir.path)
+        let none = try await runMLHook(["callbacks", "ls", "--json", "--config", path], directory: h.dir.path)
         #expect(none.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "an empty list is an empty array")
-        let shown = try runMLHook(["jobs", "show", run.id, "--config", path], directory: h.dir.path)
+        let shown = try await runMLHook(["jobs", "show", run.id, "--config", path], directory: h.dir.path)
         #expect(shown.output.contains("idempotency key: \(run.idempotencyKey)"))
         // One numbering: the key, the list and the job's page all call the first action of the rule #1.
         #expect(run.idempotencyKey.contains("#1@") && shown.output.contains("(action 1: start_run)"))
         // The body as sent: a URL keeps its slashes (no \/ escapes).
-        let event = try runMLHook(["events", "show", first.id, "--config", path], directory: h.dir.path)
+        let event = try await runMLHook(["events", "show", first.id, "--config", path], directory: h.dir.path)
         #expect(event.output.contains("\"https://github.com/") && !event.output.contains("\\/"), "\(event.output.suffix(400))")
     }
 }

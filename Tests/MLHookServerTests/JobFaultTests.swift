@@ -79,9 +79,9 @@ final class FlakyAzure: Sendable {
 
 @Suite struct JobFaultTests {
     /// A repository whose `train/train.py` prints its arguments. - Returns: its path and commit.
-    func repo(_ h: IngressHarness) throws -> (path: String, sha: String) {
+    func repo(_ h: IngressHarness) async throws -> (path: String, sha: String) {
         let path = h.dir.file("repo")
-        return (path, try ProviderEndToEndTests().makeRepo(path, script: "import sys\nprint('nightly', sys.argv[1:])\n"))
+        return (path, try await ProviderEndToEndTests().makeRepo(path, script: "import sys\nprint('nightly', sys.argv[1:])\n"))
     }
 
     /// Polls the watcher until no job is watching.
@@ -98,7 +98,7 @@ final class FlakyAzure: Sendable {
         try await rApp.test(.live) { rc in
             let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
             defer { h.dir.remove() }
-            let (path, sha) = try repo(h)
+            let (path, sha) = try await repo(h)
             try h.install("""
                 sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
                 rules:
@@ -146,7 +146,7 @@ final class FlakyAzure: Sendable {
         defer { dir.remove() }
         let aml = try await AMLLocalProcess.start(in: dir)
         defer { aml.process.signal(SIGTERM) }
-        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"))
+        let sha = try await ProviderEndToEndTests().makeRepo(dir.file("repo"))
         try Data(try Fixtures.githubPush(commit: sha, cloneURL: "file://\(dir.file("repo"))")).write(to: URL(fileURLWithPath: dir.file("push.json")))
         let flaky = FlakyAzure(target: aml.credential("base_url"))
         let proxyApp = Application(router: flaky.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -169,7 +169,7 @@ final class FlakyAzure: Sendable {
             let env = ["GH": "flaky-secret", "AML_SECRET": aml.credential("client_secret")]
             let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
             defer { server.signal(SIGTERM) }
-            let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+            let sent = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                                  "--to", "http://127.0.0.1:\(server.port)/hooks/github", "--wait"], environment: env, directory: dir.path)
             #expect(sent.status == 0, "\(sent.output)\n\(server.log.suffix(2000))")
             for action in ["start_run: succeeded", "scale_compute: succeeded", "register_model: succeeded"] {
@@ -177,7 +177,7 @@ final class FlakyAzure: Sendable {
             }
             #expect(flaky.faults >= 6 && flaky.lostStarts == 1, "\(flaky.faults) faults answered")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count == 1, "one run despite the lost answer")
-            let models = try await runMLHookAsync(["aml", "models", "ls", "--credentials", aml.credentialsFile], environment: [:], directory: dir.path)
+            let models = try await runMLHook(["aml", "models", "ls", "--credentials", aml.credentialsFile], environment: [:], directory: dir.path)
             #expect(models.output.components(separatedBy: "flaky-model:").count - 1 == 1, "one model version: \(models.output)")
         }
     }
@@ -185,7 +185,7 @@ final class FlakyAzure: Sendable {
     @Test func jobsCompleteThroughThrottlingOutagesAndALostStartAnswer() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let (path, sha) = try repo(h)
+        let (path, sha) = try await repo(h)
         try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:
@@ -211,7 +211,7 @@ final class FlakyAzure: Sendable {
     @Test func v2JobsCompleteThroughThrottlingOutagesAndLostAnswers() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let (path, sha) = try repo(h)
+        let (path, sha) = try await repo(h)
         try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             azureml: { api: v2 }

@@ -39,12 +39,12 @@ import Testing
                 """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
             let env = ["GH_SECRET": "kill-secret", "AML_SECRET": aml.credential("client_secret"), "CB": "whsec_" + ByteEncoding.base64(Array(repeating: 3, count: 32))]
             let first = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
-            let sent = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+            let sent = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                                  "--to", "http://127.0.0.1:\(first.port)/hooks/github"], environment: env, directory: dir.path)
             #expect(sent.status == 0 && sent.output.hasPrefix("202"))
             // Wait until the run is executing, then kill -9 the service.
             #expect(try await eventually(timeout: .seconds(30)) {
-                (try? await runMLHookAsync(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output.contains("\twatching\t")) ?? false
+                (try? await runMLHook(["jobs", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output.contains("\twatching\t")) ?? false
             })
             first.signal(SIGKILL)
             #expect(try await first.waitForExit() != 0)

@@ -14,10 +14,10 @@ import Testing
         let dir = try TemporaryDirectory("mlhook-ops")
         defer { dir.remove() }
         // The training script prints its whole environment: the service's secrets must not be in it.
-        let sha = try ProviderEndToEndTests().makeRepo(dir.file("repo"), script: "import os\nprint(sorted(os.environ.items()))\n")
+        let sha = try await ProviderEndToEndTests().makeRepo(dir.file("repo"), script: "import os\nprint(sorted(os.environ.items()))\n")
         try FileManager.default.createDirectory(atPath: dir.file("srv"), withIntermediateDirectories: true)
-        _ = try PushToRunTests().git(["clone", "--bare", "-q", dir.file("repo"), dir.file("srv/demo.git")], in: dir.path)
-        _ = try PushToRunTests().git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/demo.git"))
+        _ = try await PushToRunTests().git(["clone", "--bare", "-q", dir.file("repo"), dir.file("srv/demo.git")], in: dir.path)
+        _ = try await PushToRunTests().git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/demo.git"))
         let secrets = ["GH_SECRET": "gh-ops-\(UUID().uuidString)", "CALLBACK_SECRET": "whsec_" + ByteEncoding.base64(Array(repeating: 11, count: 32)),
                        "MLHOOK_ADMIN_TOKEN": "admin-ops-\(UUID().uuidString)", "GIT_TOKEN": "ghp_ops\(UUID().uuidString.prefix(12))"]
         let gitServer = GitHTTPServer(root: dir.file("srv"), user: "x-access-token", token: secrets["GIT_TOKEN"]!)
@@ -47,7 +47,7 @@ import Testing
                 defer { server.signal(SIGTERM) }
                 let base = "http://127.0.0.1:\(server.port)"
                 func cli(_ args: [String], env: [String: String] = secrets) async throws -> (status: Int32, output: String) {
-                    try await runMLHookAsync(args, environment: env, directory: dir.path)
+                    try await runMLHook(args, environment: env, directory: dir.path)
                 }
                 let sent = try await cli(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                           "--to", "\(base)/hooks/github", "--delivery", "ops-delivery-1", "--wait"])

@@ -11,25 +11,25 @@ import Testing
 /// a git server over HTTP that wants a token, python3 running the script, receivers that fail half the time.
 @Suite struct ProviderEndToEndTests {
     /// A repository with `train/train.py` committed on main. - Returns: the commit.
-    func makeRepo(_ path: String, script: String = "import sys\nprint('trained', sys.argv[1:])\n") throws -> String {
+    func makeRepo(_ path: String, script: String = "import sys\nprint('trained', sys.argv[1:])\n") async throws -> String {
         try FileManager.default.createDirectory(atPath: path + "/train", withIntermediateDirectories: true)
         try script.write(toFile: path + "/train/train.py", atomically: true, encoding: .utf8)
         let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: path)
-        _ = try git.git(["add", "."], in: path)
-        _ = try git.git(["-c", "user.email=e@x", "-c", "user.name=E", "commit", "-q", "-m", "train"], in: path)
-        return try git.git(["rev-parse", "HEAD"], in: path)
+        _ = try await git.git(["init", "-q", "-b", "main"], in: path)
+        _ = try await git.git(["add", "."], in: path)
+        _ = try await git.git(["-c", "user.email=e@x", "-c", "user.name=E", "commit", "-q", "-m", "train"], in: path)
+        return try await git.git(["rev-parse", "HEAD"], in: path)
     }
 
     @Test func aGitLabPushFetchedWithATokenBecomesACompletedRunAndARegisteredModel() async throws {
         let dir = try TemporaryDirectory("mlhook-gitlab")
         defer { dir.remove() }
-        let sha = try makeRepo(dir.file("repo"))
+        let sha = try await makeRepo(dir.file("repo"))
         // Served as a private project: git over HTTP, Basic auth with the token.
         try FileManager.default.createDirectory(atPath: dir.file("srv/ml"), withIntermediateDirectories: true)
         let git = PushToRunTests()
-        _ = try git.git(["clone", "--bare", "-q", dir.file("repo"), dir.file("srv/ml/demo.git")], in: dir.path)
-        _ = try git.git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/ml/demo.git"))
+        _ = try await git.git(["clone", "--bare", "-q", dir.file("repo"), dir.file("srv/ml/demo.git")], in: dir.path)
+        _ = try await git.git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/ml/demo.git"))
         let gitToken = "glpat-e2e-token-\(UUID().uuidString.prefix(8))"
         let gitServer = GitHTTPServer(root: dir.file("srv"), user: "oauth2", token: gitToken)
         let gitApp = Application(router: gitServer.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -64,7 +64,7 @@ import Testing
                 let env = ["GL_SECRET": "gitlab-e2e-secret", "GIT_TOKEN": gitToken, "CALLBACK_SECRET": callbackSecret]
                 let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
                 defer { server.signal(SIGTERM) }
-                let sent = try await runMLHookAsync(["send", "gitlab", "Push Hook", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+                let sent = try await runMLHook(["send", "gitlab", "Push Hook", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
                                                      "--to", "http://127.0.0.1:\(server.port)/hooks/gitlab", "--wait"], environment: env, directory: dir.path)
                 #expect(sent.status == 0, "\(sent.output)\n--- server ---\n\(server.log.suffix(3000))")
                 #expect(sent.output.contains(": succeeded run mlhook_job_"), "\(sent.output)")
@@ -86,7 +86,7 @@ import Testing
                 #expect(receiver.attempts >= 3, "the receiver failed every other attempt; delivery retried")
 
                 // The model carries its provenance.
-                let shown = try await runMLHookAsync(["aml", "models", "show", modelID, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+                let shown = try await runMLHook(["aml", "models", "show", modelID, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
                 let model = try #require(JSONValue(json: Array(shown.output.utf8)), "\(shown.output)")
                 func tag(_ k: String) -> String? { model.value(at: "kvTags.\(k)")?.string }
                 #expect(tag("team") == "ml" && tag("mlhook_rule") == "gitlab-train")
@@ -134,13 +134,13 @@ import Testing
                 let form = "command=%2Faml&text=\(FormURLEncoded.escape(text))&user_id=U2CERLKJA&user_name=ops&response_url="
                     + FormURLEncoded.escape("http://127.0.0.1:\(sc.port!)/slack/response")
                 try form.write(toFile: dir.file("form.txt"), atomically: true, encoding: .utf8)
-                let sent = try await runMLHookAsync(["send", "slack", "command", "--payload", dir.file("form.txt"), "--config", dir.file("mlhook.yaml"),
+                let sent = try await runMLHook(["send", "slack", "command", "--payload", dir.file("form.txt"), "--config", dir.file("mlhook.yaml"),
                                                      "--to", "http://127.0.0.1:\(server.port)/hooks/slack", "--wait"], environment: env, directory: dir.path)
                 #expect(sent.status == 0, "\(sent.output)\n--- server ---\n\(server.log.suffix(3000))")
                 return sent.output
             }
             func aml(_ args: [String]) async throws -> String {
-                try await runMLHookAsync(["aml"] + args + ["--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
+                try await runMLHook(["aml"] + args + ["--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
             }
 
             let scaled = try await command("scale cpu-cluster 3")

@@ -17,17 +17,8 @@ import Testing
 /// A signed GitHub push naming a commit of a real git repo becomes a real python3 run on aml-local, watched to
 /// Completed; the same delivery twice makes one run.
 @Suite struct PushToRunTests {
-    func git(_ args: [String], in dir: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", dir] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    func git(_ args: [String], in dir: String) async throws -> String {
+        try await runProcessAsync("/usr/bin/env", ["git", "-C", dir] + args, errors: false).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func aSignedPushBecomesACompletedRun() async throws {
@@ -50,11 +41,11 @@ import Testing
         // A real repository with a training script.
         let repo = h.dir.file("repo")
         try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        _ = try await git(["init", "-q", "-b", "main"], in: repo)
         try "import sys\nprint('training at', sys.argv[1:])\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        _ = try git(["add", "."], in: repo)
-        _ = try git(["-c", "user.email=ci@example.com", "-c", "user.name=CI", "commit", "-q", "-m", "train"], in: repo)
-        let sha = try git(["rev-parse", "HEAD"], in: repo)
+        _ = try await git(["add", "."], in: repo)
+        _ = try await git(["-c", "user.email=ci@example.com", "-c", "user.name=CI", "commit", "-q", "-m", "train"], in: repo)
+        let sha = try await git(["rev-parse", "HEAD"], in: repo)
         #expect(sha.count == 40)
 
         // GitHub's documented push payload, pointed at that commit and repository.

@@ -56,23 +56,18 @@ import Glibc
             let command = line.components(separatedBy: "  #").first!.trimmingCharacters(in: .whitespaces)
             if command.hasPrefix(".build/release/mlhook ") {
                 let arguments = command.dropFirst(".build/release/mlhook ".count).split(separator: " ").map(String.init)
-                let run = try await runMLHookAsync(arguments, environment: listen, directory: dir.path)
+                let run = try await runMLHook(arguments, environment: listen, directory: dir.path)
                 #expect(run.status == 0, "\(command): \(run.output)")
                 outputs.append(run.output)
             } else {
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/bin/sh")
-                p.arguments = ["-c", command]
-                p.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-                try p.run()
-                p.waitUntilExit()
-                #expect(p.terminationStatus == 0, "\(command)")
+                let r = try await runProcessAsync("/bin/sh", ["-c", command], directory: dir.path)
+                #expect(r.status == 0, "\(command): \(r.output)")
             }
         }
         // A repository of one's own with train/train.py, on the same embedded defaults.
         let own = dir.file("my-model")
-        _ = try ProviderEndToEndTests().makeRepo(own, script: "print('my own model')\n")
-        let mine = try await runMLHookAsync(["send", "github", "push", "--repo", own, "--wait"], environment: listen, directory: dir.path)
+        _ = try await ProviderEndToEndTests().makeRepo(own, script: "print('my own model')\n")
+        let mine = try await runMLHook(["send", "github", "push", "--repo", own, "--wait"], environment: listen, directory: dir.path)
         #expect(mine.status == 0 && mine.output.contains("submit_job: succeeded"), "\(mine.output)")
         let sent = try #require(outputs.first)
         #expect(sent.contains("202 ") && sent.contains("submit_job: succeeded"), "\(sent)")
@@ -104,12 +99,12 @@ import Glibc
         let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
         defer { server.signal(SIGTERM) }
         for (provider, event, extra) in [("standard", "invoice.paid", [String]()), ("generic", "build.done", []), ("slack", "/aml", ["--text", "scale gpu 2"])] {
-            let sent = try await runMLHookAsync(["send", provider, event, "--config", dir.file("mlhook.yaml")] + extra, environment: env, directory: dir.path)
+            let sent = try await runMLHook(["send", provider, event, "--config", dir.file("mlhook.yaml")] + extra, environment: env, directory: dir.path)
             #expect(sent.status == 0 && (sent.output.hasPrefix("202 ") || sent.output.hasPrefix("200 ")), "\(provider): \(sent.output)")
         }
-        let listed = try await runMLHookAsync(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
+        let listed = try await runMLHook(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
         #expect(listed.contains("standard\tinvoice.paid") && listed.contains("generic\tbuild.done") && listed.contains("slack\t/aml"), "\(listed)")
-        let unknown = try await runMLHookAsync(["send", "github", "workflow_run", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        let unknown = try await runMLHook(["send", "github", "workflow_run", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
         #expect(unknown.status == 2 && unknown.output.contains("no built-in payload") && unknown.output.contains("--payload"), "\(unknown.output)")
     }
 }

@@ -53,7 +53,7 @@ import Testing
             let sends = try await withThrowingTaskGroup(of: (Int32, String).self) { group in
                 for port in [a.port, b.port] {
                     group.addTask {
-                        let r = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", config,
+                        let r = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", config,
                                                           "--delivery", "same-delivery", "--to", "http://127.0.0.1:\(port)/hooks/github"],
                                                          environment: env, directory: dir.path)
                         return (r.status, r.output)
@@ -73,9 +73,9 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count == 1, "exactly one run for the commit")
 
             // The CLI reads the shared store like the SQLite one.
-            let events = try await runMLHookAsync(["events", "ls", "--config", config], environment: env, directory: dir.path)
+            let events = try await runMLHook(["events", "ls", "--config", config], environment: env, directory: dir.path)
             #expect(events.status == 0 && events.output.split(separator: "\n").filter { $0.contains("same-delivery") }.count == 1, "\(events.output)")
-            let jobs = try await runMLHookAsync(["jobs", "ls", "--config", config], environment: env, directory: dir.path)
+            let jobs = try await runMLHook(["jobs", "ls", "--config", config], environment: env, directory: dir.path)
             #expect(jobs.status == 0 && jobs.output.contains("\tsucceeded\t"), "\(jobs.output)")
             for replica in [a, b] {
                 #expect(try await Self.status("http://127.0.0.1:\(replica.port)/readyz") == 200)
@@ -106,7 +106,7 @@ import Testing
         defer { server.signal(SIGTERM) }
         func send() async throws -> (ok: Bool, output: String, seconds: Double) {
             let start = ContinuousClock.now
-            let r = try await runMLHookAsync(["send", "github", "push", "--payload", dir.file("push.json"), "--config", config,
+            let r = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", config,
                                               "--to", "http://127.0.0.1:\(server.port)/hooks/github"],
                                              environment: env, directory: dir.path)
             return (r.status == 0, r.output, (ContinuousClock.now - start) / .seconds(1))
@@ -143,7 +143,7 @@ import Testing
         try await cluster.run("resume")
         #expect(try await eventually(timeout: .seconds(30)) { try await Self.status(ready) == 200 }, "ready again without a restart")
         #expect(try await eventually(timeout: .seconds(15)) { try await send().ok }, "ingest resumes")
-        let events = try await runMLHookAsync(["events", "ls", "--config", config], environment: env, directory: dir.path)
+        let events = try await runMLHook(["events", "ls", "--config", config], environment: env, directory: dir.path)
         #expect(events.output.split(separator: "\n").filter { $0.contains("\tpush\t") }.count >= 2, "\(events.output)")
     }
 
@@ -155,10 +155,10 @@ import Testing
             store: { postgres: { url: "postgres://mlhook:pw-s3cr3t-never-shown@127.0.0.1:1/mlhook" } }
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let check = try await runMLHookAsync(["config", "check", "--config", config], environment: ["GH": "x"], directory: dir.path)
+        let check = try await runMLHook(["config", "check", "--config", config], environment: ["GH": "x"], directory: dir.path)
         #expect(check.status != 0 && check.output.contains("azureml.mode") && check.output.contains("aml-local"), "\(check.output)")
         #expect(!check.output.contains("pw-s3cr3t-never-shown"))
-        let serve = try await runMLHookAsync(["serve", "--config", config], environment: ["GH": "x"], directory: dir.path)
+        let serve = try await runMLHook(["serve", "--config", config], environment: ["GH": "x"], directory: dir.path)
         #expect(serve.status != 0 && serve.output.contains("aml-local"), "\(serve.output)")
         #expect(!serve.output.contains("pw-s3cr3t-never-shown"))
 
@@ -169,7 +169,7 @@ import Testing
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let env = ["GH": "x", "DB": "postgres://mlhook:pw-s3cr3t-never-shown@127.0.0.1:1/mlhook?sslmode=disable"]
-        let unreachable = try await runMLHookAsync(["serve", "--config", config], environment: env, directory: dir.path)
+        let unreachable = try await runMLHook(["serve", "--config", config], environment: env, directory: dir.path)
         #expect(unreachable.status != 0 && unreachable.output.contains("postgres://mlhook:***@127.0.0.1:1/mlhook"), "\(unreachable.output)")
         #expect(!unreachable.output.contains("pw-s3cr3t-never-shown"))
 
@@ -178,7 +178,7 @@ import Testing
             store: { path: x.db, postgres: { url: "mysql://root:pw-s3cr3t-never-shown@db/x" } }
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let bad = try await runMLHookAsync(["config", "check", "--config", config], environment: ["GH": "x"], directory: dir.path)
+        let bad = try await runMLHook(["config", "check", "--config", config], environment: ["GH": "x"], directory: dir.path)
         #expect(bad.status != 0 && bad.output.contains("mlhook.yaml:1") && bad.output.contains("store.path")
                 && bad.output.contains("store.postgres.url") && bad.output.contains("postgres://"), "\(bad.output)")
         #expect(!bad.output.contains("pw-s3cr3t-never-shown"))

@@ -23,17 +23,17 @@ import Testing
         try Self.config.write(toFile: path, atomically: true, encoding: .utf8)
         // The variables are not inherited from the test process: unset unless given.
         let base = ["GH": "gh", "SCORING_KEY": "", "CALLBACK_SECRET": ""].filter { !$0.value.isEmpty }
-        let check = try runMLHook(["config", "check", path], environment: base, directory: dir.path)
+        let check = try await runMLHook(["config", "check", path], environment: base, directory: dir.path)
         #expect(check.status == 2, "\(check.output)")
         #expect(check.output.contains("\(path):6: rules[train].actions[0].score.key"), "\(check.output)")
         #expect(check.output.contains("\(path):8: rules[train].callback[0].url.secret"), "the callback's own line: \(check.output)")
         #expect(!check.output.contains("<secrets>"), "\(check.output)")
         // The same with --config, as every other command takes it; and serve refuses to start.
-        #expect(try runMLHook(["config", "check", "--config", path], environment: base, directory: dir.path).status == 2)
-        let serve = try runMLHook(["serve", "--config", path], environment: base, directory: dir.path)
+        #expect(try await runMLHook(["config", "check", "--config", path], environment: base, directory: dir.path).status == 2)
+        let serve = try await runMLHook(["serve", "--config", path], environment: base, directory: dir.path)
         #expect(serve.status == 2 && serve.output.contains("CALLBACK_SECRET"), "\(serve.output)")
         // Set, both pass.
-        let ok = try runMLHook(["config", "check", "--config", path], environment: ["GH": "gh", "SCORING_KEY": "k", "CALLBACK_SECRET": "c"],
+        let ok = try await runMLHook(["config", "check", "--config", path], environment: ["GH": "gh", "SCORING_KEY": "k", "CALLBACK_SECRET": "c"],
                                directory: dir.path)
         #expect(ok.status == 0 && ok.output.contains("ok"), "\(ok.output)")
     }

@@ -34,7 +34,7 @@ import Testing
             return path
         }
         func send(_ branch: String, delivery: String, _ extra: [String] = []) async throws -> (status: Int32, output: String) {
-            try await runMLHookAsync(["send", "github", "push", "--payload", try payload(branch), "--config", dir.file("mlhook.yaml"),
+            try await runMLHook(["send", "github", "push", "--payload", try payload(branch), "--config", dir.file("mlhook.yaml"),
                                       "--to", "http://127.0.0.1:\(server.port)/hooks/github", "--delivery", delivery, "--wait"] + extra,
                                      environment: env, directory: dir.path)
         }

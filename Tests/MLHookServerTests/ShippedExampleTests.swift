@@ -22,19 +22,19 @@ import Testing
     }
 
     /// A repository with `train.py` at its root that prints its arguments; served bare under `srv/{name}.git`.
-    static func repo(_ dir: TemporaryDirectory, name: String, folder: String = ".") throws -> String {
+    static func repo(_ dir: TemporaryDirectory, name: String, folder: String = ".") async throws -> String {
         let path = dir.file("work-\(name)")
         try FileManager.default.createDirectory(atPath: path + "/" + folder, withIntermediateDirectories: true)
         try "import sys\nprint('trained with', sys.argv[1:])\n".write(toFile: path + "/" + folder + "/train.py", atomically: true, encoding: .utf8)
         let git = PushToRunTests()
-        _ = try git.git(["init", "-q", "-b", "main"], in: path)
-        _ = try git.git(["add", "."], in: path)
-        _ = try git.git(["-c", "user.email=e@x", "-c", "user.name=E", "commit", "-q", "-m", "train"], in: path)
+        _ = try await git.git(["init", "-q", "-b", "main"], in: path)
+        _ = try await git.git(["add", "."], in: path)
+        _ = try await git.git(["-c", "user.email=e@x", "-c", "user.name=E", "commit", "-q", "-m", "train"], in: path)
         try FileManager.default.createDirectory(atPath: dir.file("srv/" + name).components(separatedBy: "/").dropLast().joined(separator: "/"),
                                                 withIntermediateDirectories: true)
-        _ = try git.git(["clone", "--bare", "-q", path, dir.file("srv/\(name).git")], in: dir.path)
-        _ = try git.git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/\(name).git"))
-        return try git.git(["rev-parse", "HEAD"], in: path)
+        _ = try await git.git(["clone", "--bare", "-q", path, dir.file("srv/\(name).git")], in: dir.path)
+        _ = try await git.git(["config", "uploadpack.allowAnySHA1InWant", "true"], in: dir.file("srv/\(name).git"))
+        return try await git.git(["rev-parse", "HEAD"], in: path)
     }
 
     /// A run's driver log.
@@ -57,7 +57,7 @@ import Testing
     @Test func slackChatOpsRunsTheConfiguredBranchAndAnswersInSlack() async throws {
         let dir = try TemporaryDirectory("mlhook-example-slack")
         defer { dir.remove() }
-        let sha = try Self.repo(dir, name: "acme/ml")
+        let sha = try await Self.repo(dir, name: "acme/ml")
         let slack = Receiver(failFirst: 0)
         try await Application(router: slack.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { sc in
             let yaml = try Self.example("slack-chatops.yaml")
@@ -86,7 +86,7 @@ import Testing
     @Test func aPullRequestCommentRetrainsItsHeadResolvedThroughTheGitHubAPI() async throws {
         let dir = try TemporaryDirectory("mlhook-example-pr")
         defer { dir.remove() }
-        let sha = try Self.repo(dir, name: "octo/ml")
+        let sha = try await Self.repo(dir, name: "octo/ml")
         let token = "ghs_example_\(UUID().uuidString.prefix(8))"
         try token.write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
         let gitServer = GitHTTPServer(root: dir.file("srv"), user: "x-access-token", token: token)
@@ -160,7 +160,7 @@ extension ShippedExampleTests {
     @Test func githubPushToTrainRunsTheCommitAndReportsToCIAndGitHub() async throws {
         let dir = try TemporaryDirectory("mlhook-example-push")
         defer { dir.remove() }
-        let sha = try Self.repo(dir, name: "octo/ml", folder: "train")
+        let sha = try await Self.repo(dir, name: "octo/ml", folder: "train")
         try "callback-secret".write(toFile: dir.file("cb"), atomically: true, encoding: .utf8)
         try "ghs_status".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
         let ci = Receiver(failFirst: 0)
@@ -198,7 +198,7 @@ extension ShippedExampleTests {
     @Test func gitlabPushTrainsAndATagRegistersTheModel() async throws {
         let dir = try TemporaryDirectory("mlhook-example-gitlab")
         defer { dir.remove() }
-        let sha = try Self.repo(dir, name: "group/ml", folder: "model")
+        let sha = try await Self.repo(dir, name: "group/ml", folder: "model")
         try "callback-secret".write(toFile: dir.file("cb"), atomically: true, encoding: .utf8)
         let hook = Receiver(failFirst: 0)
         try await Application(router: hook.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { rc in
@@ -229,7 +229,7 @@ extension ShippedExampleTests {
     @Test func nightlyRetrainFiresOnItsScheduleAndCallsBack() async throws {
         let dir = try TemporaryDirectory("mlhook-example-nightly")
         defer { dir.remove() }
-        let sha = try Self.repo(dir, name: "acme/ml", folder: "train")
+        let sha = try await Self.repo(dir, name: "acme/ml", folder: "train")
         try "callback-secret".write(toFile: dir.file("cb"), atomically: true, encoding: .utf8)
         let hook = Receiver(failFirst: 0)
         try await Application(router: hook.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { rc in

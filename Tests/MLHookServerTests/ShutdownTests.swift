@@ -51,7 +51,7 @@ import Testing
         #expect(answer.hasPrefix("HTTP/1.1 202"), "\(answer)\n\(server.log.suffix(1500))")
         #expect(try await server.waitForExit(timeout: .seconds(20)) == 0, "SIGTERM exits 0: \(server.log.suffix(1500))")
         #expect(server.log.contains("mlhook stopped"))
-        let events = try await runMLHookAsync(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        let events = try await runMLHook(["events", "ls", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
         #expect(events.output.contains("\tin-flight-1\t"), "\(events.output)")
     }
 

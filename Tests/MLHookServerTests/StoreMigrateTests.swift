@@ -43,7 +43,7 @@ import Testing
         try "store: { path: \"\(dir.file("back/mlhook.db"))\" }\n\(sources)\n".write(toFile: c, atomically: true, encoding: .utf8)
         let env = ["GH": "x", "DB": database.url]
 
-        let there = try await runMLHookAsync(["store", "migrate", "--from", a, "--to", b, "--batch", "2"], environment: env, directory: dir.path)
+        let there = try await runMLHook(["store", "migrate", "--from", a, "--to", b, "--batch", "2"], environment: env, directory: dir.path)
         #expect(there.status == 0, "\(there.output)")
         for table in ["events: 7 rows", "jobs: 7 rows", "job_attempts: 3 rows", "callbacks: 3 rows"] {
             #expect(there.output.contains(table + " copied, checksums match"), "\(there.output)")
@@ -57,11 +57,11 @@ import Testing
         #expect(try await postgres.append(again) == .duplicate(id: events[3].id))
 
         // A second run refuses the target that now holds the copy.
-        let twice = try await runMLHookAsync(["store", "migrate", "--from", a, "--to", b], environment: env, directory: dir.path)
+        let twice = try await runMLHook(["store", "migrate", "--from", a, "--to", b], environment: env, directory: dir.path)
         #expect(twice.status == 1 && twice.output.contains("not empty"), "\(twice.output)")
 
         // And back into a new SQLite store.
-        let back = try await runMLHookAsync(["store", "migrate", "--from", b, "--to", c], environment: env, directory: dir.path)
+        let back = try await runMLHook(["store", "migrate", "--from", b, "--to", c], environment: env, directory: dir.path)
         #expect(back.status == 0, "\(back.output)")
         let returned = try SQLiteStore(path: dir.file("back/mlhook.db"), logger: Logger(label: "migrate"))
         #expect(try await Self.snapshot(returned) == before)

@@ -18,21 +18,21 @@ import Testing
 /// watcher follows it to Completed, registers its output as a v2 model version, and the signed callback names the
 /// job, the model version and the commit.
 @Suite struct SubmitJobTests {
-    func git(_ args: [String], in dir: String) throws -> String { try PushToRunTests().git(args, in: dir) }
+    func git(_ args: [String], in dir: String) async throws -> String { try await PushToRunTests().git(args, in: dir) }
 
-    func commit(_ repo: String, _ message: String) throws -> String {
-        _ = try git(["add", "."], in: repo)
-        _ = try git(["-c", "user.email=ci@example.com", "-c", "user.name=CI", "commit", "-q", "--allow-empty", "-m", message], in: repo)
-        return try git(["rev-parse", "HEAD"], in: repo)
+    func commit(_ repo: String, _ message: String) async throws -> String {
+        _ = try await git(["add", "."], in: repo)
+        _ = try await git(["-c", "user.email=ci@example.com", "-c", "user.name=CI", "commit", "-q", "--allow-empty", "-m", message], in: repo)
+        return try await git(["rev-parse", "HEAD"], in: repo)
     }
 
     /// A git repository in the harness's directory whose `train/train.py` is `script`. - Returns: its path and commit.
-    func trainingRepository(_ h: IngressHarness) throws -> (path: String, sha: String) {
+    func trainingRepository(_ h: IngressHarness) async throws -> (path: String, sha: String) {
         let repo = h.dir.file("repo")
         try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-        _ = try git(["init", "-q", "-b", "main"], in: repo)
+        _ = try await git(["init", "-q", "-b", "main"], in: repo)
         try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
-        return (repo, try commit(repo, "train"))
+        return (repo, try await commit(repo, "train"))
     }
 
     static let script = """
@@ -69,13 +69,13 @@ import Testing
             defer { h.dir.remove() }
             let repo = h.dir.file("repo")
             try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
-            _ = try git(["init", "-q", "-b", "main"], in: repo)
+            _ = try await git(["init", "-q", "-b", "main"], in: repo)
             try Self.script.write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
             try "readme".write(toFile: repo + "/README.md", atomically: true, encoding: .utf8)
-            let first = try commit(repo, "train")
+            let first = try await commit(repo, "train")
             // A second commit that changes nothing under train/: its code asset is the first one's.
             try "readme, edited".write(toFile: repo + "/README.md", atomically: true, encoding: .utf8)
-            let second = try commit(repo, "docs")
+            let second = try await commit(repo, "docs")
 
             let aml = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml")), logger: Logger(label: "aml"))
             let amlApp = Application(router: aml.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -191,7 +191,7 @@ import Testing
     @Test func anActionThatNamesAWorkspaceRunsAndIsWatchedThere() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let (repo, sha) = try trainingRepository(h)
+        let (repo, sha) = try await trainingRepository(h)
         let local = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-default")), logger: Logger(label: "aml"))
         let prod = try AMLLocal(settings: AMLLocalSettings(dataDirectory: h.dir.file("aml-prod")), logger: Logger(label: "aml-prod"))
         let localApp = Application(router: local.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -247,7 +247,7 @@ import Testing
     @Test func aSubmitRefusedOnRetryAdoptsItsOwnJobOnly() async throws {
         let h = try IngressHarness(config: "sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]\n")
         defer { h.dir.remove() }
-        let (repo, sha) = try trainingRepository(h)
+        let (repo, sha) = try await trainingRepository(h)
         try h.install("""
             sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
             rules:

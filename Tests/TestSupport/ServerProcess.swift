@@ -84,30 +84,15 @@ final class OutputBuffer: Sendable {
     let text = Mutex("")
 }
 
-/// Runs the `mlhook` binary to completion and returns its exit status and output.
+/// Runs the `mlhook` binary to completion without blocking a thread of the concurrency pool (two blocked
+/// threads stall every test of the process on a 2-core machine); returns its exit status and output.
 /// - Parameter terminal: Run it on a pseudo-terminal (util-linux `script`), as a person at a shell would.
 public func runMLHook(_ arguments: [String], environment: [String: String] = [:], directory: String,
-                      terminal: Bool = false) throws -> (status: Int32, output: String) {
-    if terminal {
-        let line = ([try ServerProcess.binary()] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        p.arguments = ["-qefc", line, "/dev/null"]
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
-    }
-    let (p, handle) = try startMLHook(arguments, environment: environment, directory: directory)
-    let data = handle.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+                      terminal: Bool = false) async throws -> (status: Int32, output: String) {
+    guard terminal else { return try await runProcessAsync(try ServerProcess.binary(), arguments, environment: environment, directory: directory) }
+    let line = ([try ServerProcess.binary()] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    let r = try await runProcessAsync("/usr/bin/script", ["-qefc", line, "/dev/null"], environment: environment, directory: directory)
+    return (r.status, r.output.replacingOccurrences(of: "\r\n", with: "\n"))
 }
 
 /// Starts the `mlhook` binary with standard output and error on one pipe.
@@ -124,15 +109,11 @@ func startMLHook(_ arguments: [String], environment: [String: String], directory
     return (p, pipe.fileHandleForReading)
 }
 
-/// Runs the `mlhook` binary to completion without blocking a thread of the concurrency pool.
-public func runMLHookAsync(_ arguments: [String], environment: [String: String] = [:], directory: String) async throws -> (status: Int32, output: String) {
-    try await runProcessAsync(try ServerProcess.binary(), arguments, environment: environment, directory: directory)
-}
-
 /// Runs a program to completion without blocking a thread of the concurrency pool; its output (both streams) goes
 /// to a file, not a pipe, so a daemon it starts cannot hold the output open.
+/// - Parameter errors: Whether standard error is part of the output (else it is discarded).
 public func runProcessAsync(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                            directory: String? = nil) async throws -> (status: Int32, output: String) {
+                            directory: String? = nil, errors: Bool = true) async throws -> (status: Int32, output: String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-out-\(UUID().uuidString)").path
     FileManager.default.createFile(atPath: out, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: out) }
@@ -144,7 +125,8 @@ public func runProcessAsync(_ executable: String, _ arguments: [String], environ
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     p.standardOutput = handle
-    p.standardError = handle
+    p.standardError = errors ? handle : FileHandle.nullDevice
+    p.standardInput = FileHandle.nullDevice
     let status: Int32 = try await withCheckedThrowingContinuation { c in
         p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
         do { try p.run() } catch { p.terminationHandler = nil; c.resume(throwing: error) }
