@@ -38,6 +38,8 @@ let package = Package(
         ),
         // prctl wrappers (PR_SET_DUMPABLE): header-only, nothing to link.
         .systemLibrary(name: "CProcessControl"),
+        // Child processes through posix_spawn (git, aml-local's runs and scoring), not Foundation's Process.
+        .target(name: "ChildProcess", dependencies: ["CProcessControl"]),
         .target(
             name: "Signing",
             dependencies: [
@@ -65,7 +67,7 @@ let package = Package(
         .target(
             name: "MLHookServer",
             dependencies: [
-                "Signing", "MLHookCore", "Store", "AMLLocal", "AzureML",
+                "Signing", "MLHookCore", "Store", "AMLLocal", "AzureML", "ChildProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -83,7 +85,7 @@ let package = Package(
         .target(
             name: "AMLLocal",
             dependencies: [
-                "MLHookCore", "Signing",
+                "MLHookCore", "Signing", "ChildProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,7 +125,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "AzureML", "MLHookCore",
+                "AzureML", "MLHookCore", "ChildProcess",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport",
@@ -152,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "AMLLocalTests",
             dependencies: [
-                "AMLLocal", "MLHookCore", "TestSupport",
+                "AMLLocal", "MLHookCore", "TestSupport", "ChildProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

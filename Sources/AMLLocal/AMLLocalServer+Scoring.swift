@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -130,36 +131,26 @@ extension AMLLocalServer {
         _ = FileManager.default.createFile(atPath: inPath, contents: Data(input))
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        guard let stdin = FileHandle(forReadingAtPath: inPath), let stdout = FileHandle(forWritingAtPath: outPath),
-              let stderr = FileHandle(forWritingAtPath: errPath) else {
-            return .failure(ScoringFailure(message: "cannot open scratch files"))
-        }
-        defer { try? stdin.close(); try? stdout.close(); try? stderr.close() }
-        let p = Process()
+        let stdin = open(inPath, O_RDONLY | O_CLOEXEC), stdout = open(outPath, O_WRONLY | O_CLOEXEC), stderr = open(errPath, O_WRONLY | O_CLOEXEC)
+        defer { for fd in [stdin, stdout, stderr] where fd >= 0 { close(fd) } }
+        guard stdin >= 0, stdout >= 0, stderr >= 0 else { return .failure(ScoringFailure(message: "cannot open scratch files")) }
         let work = tmp.appendingPathComponent("work")
         try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let (executable, arguments) = sandbox.command(["-c", harness, directory, entry] + (modelDirectory.map { [$0] } ?? []), directory: work.path,
                                                       readOnly: [directory] + (modelDirectory.map { [$0] } ?? []))
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.currentDirectoryURL = sandbox.confined ? work : URL(fileURLWithPath: directory)
-        p.environment = RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment)
-        p.standardInput = stdin
-        p.standardOutput = stdout
-        p.standardError = stderr
-        let status: Int32 = await withCheckedContinuation { continuation in
-            p.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch {
-                p.terminationHandler = nil
-                continuation.resume(returning: -1)
-                return
-            }
-            let pid = p.processIdentifier
-            Task {
-                try? await Task.sleep(for: .seconds(60))
-                if p.isRunning { kill(-pid, SIGKILL) }
-            }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(executable, arguments, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
+                                           directory: sandbox.confined ? work.path : directory, input: stdin, output: stdout, error: stderr)
+        } catch {
+            return .failure(ScoringFailure(message: "the entry script could not start: \(error)"))
         }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(60))
+            child.signalGroup(SIGKILL)
+        }
+        let status = await child.wait().status
+        watchdog.cancel()
         guard status == 0 else {
             return .failure(ScoringFailure(message: "the entry script failed (exit \(status)): " + RunExecutor.tail(errPath, lines: 5)))
         }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Logging
 import MLHookCore
@@ -40,7 +41,7 @@ final class RunExecutor: Sendable {
     private struct State {
         var queue: [Ticket] = []
         var running: [String: Int] = [:]
-        var processes: [String: Int32] = [:]
+        var processes: [String: ChildProcess] = [:]
         var canceling: Set<String> = []
         /// Runs taken from the queue whose process is not spawned yet.
         var starting: Set<String> = []
@@ -132,26 +133,26 @@ final class RunExecutor: Sendable {
 
     /// Stops every run's process group and starts nothing more; the runs are marked Failed at the next start.
     func shutdown() {
-        let pids = state.withLock { s -> [Int32] in
+        let children = state.withLock { s -> [ChildProcess] in
             s.stopping = true
             s.queue.removeAll()
             return Array(s.processes.values)
         }
-        for pid in pids { kill(-pid, SIGKILL) }
+        for child in children { child.signalGroup(SIGKILL) }
     }
 
     /// Cancels a queued or running run.
     /// - Returns: The run after the request.
     func cancel(_ wsKey: String, _ runID: String) -> JSONValue? {
         let key = wsKey + "/" + runID
-        let (wasQueued, pid): (Bool, Int32?) = state.withLock { s in
+        let (wasQueued, child): (Bool, ChildProcess?) = state.withLock { s in
             if let i = s.queue.firstIndex(where: { $0.wsKey == wsKey && $0.runID == runID }) {
                 s.queue.remove(at: i)
                 return (true, nil)
             }
-            if let pid = s.processes[key] {
+            if let child = s.processes[key] {
                 s.canceling.insert(key)
-                return (false, pid)
+                return (false, child)
             }
             // Dequeued but not yet spawned (Preparing): remember the cancel, so execute kills the process as soon
             // as it exists instead of the request being lost.
@@ -161,9 +162,9 @@ final class RunExecutor: Sendable {
         if wasQueued {
             return update(wsKey, runID) { $0.setting("status", "Canceled").setting("endTimeUtc", .string(AMLLocalServer.now())) }
         }
-        if let pid {
+        if let child {
             let run = update(wsKey, runID) { $0.setting("status", "CancelRequested") }
-            terminate(pid, key: key)
+            terminate(child)
             return run
         }
         return try? store.get("run", wsKey, runID)
@@ -171,11 +172,11 @@ final class RunExecutor: Sendable {
 
     /// SIGTERM to the run's process group, then SIGKILL if it is still there 2 s later (a process that ignores or has
     /// not yet set up its handling of SIGTERM, as bubblewrap while it builds the sandbox, is stopped all the same).
-    private func terminate(_ pid: Int32, key: String) {
-        kill(-pid, SIGTERM)
+    private func terminate(_ child: ChildProcess) {
+        child.signalGroup(SIGTERM)
         Task {
             try? await Task.sleep(for: .seconds(2))
-            if self.state.withLock({ $0.processes[key] == pid }) { kill(-pid, SIGKILL) }
+            child.signalGroup(SIGKILL)  // nothing once it has been reaped: its pid may be another process's by then
         }
     }
 
@@ -198,18 +199,8 @@ final class RunExecutor: Sendable {
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: outPath), let err = t.command != nil ? FileHandle(forWritingAtPath: outPath) : FileHandle(forWritingAtPath: errPath) else {
-            finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
-            return
-        }
-        defer { try? out.close(); try? err.close() }
-
-        let process = Process()
-        // Foundation's Process starts the child as the leader of a new process group (checked below), and env
-        // execs the interpreter in place, so kill(-pid) reaches everything the script starts. (setsid would
-        // fork, because the child already leads its group, and report exit 0 at once.)
         // Confined (RunSandbox): the script sees only its directory and the system, in its own PID namespace,
-        // so nothing it starts outlives the group kill below.
+        // so nothing it starts outlives the group kill (the child leads its own process group).
         var (executable, arguments) = sandbox.command([t.script] + t.arguments, directory: t.directory.path)
         var path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         if let command = t.command {
@@ -222,56 +213,53 @@ final class RunExecutor: Sendable {
             }
             path = bin.path + ":" + path
         }
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = t.directory
         var env = Self.inheritedEnvironment(ProcessInfo.processInfo.environment)
         for (k, v) in t.environment { env[k] = v }
         env["AZUREML_RUN_ID"] = t.runID
         env["AZUREML_ARM_WORKSPACE_NAME"] = t.wsKey.split(separator: "/").last.map(String.init)
         env["PYTHONUNBUFFERED"] = "1"
         env["PATH"] = path
-        process.environment = env
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
 
-        let status: Int32 = await withCheckedContinuation { continuation in
-            process.terminationHandler = { p in continuation.resume(returning: p.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(returning: -1)
-                return
-            }
-            let pid = process.processIdentifier
-            if getpgid(pid) != pid {
-                logger.warning("aml-local: run \(t.runID) is not a process-group leader; cancel stops only its main process")
-            }
-            let alreadyCanceled = state.withLock { s -> Bool in
-                s.processes[key] = pid
-                s.starting.remove(key)
-                return s.canceling.contains(key)
-            }
-            update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }
-            if alreadyCanceled { terminate(pid, key: key) }
-            if let limit = t.maxSeconds ?? Optional(settings.defaultMaxRunSeconds) {
-                Task {
-                    try? await Task.sleep(for: .seconds(limit))
-                    let stillRunning = self.state.withLock { s -> Bool in
-                        guard s.processes[key] == pid else { return false }
-                        s.timedOut.insert(key)
-                        return true
-                    }
-                    if stillRunning { kill(-pid, SIGKILL) }
-                }
-            }
+        // A command job writes one log (stdout and stderr together), as Azure's std_log.txt.
+        let out = open(outPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let err = t.command != nil ? out : open(errPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+        defer {
+            if out >= 0 { close(out) }
+            if err >= 0 && err != out { close(err) }
         }
-        let (canceled, timedOut) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key)) }
-        if status == -1 && !canceled {
+        guard out >= 0, err >= 0 else {
+            finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
+            return
+        }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(executable, arguments, environment: env, directory: t.directory.path, output: out, error: err)
+        } catch {
+            logger.warning("aml-local: run \(t.runID) could not start: \(error)")
             finish(t, status: "Failed", error: Self.error("ServiceError", "could not start \(settings.interpreter)"))
-        } else if canceled {
+            return
+        }
+        let alreadyCanceled = state.withLock { s -> Bool in
+            s.processes[key] = child
+            s.starting.remove(key)
+            return s.canceling.contains(key)
+        }
+        update(t.wsKey, t.runID) { $0["status"]?.string == "Preparing" ? $0.setting("status", "Running") : $0 }
+        if alreadyCanceled { terminate(child) }
+        let limit = t.maxSeconds ?? settings.defaultMaxRunSeconds
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(limit))
+            let stillRunning = self.state.withLock { s -> Bool in
+                guard s.processes[key] === child, child.isRunning else { return false }
+                s.timedOut.insert(key)
+                return true
+            }
+            if stillRunning { child.signalGroup(SIGKILL) }
+        }
+        let status = await child.wait().status
+        watchdog.cancel()
+        let (canceled, timedOut) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key)) }
+        if canceled {
             finish(t, status: "Canceled", error: .null)
         } else if timedOut {
             finish(t, status: "Failed", error: Self.error("UserError",

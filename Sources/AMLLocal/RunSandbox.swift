@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Logging
 import Synchronization
@@ -121,17 +122,13 @@ struct RunSandbox: Sendable {
 
     /// Runs a command to completion. - Returns: its standard output, or nil when it failed.
     private static func run(_ executable: String, _ arguments: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment)
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("aml-probe-\(UUID().uuidString)").path
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        defer { close(fd); unlink(path) }
+        guard let child = try? ChildProcess.spawn(executable, arguments, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
+                                                  output: fd) else { return nil }
+        guard child.waitUntilExit() == .exited(0) else { return nil }
+        return String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
     }
 }

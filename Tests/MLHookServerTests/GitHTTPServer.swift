@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -42,22 +43,16 @@ final class GitHTTPServer: Sendable {
         defer { try? FileManager.default.removeItem(atPath: tmp + ".in"); try? FileManager.default.removeItem(atPath: tmp + ".out") }
         FileManager.default.createFile(atPath: tmp + ".in", contents: Data(body.readableBytesView))
         FileManager.default.createFile(atPath: tmp + ".out", contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "http-backend"]
         var env = ["GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": req.uri.path, "QUERY_STRING": req.uri.query ?? "",
                    "REQUEST_METHOD": req.method.rawValue, "CONTENT_TYPE": req.headers[.contentType] ?? "",
                    "CONTENT_LENGTH": String(body.readableBytes), "REMOTE_USER": user, "REMOTE_ADDR": "127.0.0.1",
                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         if let encoding = req.headers[.contentEncoding] { env["HTTP_CONTENT_ENCODING"] = encoding }
         if let proto = req.headers[HTTPField.Name("Git-Protocol")!] { env["GIT_PROTOCOL"] = proto }
-        p.environment = env
-        p.standardInput = FileHandle(forReadingAtPath: tmp + ".in")
-        p.standardOutput = FileHandle(forWritingAtPath: tmp + ".out")
-        p.standardError = FileHandle.nullDevice
-        let _: Int32 = await withCheckedContinuation { c in
-            p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch { p.terminationHandler = nil; c.resume(returning: -1) }
+        let input = open(tmp + ".in", O_RDONLY | O_CLOEXEC), output = open(tmp + ".out", O_WRONLY | O_CLOEXEC)
+        defer { close(input); close(output) }
+        if let child = try? ChildProcess.spawn("/usr/bin/env", ["git", "http-backend"], environment: env, input: input, output: output) {
+            _ = await child.wait()
         }
         // CGI output: header lines, a blank line, the body.
         let out = [UInt8](FileManager.default.contents(atPath: tmp + ".out") ?? Data())

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import TestSupport
 import Testing
@@ -14,15 +15,10 @@ import Glibc
         let dir = try TemporaryDirectory("mlhook-undumpable")
         defer { dir.remove() }
         chmod(dir.path, 0o777)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", try ServerProcess.binary(), "serve"]
-        p.environment = ["MLHOOK_LISTEN": "127.0.0.1:0", "MLHOOK_NO_SAMPLE": "1", "PATH": "/usr/bin:/bin", "MLHOOK_ADMIN_SECRET_PROBE": "x"]
-        p.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { p.terminate(); p.waitUntilExit() }
+        let p = try ChildProcess.spawn("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", try ServerProcess.binary(), "serve"],
+                                       environment: ["MLHOOK_LISTEN": "127.0.0.1:0", "MLHOOK_NO_SAMPLE": "1", "PATH": "/usr/bin:/bin", "MLHOOK_ADMIN_SECRET_PROBE": "x"],
+                                       directory: dir.path)
+        defer { p.signal(SIGKILL) }
         // Once it listens (its secret file exists), it has made itself undumpable.
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: dir.file(".mlhook/secrets/github")), ContinuousClock.now < deadline, p.isRunning {
@@ -30,9 +26,9 @@ import Glibc
         }
         #expect(p.isRunning, "mlhook serve runs as nobody")
         var st = stat()
-        #expect(stat("/proc/\(p.processIdentifier)/environ", &st) == 0)
+        #expect(stat("/proc/\(p.pid)/environ", &st) == 0)
         #expect(st.st_uid == 0, "owned by root, not by the server's user (65534): not dumpable")
         var status = stat()
-        #expect(stat("/proc/\(p.processIdentifier)", &status) == 0 && status.st_uid == 65534, "the process itself runs as nobody")
+        #expect(stat("/proc/\(p.pid)", &status) == 0 && status.st_uid == 65534, "the process itself runs as nobody")
     }
 }

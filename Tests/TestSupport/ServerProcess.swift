@@ -1,9 +1,10 @@
+import ChildProcess
 import Foundation
 import Synchronization
 
 /// The real `mlhook` binary run as a child process, for tests that must kill it.
 public final class ServerProcess: Sendable {
-    private let process: Process
+    private let process: ChildProcess
     private let output = OutputBuffer()
     /// The bound port, parsed from the "listening on" log line.
     public let port: Int
@@ -45,7 +46,7 @@ public final class ServerProcess: Sendable {
             }
         }
         guard let found else {
-            process.terminate()
+            process.signal(SIGTERM)
             throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "mlhook did not start: \(output.text.withLock { $0 })"])
         }
         port = found
@@ -61,10 +62,10 @@ public final class ServerProcess: Sendable {
     /// Everything the process wrote so far.
     public var log: String { output.text.withLock { $0 } }
 
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.pid }
 
     /// Sends a signal (SIGKILL to crash it, SIGTERM to stop it).
-    public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    public func signal(_ sig: Int32) { process.signal(sig) }
 
     /// Waits for the process to exit and returns its status, or nil on timeout.
     public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32? {
@@ -73,10 +74,11 @@ public final class ServerProcess: Sendable {
             guard ContinuousClock.now < deadline else { return nil }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
+        // As a shell reports it: the exit status, or 128 + the signal.
+        return process.termination?.status
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit { process.signal(SIGKILL) }
 }
 
 /// Output collected by a reader thread.
@@ -96,17 +98,20 @@ public func runMLHook(_ arguments: [String], environment: [String: String] = [:]
 }
 
 /// Starts the `mlhook` binary with standard output and error on one pipe.
-func startMLHook(_ arguments: [String], environment: [String: String], directory: String) throws -> (Process, FileHandle) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    p.currentDirectoryURL = URL(fileURLWithPath: directory)
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    return (p, pipe.fileHandleForReading)
+func startMLHook(_ arguments: [String], environment: [String: String], directory: String) throws -> (ChildProcess, FileHandle) {
+    var ends: [Int32] = [0, 0]
+    // Children started by ChildProcess inherit no descriptor beyond 0-2, so a plain pipe is not leaked to them.
+    guard pipe(&ends) == 0 else { throw CocoaError(.fileWriteUnknown) }
+    defer { close(ends[1]) }
+    let child: ChildProcess
+    do {
+        child = try ChildProcess.spawn(try ServerProcess.binary(), arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                       directory: directory, output: ends[1], error: ends[1])
+    } catch {
+        close(ends[0])
+        throw error
+    }
+    return (child, FileHandle(fileDescriptor: ends[0], closeOnDealloc: true))
 }
 
 /// Runs a program to completion without blocking a thread of the concurrency pool; its output (both streams) goes
@@ -114,22 +119,7 @@ func startMLHook(_ arguments: [String], environment: [String: String], directory
 /// - Parameter errors: Whether standard error is part of the output (else it is discarded).
 public func runProcessAsync(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                             directory: String? = nil, errors: Bool = true) async throws -> (status: Int32, output: String) {
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-out-\(UUID().uuidString)").path
-    FileManager.default.createFile(atPath: out, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: out) }
-    guard let handle = FileHandle(forWritingAtPath: out) else { throw CocoaError(.fileWriteUnknown) }
-    defer { try? handle.close() }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    p.standardOutput = handle
-    p.standardError = errors ? handle : FileHandle.nullDevice
-    p.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { c in
-        p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
-        do { try p.run() } catch { p.terminationHandler = nil; c.resume(throwing: error) }
-    }
-    return (status, String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self))
+    let r = try await ChildProcess.run(executable, arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                       directory: directory, errors: errors)
+    return (r.termination.status, r.output)
 }

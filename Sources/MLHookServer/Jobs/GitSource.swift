@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import MLHookCore
 import Signing
@@ -172,41 +173,42 @@ public struct GitSource: Sendable {
     @discardableResult
     func git(_ arguments: [String], stdoutPath: String? = nil, environment extra: [String: String] = [:],
              timeout: Duration = GitSource.defaultTimeout) async throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git"] + arguments
         // Not the server's environment (webhook secrets, the admin token, the Azure client secret): git and the
         // hooks or helpers it may run get the basics only.
         var env = ProcessInfo.processInfo.environment.filter { Self.inheritedNames.contains($0.key) }
         env["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password
         env["GIT_ALLOW_PROTOCOL"] = Self.allowedSchemes.sorted().joined(separator: ":")
         env.merge(extra) { _, new in new }
-        p.environment = env
         let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("mlhook-git-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        guard let err = FileHandle(forWritingAtPath: errPath) else { throw Failure(description: "cannot capture git's stderr") }
-        defer { try? err.close() }
-        p.standardError = err
+        let err = open(errPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard err >= 0 else { throw Failure(description: "cannot capture git's stderr") }
+        defer { unlink(errPath) }
+        var out: Int32? = nil
         if let stdoutPath {
-            FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-            p.standardOutput = FileHandle(forWritingAtPath: stdoutPath) ?? FileHandle.nullDevice
-        } else {
-            p.standardOutput = FileHandle.nullDevice
+            let fd = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { close(err); throw Failure(description: "cannot write \(stdoutPath)") }
+            out = fd
         }
-        p.standardInput = FileHandle.nullDevice
-        let status: Int32 = await withCheckedContinuation { c in
-            p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch { p.terminationHandler = nil; c.resume(returning: -1); return }
-            let pid = p.processIdentifier
-            Task {
-                try? await Task.sleep(for: timeout)
-                if p.isRunning { kill(pid, SIGKILL) }
-            }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn("/usr/bin/env", ["git"] + arguments, environment: env, output: out, error: err)
+        } catch {
+            close(err)
+            if let out { close(out) }
+            throw Failure(description: "cannot start git: \(error)")
         }
-        if p.terminationReason == .uncaughtSignal && status == SIGKILL {
+        close(err)
+        if let out { close(out) }
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            child.signal(SIGKILL)
+        }
+        let ended = await child.wait()
+        watchdog.cancel()
+        if ended == .signaled(SIGKILL) {
             throw Failure(description: "git \(arguments.first(where: { !$0.hasPrefix("-") && !$0.hasPrefix("/") }) ?? "") took longer than \(timeout) and was stopped")
         }
+        let status = ended.status
         guard status == 0 else {
             let text = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
             let command = arguments.first(where: { !$0.hasPrefix("-") && !$0.hasPrefix("/") }) ?? ""
