@@ -91,8 +91,9 @@ import Testing
 
             // A serverless job whose input is hostile shell text: it arrives as one argument, not as shell syntax.
             let hostile = #"x; touch pwned; echo $(id)"#
+            // Its standard output and error go to one log, in the order written (as Azure's std_log.txt).
             let ok = try await put("/jobs/j2", """
-                {"properties":{"jobType":"Command","command":"python -c 'import sys; print(sys.argv[1:])' ${{inputs.t}}","environmentId":"azureml://registries/azureml/environments/sklearn-1.5/labels/latest","inputs":{"t":{"jobInputType":"literal","value":"\(hostile)"}}}}
+                {"properties":{"jobType":"Command","command":"python -c 'import sys; print(sys.argv[1:])' ${{inputs.t}}; echo to-stderr >&2; echo after","environmentId":"azureml://registries/azureml/environments/sklearn-1.5/labels/latest","inputs":{"t":{"jobInputType":"literal","value":"\(hostile)"}}}}
                 """)
             #expect(ok.status == .created, "\(ok.text)")
             let done = try await a.waitFor(token, run: "j2", ["Completed", "Failed"])
@@ -100,7 +101,7 @@ import Testing
             let details = try await a.request(.get, "/history/v1.0\(ws)/runs/j2/details", token: token)
             let logURL = try #require(details.json.value(at: "logFiles")?.object["user_logs/std_log.txt"]?.string)
             let log = try await a.request(.get, String(logURL.dropFirst(a.harness.aml.settings.baseURL.count)), token: nil)
-            #expect(log.text.contains("['\(hostile)']"), "\(log.text)")
+            #expect(log.text == "['\(hostile)']\nto-stderr\nafter\n", "\(log.text)")
             let uuid = try #require(done["runUuid"]?.string)
             #expect(!FileManager.default.fileExists(atPath: h.dir.file("runs/\(uuid)/project/pwned")))
             // Without a space or quote in it, shell syntax is still quoted (a redirection would create the file).
