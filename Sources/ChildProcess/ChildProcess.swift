@@ -79,7 +79,7 @@ public final class ChildProcess: Sendable {
             for w in waiters { w.resume(returning: ended) }
             for b in blocked { b.signal() }
         }
-        thread.stackSize = 64 << 10
+        thread.stackSize = 256 << 10  // it only waits: a small stack, as there is one such thread per child
         thread.start()
     }
 

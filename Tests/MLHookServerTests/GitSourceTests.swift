@@ -148,4 +148,51 @@ import Testing
             }
         }
     }
+
+    /// A fetch from a server that accepts the connection and never answers is stopped at its timeout, with the
+    /// remote helper git started for it (git-remote-http), instead of leaving that waiting for ever.
+    @Test func aFetchThatHangsIsStoppedWithItsRemoteHelper() async throws {
+        let dir = try TemporaryDirectory("mlhook-git-hang")
+        defer { dir.remove() }
+        // Listening, never accepting: the kernel completes the connection and git waits for an answer.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { p in
+            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+                try #require(bind(listener, a, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, a, &length) == 0)
+            }
+        }
+        let url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/hang.git"
+        let source = GitSource(cacheDirectory: dir.file("cache"))
+        let cache = dir.file("cache.git")
+        try await source.git(["init", "--bare", "-q", cache])
+        let started = ContinuousClock.now
+        do {
+            try await source.git(["-C", cache, "fetch", "-q", "--end-of-options", url, "main"], timeout: .seconds(1))
+            Issue.record("the fetch returned")
+        } catch let e as GitSource.Failure {
+            #expect(e.description.contains("took longer than"), "\(e)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        // Nothing that was fetching from the port is left running (a zombie waiting for its parent does not count).
+        func fetching() -> [String] {
+            let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return pids.filter { pid in
+                guard pid.allSatisfy(\.isNumber),
+                      let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !cmdline.isEmpty,
+                      let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), !stat.contains(") Z ") else { return false }
+                return String(decoding: cmdline, as: UTF8.self).contains(url)
+            }
+        }
+        var left = fetching()
+        for _ in 0..<100 where !left.isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+            left = fetching()
+        }
+        #expect(left.isEmpty, "still running: \(left)")
+    }
 }

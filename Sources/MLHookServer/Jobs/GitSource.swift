@@ -201,7 +201,7 @@ public struct GitSource: Sendable {
         if let out { close(out) }
         let watchdog = Task {
             try await Task.sleep(for: timeout)
-            child.signal(SIGKILL)
+            child.signalGroup(SIGKILL)  // git and the remote helper it started (git-remote-https)
         }
         let ended = await child.wait()
         watchdog.cancel()
