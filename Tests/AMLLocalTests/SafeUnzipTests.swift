@@ -58,4 +58,17 @@ import Testing
             .compactMap { try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent($0).path)[.size] as? Int }
         #expect(written.reduce(0, +) <= 1 << 20)
     }
+
+    /// Found by scripts/fuzz.sh (unzip, 277 bytes): an entry whose header declares about 4 GB of compressed data in a
+    /// file of a few hundred bytes kept ZIPFoundation reading past the end chunk by chunk (libFuzzer's 10 s timeout).
+    /// No entry can hold more compressed bytes than the whole upload: such an archive is refused at once.
+    @Test func anEntryDeclaringMoreCompressedBytesThanTheUploadIsRefusedAtOnce() throws {
+        let zip = try #require(Data(base64Encoded: "UEsDBBQAgAAIABgtg13YAMplEQQAAPH////3AAAAdHJhaW4ucHkrKMrMK9FQz0jNyclX1+QCAFBLAwQUAAAACAAYLYNdAAAAAAIAAAAAAAAABgAAAAgAGC2DXdgAymURAAAADwAAAAgAAAB0cmFpbi5weSsoyswr0VDPSM3JyVcAUEsDBBQAAAAIABgtg10Qod1fslIwrgUAUEsBAhQDFAAAAAgAGC2DXdgAymURAAAADwAAAAgAAAAAAAAAAAAAAIABAAAAAHRyYWluLnB5UEsBAhQDXdgAymZlQgAAAAAAAID/////////KgFdAAAAbW9kZWwvY29uZi5qc29uUEsFBgAAAAADAAMApwAAAJkAAAAAAA=="))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unzip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let started = ContinuousClock.now
+        #expect(throws: AMLError.self) { try SafeUnzip.extract([UInt8](zip), to: dir, maxBytes: 1 << 20, maxEntries: 64) }
+        #expect(ContinuousClock.now - started < .seconds(1), "took \(ContinuousClock.now - started)")
+    }
 }
