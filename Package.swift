@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "AMLLocal",
             dependencies: [
-                "MLHookCore", "Signing", "ChildProcess", "CZlibCRC",
+                "MLHookCore", "Signing", "ChildProcess", "CProcessControl", "CZlibCRC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -42,6 +42,7 @@ public struct AMLLocal: Sendable {
         let tokens = try TokenIssuer(keyFile: settings.dataDirectory + "/token.key", lifetime: settings.tokenLifetime)
         var sandbox = try RunSandbox.prepare(settings.confinement, interpreter: settings.interpreter, logger: logger)
         sandbox.network = settings.network
+        sandbox.limits = settings.limits
         let executor = RunExecutor(store: store, settings: settings, sandbox: sandbox, logger: logger)
         try executor.recover()
         self.settings = settings

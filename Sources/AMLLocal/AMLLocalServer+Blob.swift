@@ -36,13 +36,19 @@ extension AMLLocalServer {
 
     /// A blob URL's local file or folder (`{base}/blob/{account}/{container}/{path}` on either listener), or nil
     /// when the URL is not one of this server's blob URLs.
+    ///
+    /// The URL's path is decoded once, by splitting its encoded form and decoding each part, and every part must be
+    /// one path component (`ContainedPath`); the file, with its links resolved, must lie under the container's folder.
     func localPath(ofBlobURL url: String) -> URL? {
-        guard let u = URL(string: url), u.path.hasPrefix("/blob/") else { return nil }
-        let parts = u.path.dropFirst("/blob/".count).split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
-        guard parts.count >= 2, parts.allSatisfy({ $0 != ".." && $0 != "." }) else { return nil }
-        var dir = containerDirectory(account: parts[0], container: parts[1])
-        for p in parts.dropFirst(2) { dir = dir.appendingPathComponent(p) }
-        return dir
+        guard let u = URLComponents(string: url), u.percentEncodedPath.hasPrefix("/blob/") else { return nil }
+        var raw = u.percentEncodedPath.dropFirst("/blob/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if raw.last == "" { raw.removeLast() }  // a folder's URL ends in /
+        let names = raw.compactMap { $0.removingPercentEncoding }
+        guard names.count == raw.count, names.count >= 2 else { return nil }
+        let container = containerDirectory(account: names[0], container: names[1])
+        guard let file = ContainedPath.join(container, Array(names.dropFirst(2))),
+              let resolved = ContainedPath.resolve(file.path, under: container.path) else { return nil }
+        return URL(fileURLWithPath: resolved)
     }
 
     func blob(_ call: Call) throws(AMLError) -> Response {
@@ -60,12 +66,13 @@ extension AMLLocalServer {
             }
             return try listBlobs(account: account, container: container, prefix: call.query["prefix"] ?? "")
         }
-        guard names.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0") }), names.joined(separator: "/").utf8.count <= 1024 else {
-            throw blobError(.badRequest, "InvalidResourceName", "The blob name is not valid.")
+        // The router decoded each segment once: a segment that still holds a separator was sent encoded (%2F, %5C).
+        let root = containerDirectory(account: account, container: container)
+        guard ContainedPath.isComponent(account), names.joined(separator: "/").utf8.count <= 1024, let file = ContainedPath.join(root, names),
+              ContainedPath.parentStaysUnder(file, root: URL(fileURLWithPath: settings.dataDirectory)) else {
+            throw blobError(.badRequest, "InvalidResourceName", "The blob name is not valid: each part must be a plain name (no ., .., separators, encoded separators or NUL).")
         }
         let blobName = names.joined(separator: "/")
-        var file = containerDirectory(account: account, container: container)
-        for n in names { file = file.appendingPathComponent(n) }
         let metaKey = "\(account.lowercased())/\(container.lowercased())"
         switch (call.method, call.query["comp"]) {
         case (.head, nil), (.get, nil):

@@ -124,12 +124,15 @@ extension AMLLocalServer {
             guard FileManager.default.fileExists(atPath: codeDir + "/" + script) else {
                 throw AMLError(.badRequest, "UserError", "The scoring script \(script) is not in code \(codeID.prefix(200)).")
             }
+            guard let model = storedFolder(modelDir), let code = storedFolder(codeDir) else {
+                throw AMLError(.badRequest, "UserError", "The model's or the code's files leave their folder (a link to somewhere else): refused.")
+            }
             props = props.setting("provisioningState", "Succeeded").setting("endpointComputeType", props["endpointComputeType"] ?? "Managed")
                 .setting("scaleSettings", props["scaleSettings"] ?? ["scaleType": "Default"])
             let d = Self.resource(id: id, name: name, type: "onlineEndpoints/deployments", properties: props,
                                   created: existing?.value(at: "systemData.createdAt")?.string,
                                   extra: ["location": body["location"] ?? "local", "sku": body["sku"] ?? ["name": "Default", "capacity": 1]])
-                .setting("_model", .string(modelDir)).setting("_code", .string(codeDir)).setting("_script", .string(script))
+                .setting("_model", .string(model)).setting("_code", .string(code)).setting("_script", .string(script))
             try guardStore { try store.put("deployment", ws.key, key, d) }
             return Self.json(existing == nil ? .created : .ok, d.setting(path: "properties.provisioningState", existing == nil ? "Creating" : "Updating").publicView,
                              headers: try startOperation(target: id, base: call.base))
@@ -141,6 +144,19 @@ extension AMLLocalServer {
             return Self.json(.ok, ["content": ""])
         default:
             throw AMLError(.notFound, "NotFound", "No such deployment route.")
+        }
+    }
+
+    /// A folder of aml-local's own (a job's output, an uploaded blob) resolved, where it stays in its place: a job's
+    /// files under its own project folder, blobs under the blob store. - Returns: nil when a link takes it elsewhere.
+    func storedFolder(_ path: String) -> String? {
+        let data = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
+        let parts = URL(fileURLWithPath: path).standardizedFileURL.path.dropFirst(data.count).split(separator: "/").map(String.init)
+        guard URL(fileURLWithPath: path).standardizedFileURL.path.hasPrefix(data + "/"), let area = parts.first else { return nil }
+        switch area {
+        case "runs" where parts.count >= 3 && parts[2] == "project": return ContainedPath.resolve(path, under: "\(data)/runs/\(parts[1])/project")
+        case "blobs": return ContainedPath.resolve(path, under: "\(data)/blobs")
+        default: return nil
         }
     }
 

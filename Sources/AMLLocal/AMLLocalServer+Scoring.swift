@@ -33,8 +33,9 @@ extension AMLLocalServer {
                   let model = try guardStore({ try store.get("model", ws, modelID) }) else {
                 throw AMLError(.badRequest, "BadRequest", "modelId must name a registered model (name:version).")
             }
-            guard let url = model["url"]?.string, url.hasPrefix("file://"), let dir = URL(string: url)?.path,
-                  FileManager.default.fileExists(atPath: dir) else {
+            // Kept resolved, so a link swapped in later is seen at bind time (runScoring).
+            guard let url = model["url"]?.string, url.hasPrefix("file://"), let named = URL(string: url)?.path,
+                  let dir = ContainedPath.resolved(named) else {
                 throw AMLError(.badRequest, "BadRequest", "model \(modelID) has no local directory: register it with a file:// url to deploy it locally.")
             }
             let entry = body["entryScript"]?.string ?? "score.py"
@@ -134,23 +135,34 @@ extension AMLLocalServer {
         let stdin = open(inPath, O_RDONLY | O_CLOEXEC), stdout = open(outPath, O_WRONLY | O_CLOEXEC), stderr = open(errPath, O_WRONLY | O_CLOEXEC)
         defer { for fd in [stdin, stdout, stderr] where fd >= 0 { close(fd) } }
         guard stdin >= 0, stdout >= 0, stderr >= 0 else { return .failure(ScoringFailure(message: "cannot open scratch files")) }
+        // Folders are kept resolved when registered or deployed: one that resolves elsewhere now has become a link
+        // (a script replaced its output folder), and binding it would show the sandbox whatever it points at.
+        for folder in [directory] + (modelDirectory.map { [$0] } ?? []) where ContainedPath.resolved(folder) != folder {
+            return .failure(ScoringFailure(message: "\(folder) is no longer the folder it was registered as (a link?): refused"))
+        }
         let work = tmp.appendingPathComponent("work")
         try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let (executable, arguments) = sandbox.command(["-c", harness, directory, entry] + (modelDirectory.map { [$0] } ?? []), directory: work.path,
                                                       readOnly: [directory] + (modelDirectory.map { [$0] } ?? []))
-        let child: ChildProcess
+        let started: RunSandbox.Started
         do {
-            child = try ChildProcess.spawn(executable, arguments, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
-                                           directory: sandbox.confined ? work.path : directory, input: stdin, output: stdout, error: stderr)
+            started = try sandbox.spawn((executable, arguments), environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
+                                        directory: sandbox.confined ? work.path : directory, input: stdin, output: stdout, error: stderr)
         } catch {
             return .failure(ScoringFailure(message: "the entry script could not start: \(error)"))
         }
+        let child = started.process
         let watchdog = Task {
             try await Task.sleep(for: .seconds(60))
             child.signalGroup(SIGKILL)
         }
         let status = await child.wait().status
         watchdog.cancel()
+        let oomKilled = started.cgroup?.oomKilled ?? false
+        if let cgroup = started.cgroup { await cgroup.remove() }
+        if oomKilled {
+            return .failure(ScoringFailure(message: "killed: memory limit (\(sandbox.limits.memoryBytes >> 20) MiB)"))
+        }
         guard status == 0 else {
             return .failure(ScoringFailure(message: "the entry script failed (exit \(status)): " + RunExecutor.tail(errPath, lines: 5)))
         }

@@ -128,7 +128,10 @@ extension AMLLocalServer {
               let path = c["_path"]?.string else {
             throw AMLError(.badRequest, "UserError", "Code \(id.prefix(200)) was not found in this workspace.")
         }
-        return path
+        guard let folder = storedFolder(path) else {
+            throw AMLError(.badRequest, "UserError", "Code \(id.prefix(200)) leaves aml-local's blob store: refused.")
+        }
+        return folder
     }
 
     // MARK: Command jobs
@@ -222,7 +225,12 @@ extension AMLLocalServer {
                 throw AMLError(.badRequest, "UserError", "inputs.\(key): jobInputType \(input["jobInputType"]?.text ?? "none") is not supported by aml-local (literal, uri_file, uri_folder).")
             }
         }
-        for key in (props["outputs"]?.object ?? [:]).keys { values["outputs.\(key)"] = projectDir.appendingPathComponent("outputs/\(key)").path }
+        for key in (props["outputs"]?.object ?? [:]).keys {
+            guard case .success = ActionSchema.check(.name(max: 255, dots: false), key) else {
+                throw AMLError(.badRequest, "UserError", "outputs: \(key.prefix(100)) is not a valid output name (letters, digits, - and _).")
+            }
+            values["outputs.\(key)"] = projectDir.appendingPathComponent("outputs/\(key)").path
+        }
         let command = try Self.substitute(template, values)
         var timeout: Int?
         if let text = props.value(at: "limits.timeout")?.string {
@@ -283,26 +291,57 @@ extension AMLLocalServer {
 
     /// Replaces `${{inputs.x}}` and `${{outputs.x}}`, each value as one shell word (quoted unless it holds only
     /// characters no shell treats specially). - Throws: when the command names one the job does not have.
+    ///
+    /// A value is always one literal piece of a word, whatever quotes the command puts around `${{…}}`: the command
+    /// is read as `sh` reads it (backslashes, single and double quotes), and the value is escaped for the quoting in
+    /// force where it stands: quoted as a word outside quotes, `'` closed and reopened inside single quotes, and `\`,
+    /// `"`, `$` and `` ` `` escaped inside double quotes. Quoting it as a word inside quotes the command opened would
+    /// close those quotes and let the value run as shell syntax.
     static func substitute(_ template: String, _ values: [String: String]) throws(AMLError) -> String {
-        var out = ""
-        var rest = Substring(template)
-        while let open = rest.range(of: "${{") {
-            out += rest[..<open.lowerBound]
-            guard let close = rest[open.upperBound...].range(of: "}}") else {
-                throw AMLError(.badRequest, "UserError", "properties.command has an unclosed ${{.")
+        enum Quoting { case none, single, double }
+        var out = String.UnicodeScalarView()
+        let scalars = Array(template.unicodeScalars)
+        var quoting = Quoting.none, i = 0
+        while i < scalars.count {
+            let c = scalars[i]
+            if c == "$", i + 2 < scalars.count, scalars[i + 1] == "{", scalars[i + 2] == "{" {
+                var j = i + 3
+                while j + 1 < scalars.count, !(scalars[j] == "}" && scalars[j + 1] == "}") { j += 1 }
+                guard j + 1 < scalars.count else { throw AMLError(.badRequest, "UserError", "properties.command has an unclosed ${{.") }
+                let key = String(String.UnicodeScalarView(scalars[(i + 3)..<j])).trimmingCharacters(in: .whitespaces)
+                guard let value = values[key] else {
+                    throw AMLError(.badRequest, "UserError", "properties.command uses ${{\(key)}}, which the job does not define.")
+                }
+                // A NUL cannot reach a process's arguments: it would cut the command short.
+                guard !value.unicodeScalars.contains("\0") else {
+                    throw AMLError(.badRequest, "UserError", "${{\(key)}} holds a NUL character.")
+                }
+                switch quoting {
+                case .none: out.append(contentsOf: Template.shellQuoted(value).unicodeScalars)
+                case .single:
+                    for v in value.unicodeScalars { if v == "'" { out.append(contentsOf: "'\\''".unicodeScalars) } else { out.append(v) } }
+                case .double:
+                    for v in value.unicodeScalars {
+                        if "\\\"$`".unicodeScalars.contains(v) { out.append("\\") }
+                        out.append(v)
+                    }
+                }
+                i = j + 2
+                continue
             }
-            let key = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            guard let value = values[key] else {
-                throw AMLError(.badRequest, "UserError", "properties.command uses ${{\(key)}}, which the job does not define.")
+            out.append(c)
+            switch (quoting, c) {
+            case (.none, "\\"), (.double, "\\"):
+                if i + 1 < scalars.count { out.append(scalars[i + 1]); i += 1 }
+            case (.none, "'"): quoting = .single
+            case (.none, "\""): quoting = .double
+            case (.single, "'"): quoting = .none
+            case (.double, "\""): quoting = .none
+            default: break
             }
-            // A NUL cannot reach a process's arguments: it would cut the command short.
-            guard !value.unicodeScalars.contains("\0") else {
-                throw AMLError(.badRequest, "UserError", "${{\(key)}} holds a NUL character.")
-            }
-            out += Template.shellQuoted(value)
-            rest = rest[close.upperBound...]
+            i += 1
         }
-        return out + rest
+        return String(out)
     }
 
     /// The longest `limits.timeout` a job may set (30 days).
@@ -327,6 +366,10 @@ extension AMLLocalServer {
     /// read from the job's `outputs/{p}`, else `{p}` in its working directory) or a blob of this server.
     /// - Returns: nil for URIs that are not local (passed through as they are).
     /// - Throws: when the URI names a job that is not there.
+    static func leavesItsJob(_ uri: String) -> AMLError {
+        AMLError(.badRequest, "UserError", "\(uri.prefix(200)) leaves its job's folder (a link to somewhere else): refused.")
+    }
+
     func localPath(ofAsset uri: String, ws: Workspace) throws(AMLError) -> URL? {
         let prefix = "azureml://jobs/"
         if uri.lowercased().hasPrefix(prefix) {
@@ -339,9 +382,19 @@ extension AMLLocalServer {
                 throw AMLError(.badRequest, "UserError", "Job \(rest[0]) was not found in this workspace.")
             }
             let project = URL(fileURLWithPath: "\(settings.dataDirectory)/runs/\(uuid)/project")
-            let path = rest.dropFirst(4).joined(separator: "/")
-            let inOutputs = project.appendingPathComponent("outputs").appendingPathComponent(path)
-            return FileManager.default.fileExists(atPath: inOutputs.path) || path.isEmpty ? inOutputs : project.appendingPathComponent(path)
+            let names = Array(rest.dropFirst(4))
+            guard let inOutputs = ContainedPath.join(project.appendingPathComponent("outputs"), names),
+                  let inProject = ContainedPath.join(project, names) else {
+                throw AMLError(.badRequest, "UserError", "\(uri.prefix(200)): each part of the path must be a plain name.")
+            }
+            let chosen = FileManager.default.fileExists(atPath: inOutputs.path) || names.isEmpty ? inOutputs : inProject
+            // The job wrote these files: a link among them (outputs/model -> /root) must not take the path out of its folder.
+            guard FileManager.default.fileExists(atPath: chosen.path) else {
+                guard ContainedPath.parentStaysUnder(chosen, root: project) else { throw Self.leavesItsJob(uri) }
+                return chosen
+            }
+            guard let resolved = ContainedPath.resolve(chosen.path, under: project.path) else { throw Self.leavesItsJob(uri) }
+            return URL(fileURLWithPath: resolved)
         }
         return localPath(ofBlobURL: uri)
     }

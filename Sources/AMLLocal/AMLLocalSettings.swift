@@ -8,7 +8,9 @@ public struct AMLLocalSettings: Sendable {
     /// The interpreter that runs scripts.
     public var interpreter = "python3"
     /// How runs and scoring scripts are confined (`RunSandbox`).
-    public var confinement = RunConfinement.auto
+    public var confinement = RunConfinement.required
+    /// What the kernel allows each run and scoring process (processes, memory, file sizes, `/tmp`, the run folder).
+    public var limits = RunLimits()
     /// The network a confined run gets: `isolated` (its own loopback only) or `host`.
     public var network = RunNetwork.isolated
     /// The longest a run may take when its definition sets no `maxRunDurationSeconds` (6 hours).

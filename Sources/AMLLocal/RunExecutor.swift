@@ -46,6 +46,8 @@ final class RunExecutor: Sendable {
         /// Runs taken from the queue whose process is not spawned yet.
         var starting: Set<String> = []
         var timedOut: Set<String> = []
+        /// Runs stopped because their folder grew past `RunLimits.folderBytes`.
+        var overDisk: Set<String> = []
         var stopping = false
     }
 
@@ -189,6 +191,7 @@ final class RunExecutor: Sendable {
                 s.processes[key] = nil
                 s.canceling.remove(key)
                 s.timedOut.remove(key)
+                s.overDisk.remove(key)
             }
             pump()
         }
@@ -231,14 +234,15 @@ final class RunExecutor: Sendable {
             finish(t, status: "Failed", error: Self.error("ServiceError", "cannot create log files"))
             return
         }
-        let child: ChildProcess
+        let started: RunSandbox.Started
         do {
-            child = try ChildProcess.spawn(executable, arguments, environment: env, directory: t.directory.path, output: out, error: err)
+            started = try sandbox.spawn((executable, arguments), environment: env, directory: t.directory.path, output: out, error: err, logger: logger)
         } catch {
             logger.warning("aml-local: run \(t.runID) could not start: \(error)")
             finish(t, status: "Failed", error: Self.error("ServiceError", "could not start \(settings.interpreter)"))
             return
         }
+        let child = started.process
         let alreadyCanceled = state.withLock { s -> Bool in
             s.processes[key] = child
             s.starting.remove(key)
@@ -256,11 +260,38 @@ final class RunExecutor: Sendable {
             }
             if stillRunning { child.signalGroup(SIGKILL) }
         }
+        // No kernel limit exists for a folder's size without quotas: measure it while the run goes on.
+        let folderWatch = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: sandbox.limits.folderCheckInterval)
+                if Self.size(of: t.directory) > sandbox.limits.folderBytes {
+                    let stillRunning = self.state.withLock { s -> Bool in
+                        guard s.processes[key] === child, child.isRunning else { return false }
+                        s.overDisk.insert(key)
+                        return true
+                    }
+                    if stillRunning { child.signalGroup(SIGKILL) }
+                    return
+                }
+            }
+        }
         let status = await child.wait().status
         watchdog.cancel()
-        let (canceled, timedOut) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key)) }
+        folderWatch.cancel()
+        let oomKilled = started.cgroup?.oomKilled ?? false
+        if let cgroup = started.cgroup { await cgroup.remove() }
+        let (canceled, timedOut, overDisk) = state.withLock { ($0.canceling.contains(key), $0.timedOut.contains(key), $0.overDisk.contains(key)) }
+        let limits = sandbox.limits
         if canceled {
             finish(t, status: "Canceled", error: .null)
+        } else if oomKilled {
+            let message = "killed: memory limit (\(limits.memoryBytes >> 20) MiB): a process of the run used more memory than the limit allows."
+            Self.appendLog(outPath, "\n" + message + "\n")
+            finish(t, status: "Failed", error: Self.error("UserError", message))
+        } else if overDisk {
+            let message = "killed: disk limit (\(limits.folderBytes >> 20) MiB): the run's folder grew past the limit."
+            Self.appendLog(outPath, "\n" + message + "\n")
+            finish(t, status: "Failed", error: Self.error("UserError", message))
         } else if timedOut {
             finish(t, status: "Failed", error: Self.error("UserError",
                 "The run exceeded MaxRunDurationSeconds (\(t.maxSeconds ?? settings.defaultMaxRunSeconds) s) and was stopped."))
@@ -281,6 +312,24 @@ final class RunExecutor: Sendable {
             run.setting("status", .string(status)).setting("endTimeUtc", .string(AMLLocalServer.now())).setting("error", error)
         }
         logger.info("aml-local: run \(t.runID) \(status)")
+    }
+
+    /// The bytes the files under `directory` hold (links not followed).
+    static func size(of directory: URL) -> Int {
+        guard let walk = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.fileAllocatedSizeKey, .isSymbolicLinkKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in walk {
+            total += (try? url.resourceValues(forKeys: [.fileAllocatedSizeKey]).fileAllocatedSize) ?? 0
+        }
+        return total
+    }
+
+    /// Appends a line of the server's to a run's log, so the reason a run was stopped stands where its user looks.
+    static func appendLog(_ path: String, _ text: String) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = text.withCString { write(fd, $0, strlen($0)) }
     }
 
     /// The last `lines` lines of a file.

@@ -1,3 +1,4 @@
+import CProcessControl
 import ChildProcess
 import Foundation
 import Logging
@@ -38,6 +39,8 @@ struct RunSandbox: Sendable {
     let prefixes: [String]
     /// Whether confined runs get their own network namespace.
     var network = RunNetwork.isolated
+    /// What the kernel allows each run or scoring process.
+    var limits = RunLimits()
 
     /// What the system offers: finds bubblewrap and resolves the interpreter once.
     /// - Throws: `SandboxUnavailable` when `required` and bubblewrap is missing or does not work here.
@@ -81,9 +84,19 @@ struct RunSandbox: Sendable {
     func command(_ arguments: [String], directory: String, readOnly: [String] = [], interpreter useInterpreter: Bool = true) -> (executable: String, arguments: [String]) {
         let program = useInterpreter ? [interpreter] + arguments : arguments
         guard let bubblewrap else { return ("/usr/bin/env", program) }
-        var a = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session"]
+        // No capability, whoever starts mlhook: a user namespace whose only uid is an unprivileged one (65534), every
+        // capability dropped (as root bubblewrap keeps them all otherwise: CapEff 000001fffeffffff), no_new_privs
+        // (bubblewrap always sets it), and the seccomp filter (descriptor 3, see `spawn`).
+        var a = ["--die-with-parent", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL", "--seccomp", "3",
+                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--new-session"]
         if network == .isolated { a.append("--unshare-net") }
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+        a += ["--proc", "/proc"]
+        // The user namespace maps the run's uid to the server's: as root, that is uid 0 outside, and /proc's root-owned
+        // files stay writable to it without any capability (a run wrote the host's kernel.core_pattern). bubblewrap
+        // covers /proc/sys only when it can write it before switching uids, so these are covered read-only here, as
+        // container runtimes do.
+        for entry in Self.procCovered { a += ["--ro-bind-try", "/proc/" + entry, "/proc/" + entry] }
+        a += ["--dev", "/dev", "--size", String(limits.tmpBytes), "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
         for top in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: top) {
                 a += ["--symlink", target, top]  // Debian: /bin -> usr/bin
@@ -97,16 +110,79 @@ struct RunSandbox: Sendable {
         return (bubblewrap, a + ["--"] + program)
     }
 
+    /// What of /proc a run sees read-only (writable to uid 0 by file mode alone: sysctls, the SysRq trigger, IRQ
+    /// affinity, ACPI wakeup, SCSI device add and remove).
+    static let procCovered = ["sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "asound", "driver"]
+
     /// What of /etc a Python program needs: certificates, name resolution, users, time zone, loader cache.
     static let systemFiles = ["/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
                               "/etc/ld.so.conf.d", "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf", "/etc/nsswitch.conf",
                               "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/timezone", "/etc/mime.types", "/etc/protocols",
                               "/etc/services", "/etc/python3", "/etc/python3.11"]
 
-    /// Whether bubblewrap can make its namespaces here (a container may forbid them).
+    /// Whether bubblewrap can make its namespaces here (a container may forbid them) and confines as it should: the
+    /// probe must hold no capability and run under the seccomp filter.
     private func works() -> Bool {
-        let (exe, args) = command(["-c", "pass"], directory: FileManager.default.temporaryDirectory.path)
-        return Self.run(exe, args) != nil
+        let probe = "import sys\nfor l in open('/proc/self/status'):\n    if l.startswith(('CapEff', 'CapPrm', 'Seccomp:', 'NoNewPrivs')): sys.stdout.write(l)"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("aml-probe-\(UUID().uuidString)").path
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd); unlink(path) }
+        let command = command(["-c", probe], directory: FileManager.default.temporaryDirectory.path)
+        guard let child = try? spawn(command, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
+                                     output: fd, cgroup: false),
+              child.process.waitUntilExit() == .exited(0) else { return false }
+        let status = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        return Self.confines(status)
+    }
+
+    /// Whether a confined process's `/proc/self/status` lines show it confined: no capability, no_new_privs, a filter.
+    static func confines(_ status: String) -> Bool {
+        let fields = Dictionary(status.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces)) : nil
+        }, uniquingKeysWith: { a, _ in a })
+        return fields["CapEff"] == "0000000000000000" && fields["CapPrm"] == "0000000000000000" && fields["NoNewPrivs"] == "1"
+            && fields["Seccomp"] == "2"
+    }
+
+    /// A started confined process, and the cgroup it counts in.
+    struct Started: Sendable {
+        let process: ChildProcess
+        let cgroup: RunCgroup?
+    }
+
+    /// Starts a command made by `command(_:directory:)` under this sandbox's limits: its cgroup (processes, memory)
+    /// and rlimits hold before it runs, and bubblewrap reads the seccomp filter from descriptor 3.
+    /// - Parameter cgroup: Whether to make a cgroup (the start-up probe does not need one).
+    /// - Throws: `ChildProcess.Failure` when it cannot start.
+    func spawn(_ command: (executable: String, arguments: [String]), environment: [String: String], directory: String? = nil,
+               input: Int32? = nil, output: Int32? = nil, error: Int32? = nil, cgroup useCgroup: Bool = true,
+               logger: Logger? = nil) throws -> Started {
+        var confinement = ChildProcess.Confinement(limits: limits.resourceLimits)
+        let cgroup = useCgroup ? RunCgroup.make(limits, logger: logger ?? Logger(label: "aml-local")) : nil
+        confinement.cgroups = cgroup?.procs ?? []
+        if cgroup?.oomFile == nil { confinement.limits.append((mlhook_rlimit_as, UInt64(limits.memoryBytes))) }
+        var filter: [Int32] = [-1, -1]
+        defer { for fd in filter where fd >= 0 { close(fd) } }
+        if confined {
+            guard let architecture = SeccompFilter.native else { throw ChildProcess.Failure(description: "no seccomp filter for this architecture") }
+            let program = SeccompFilter.bytes(for: architecture)
+            guard pipe(&filter) == 0 else { throw ChildProcess.Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
+            let written = program.withUnsafeBytes { Foundation.write(filter[1], $0.baseAddress, $0.count) }
+            close(filter[1])
+            filter[1] = -1
+            guard written == program.count else { throw ChildProcess.Failure(description: "cannot pass the seccomp filter") }
+            confinement.passed = filter[0]
+        }
+        do {
+            let process = try ChildProcess.spawn(command.executable, command.arguments, environment: environment, directory: directory,
+                                                 input: input, output: output, error: error, confinement: confinement)
+            return Started(process: process, cgroup: cgroup)
+        } catch {
+            if let cgroup { Task { await cgroup.remove() } }
+            throw error
+        }
     }
 
     /// The interpreter's executable and installation prefixes, asked of the interpreter itself (outside any

@@ -57,3 +57,102 @@ static inline int mlhook_spawn(pid_t *pid, const char *path, char *const argv[],
     posix_spawn_file_actions_destroy(&actions);
     return rc;
 }
+
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <sys/wait.h>
+extern void closefrom(int lowfd);
+extern int pipe2(int pipefd[2], int flags);
+extern int dup3(int oldfd, int newfd, int flags);
+
+/// Starts `path` confined by the kernel before it runs a single instruction of its own: the child joins each
+/// cgroup whose `cgroup.procs` is open in `cgroup_fds` (so every process it ever starts is counted there), takes the
+/// resource limits `resources`/`values` (soft and hard), gets descriptors 0-2 from `in_fd`/`out_fd`/`err_fd` (-1:
+/// /dev/null) and `pass_fd` as descriptor 3 (-1: none), every other descriptor closed, default signal dispositions,
+/// an empty mask, a process group of its own, and `directory` (NULL: ours). Returns 0 and sets `*pid`, or the errno
+/// of the first step that failed (joining a cgroup, a limit, the exec itself).
+///
+/// posix_spawn cannot set limits or cgroups, and setting them from the parent after the spawn races the child: a
+/// process it forks first would escape them. Between fork and exec the child makes only system calls
+/// (async-signal-safe), never malloc, so forking a multi-threaded parent is safe.
+static inline int mlhook_spawn_confined(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory,
+                                        int in_fd, int out_fd, int err_fd, int pass_fd,
+                                        const int *resources, const unsigned long long *values, int limit_count,
+                                        const int *cgroup_fds, int cgroup_count) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler of ours may run in the child
+    pid_t child = fork();
+    if (child == 0) {
+        int failure = 0;
+        setpgid(0, 0);
+        for (int i = 0; i < cgroup_count && failure == 0; i++) {
+            if (write(cgroup_fds[i], "0", 1) != 1) failure = errno;  // "0": the writing process itself
+        }
+        for (int i = 0; i < limit_count && failure == 0; i++) {
+            struct rlimit limit = { (rlim_t)values[i], (rlim_t)values[i] };
+            if (setrlimit(resources[i], &limit) != 0) failure = errno;
+        }
+        // Lift the sources above 9 first, so placing one at 0-3 cannot overwrite another still to be placed.
+        int sources[4] = { in_fd, out_fd, err_fd, pass_fd };
+        for (int i = 0; i < 4 && failure == 0; i++) {
+            if (sources[i] >= 0 && (sources[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 10)) < 0) failure = errno;
+        }
+        int reporter = fcntl(report[1], F_DUPFD_CLOEXEC, 10);
+        for (int i = 0; i < 3 && failure == 0; i++) {
+            if (sources[i] >= 0) {
+                if (dup2(sources[i], i) < 0) failure = errno;
+            } else {
+                int null = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+                if (null < 0 || (null != i && dup2(null, i) < 0)) failure = errno;
+                if (null > 2) close(null);
+            }
+        }
+        int keep = 3;
+        if (failure == 0 && pass_fd >= 0) {
+            if (dup2(sources[3], 3) < 0) failure = errno;
+            keep = 4;
+        }
+        if (reporter >= 0 && dup3(reporter, keep, O_CLOEXEC) >= 0) reporter = keep;
+        closefrom(reporter == keep ? keep + 1 : keep);
+        struct sigaction standard;
+        memset(&standard, 0, sizeof standard);
+        standard.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++) sigaction(s, &standard, NULL);
+        if (failure == 0 && directory != NULL && chdir(directory) != 0) failure = errno;
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (failure == 0) {
+            execve(path, argv, envp);
+            failure = errno;
+        }
+        if (write(reporter, &failure, sizeof failure) < 0) {}
+        _exit(127);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report[1]);
+    if (child < 0) { close(report[0]); return saved; }
+    int failure = 0;
+    ssize_t got;
+    do { got = read(report[0], &failure, sizeof failure); } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == sizeof failure) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return failure;
+    }
+    *pid = child;
+    return 0;
+}
+
+/// The resource numbers Swift does not import (glibc defines them through an enum and macros over it).
+static const int mlhook_rlimit_nproc = RLIMIT_NPROC;
+static const int mlhook_rlimit_fsize = RLIMIT_FSIZE;
+static const int mlhook_rlimit_core = RLIMIT_CORE;
+static const int mlhook_rlimit_as = RLIMIT_AS;

@@ -24,6 +24,7 @@ public final class ChildProcess: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     public let pid: pid_t
@@ -58,6 +59,49 @@ public final class ChildProcess: Sendable {
         }
         guard rc == 0 else {
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc)))"
+                          + (directory.map { " (in \($0))" } ?? ""))
+        }
+        return ChildProcess(pid: pid)
+    }
+
+    /// What the kernel holds a confined child to from its first instruction (`mlhook_spawn_confined`).
+    public struct Confinement: Sendable {
+        /// Resource limits (`RLIMIT_*`, soft and hard alike).
+        public var limits: [(resource: Int32, value: UInt64)] = []
+        /// Open `cgroup.procs` files of the cgroups the child joins before it runs.
+        public var cgroups: [Int32] = []
+        /// A descriptor the child gets as its descriptor 3 (bubblewrap's `--seccomp 3`).
+        public var passed: Int32?
+
+        public init(limits: [(resource: Int32, value: UInt64)] = [], cgroups: [Int32] = [], passed: Int32? = nil) {
+            self.limits = limits
+            self.cgroups = cgroups
+            self.passed = passed
+        }
+    }
+
+    /// Starts `executable` as `spawn` does, but inside `confinement`: its cgroups and limits hold before it runs, so
+    /// nothing it starts escapes them.
+    /// - Throws: `Failure` naming the program when it cannot be started, or the step that failed.
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], directory: String? = nil,
+                             input: Int32? = nil, output: Int32? = nil, error: Int32? = nil, confinement: Confinement) throws -> ChildProcess {
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        let resources = confinement.limits.map(\.resource), values = confinement.limits.map { CUnsignedLongLong($0.value) }
+        var pid: pid_t = 0
+        let rc = argv.withUnsafeBufferPointer { a in
+            envp.withUnsafeBufferPointer { e in
+                mlhook_spawn_confined(&pid, executable, a.baseAddress, e.baseAddress, directory, input ?? -1, output ?? -1, error ?? -1,
+                                      confinement.passed ?? -1, resources, values, Int32(resources.count),
+                                      confinement.cgroups, Int32(confinement.cgroups.count))
+            }
+        }
+        guard rc == 0 else {
+            throw Failure(description: "cannot start \(executable) confined: \(String(cString: strerror(rc)))"
                           + (directory.map { " (in \($0))" } ?? ""))
         }
         return ChildProcess(pid: pid)

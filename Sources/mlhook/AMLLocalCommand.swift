@@ -31,8 +31,8 @@ struct AMLLocalCommand: AsyncParsableCommand {
     @Option(help: "The interpreter that runs scripts.") var interpreter = "python3"
     @Option(help: "A YAML file with extra service principals: principals: [{ tenant_id, client_id, client_secret: { env: NAME } }].")
     var config: String?
-    @Option(help: "How scripts are confined: auto (bubblewrap when it works), required, off.")
-    var confinement: String = "auto"
+    @Option(help: "How scripts are confined: required (bubblewrap, or no start), auto (bubblewrap when it works), off.")
+    var confinement: String = "required"
     @Option(help: "The network a confined script gets: isolated (its own loopback only) or host.")
     var network: String = "isolated"
 

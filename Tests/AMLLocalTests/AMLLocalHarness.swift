@@ -16,7 +16,8 @@ struct AMLHarness {
     let logs = CapturedLogs()
 
     init(dir: TemporaryDirectory? = nil, provisioningDelay: TimeInterval = 0.2, tokenLifetime: TimeInterval = 3600,
-         now: @escaping @Sendable () -> Date = { Date() }, confinement: RunConfinement = .required, network: RunNetwork = .isolated) throws {
+         now: @escaping @Sendable () -> Date = { Date() }, confinement: RunConfinement = .required, network: RunNetwork = .isolated,
+         limits: RunLimits = RunLimits()) throws {
         self.dir = try dir ?? TemporaryDirectory("aml-local")
         var settings = AMLLocalSettings(dataDirectory: self.dir.path)
         settings.provisioningDelay = provisioningDelay
@@ -24,6 +25,7 @@ struct AMLHarness {
         settings.now = now
         settings.confinement = confinement
         settings.network = network
+        settings.limits = limits
         aml = try AMLLocal(settings: settings, logger: logs.logger(level: .info))
     }
 

@@ -128,10 +128,20 @@ extension MLHookConfig {
                         if let (h, p) = parseListen(listen) { config.azureml.localHost = h; config.azureml.localPort = p }
                         else { reader.error(lm.node("listen"), lm.keyPath("listen"), "expected host:port, got \"\(listen)\"") }
                     }
-                    config.azureml.localConfinement = lm.choice("confinement", default: LocalConfinement.auto)
+                    config.azureml.localConfinement = lm.choice("confinement", default: LocalConfinement.required)
                     config.azureml.localNetwork = lm.choice("network", default: LocalNetwork.isolated)
                     config.azureml.localRunRetentionDays = lm.int("run_retention_days", default: config.azureml.localRunRetentionDays,
                                                                   range: 1...3650)
+                    if let limitsNode = lm.node("limits"), let l = reader.mapping(limitsNode, lm.keyPath("limits")) {
+                        var limits = config.azureml.localLimits
+                        limits.processes = l.int("processes", default: limits.processes, range: 16...65_536)
+                        limits.memoryMB = l.int("memory_mb", default: limits.memoryMB, range: 64...1 << 30)
+                        limits.fileMB = l.int("file_mb", default: limits.fileMB, range: 1...1 << 30)
+                        limits.tmpMB = l.int("tmp_mb", default: limits.tmpMB, range: 1...1 << 30)
+                        limits.folderMB = l.int("folder_mb", default: limits.folderMB, range: 1...1 << 30)
+                        config.azureml.localLimits = limits
+                        l.finish()
+                    }
                     lm.finish()
                 }
                 m.finish()
@@ -285,6 +295,10 @@ extension MLHookConfig {
                              "\"\(s)\" is not a git transport mlhook uses; choose from \(SourceConfig.knownGitSchemes.joined(separator: ", "))")
             }
             source.gitSchemes = schemes
+        }
+        if let forge = m.string("forge_url") {
+            if TokenDestination.allows(forge) { source.forgeURL = forge }
+            else { reader.error(m.node("forge_url"), m.keyPath("forge_url"), "must be an https URL (or http to this machine): git tokens are sent to it") }
         }
         if let n = m.node("secrets") {
             if let items = reader.sequence(n, m.keyPath("secrets")) {

@@ -90,6 +90,22 @@ public enum LocalConfinement: String, Sendable, Equatable, CaseIterable {
     case off
 }
 
+/// What the kernel allows one run or scoring process of the embedded server (`azureml.local.limits`), in MiB where
+/// a size.
+public struct LocalRunLimits: Sendable, Equatable {
+    /// Processes and threads at once.
+    public var processes = 512
+    /// Memory (a cgroup's limit where one can be made, else the address space).
+    public var memoryMB = 4096
+    /// The largest file it may write.
+    public var fileMB = 2048
+    /// Its `/tmp`, a tmpfs.
+    public var tmpMB = 512
+    /// Its run folder, measured while it runs.
+    public var folderMB = 10_240
+    public init() {}
+}
+
 /// `azureml:` settings.
 public struct AzureMLConfig: Sendable, Equatable {
     /// `local`: mlhook starts the embedded Azure-ML-compatible server; `cloud`: the real endpoints.
@@ -106,8 +122,11 @@ public struct AzureMLConfig: Sendable, Equatable {
     /// Where the embedded server listens (port 0: any free port).
     public var localHost = "127.0.0.1"
     public var localPort = 0
-    /// How the embedded server confines the scripts it runs: `auto` (bubblewrap when it works), `required`, `off`.
-    public var localConfinement = LocalConfinement.auto
+    /// How the embedded server confines the scripts it runs: `required` (default: bubblewrap, or no start), `auto`
+    /// (bubblewrap when it works, else unconfined with a warning), `off`.
+    public var localConfinement = LocalConfinement.required
+    /// What the kernel allows each run and scoring process of the embedded server (`azureml.local.limits`).
+    public var localLimits = LocalRunLimits()
     /// The network a confined run gets: `isolated` (default: its own loopback only) or `host`.
     public var localNetwork = LocalNetwork.isolated
     /// Days a finished run's project (code, outputs, zip) is kept by the embedded server; its record and logs stay.
@@ -314,6 +333,12 @@ public struct SourceConfig: Sendable, Equatable {
     /// The git transports a repository named by this source's events may use (`git_schemes`). `file` (a path on
     /// mlhook's own machine, such as another project's cached repository) only when listed.
     public var gitSchemes: [String] = SourceConfig.defaultGitSchemes
+    /// The forge this source's events come from (`forge_url`): a git token is sent only to this origin when an
+    /// event names the repository. GitHub sources default to `https://github.com`; other sources without one fetch
+    /// the repositories their events name without the token.
+    public var forgeURL: String?
+    /// The origin a token may go to for repositories this source's events name.
+    public var tokenOrigin: String? { forgeURL ?? (type == .github ? "https://github.com" : nil) }
     public static let defaultGitSchemes = ["https", "ssh", "git", "http"]
     public static let knownGitSchemes = ["https", "http", "ssh", "git", "file"]
 

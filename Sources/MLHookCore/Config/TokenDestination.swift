@@ -10,4 +10,17 @@ public enum TokenDestination {
         guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), let host = c.host, !host.isEmpty else { return false }
         return scheme == "https" || (scheme == "http" && loopbackHosts.contains(host))
     }
+
+    /// Whether `url` is on the same origin as `base` (scheme, host and port, default ports filled in): the one test
+    /// for whether a token configured for `base` may go to a URL that an event named.
+    public static func sameOrigin(_ url: String, as base: String) -> Bool {
+        guard let a = origin(url), let b = origin(base) else { return false }
+        return a == b
+    }
+
+    static func origin(_ url: String) -> String? {
+        guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), let host = c.host?.lowercased(), !host.isEmpty else { return nil }
+        let port = c.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : -1)
+        return "\(scheme)://\(host):\(port)"
+    }
 }

@@ -23,6 +23,10 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public let source: String
     let parts: [Part]
 
+    /// Whether the template is plain text from the configuration, with no expression: nothing of an event's can
+    /// change what it renders to.
+    public var isLiteral: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
+
     /// The roots a path may start with.
     public static let roots: Set<String> = ["source", "kind", "provider_event", "delivery_id", "action", "ref", "branch", "tag",
                                             "before", "after", "actor", "repository", "command", "args", "payload", "schedule"]
@@ -103,13 +107,25 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// quotes (a `'` inside closed, escaped and reopened).
     /// Quotes are found by Unicode scalar, as a shell reads bytes: a `'` followed by a combining mark is one
     /// Character to Swift, and a Character-wise replacement would leave it unescaped.
+    ///
+    /// The quoted word never holds `${{`, Azure ML's input syntax: a `$` followed by `{{` is closed and reopened
+    /// between the two (`'a$''{{b}}'`, which the shell reads as `a${{b}}`), so a service that substitutes
+    /// `${{inputs.…}}` in a command never finds one inside a value an event supplied (a branch named
+    /// `x${{inputs.y}}` stays that text, instead of letting the substitution close the quotes around it).
     public static func shellQuoted(_ value: String) -> String {
         let plain = value.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._/:=@%+,-".unicodeScalars.contains($0)) }
         if !value.isEmpty && plain { return value }
         var out = String.UnicodeScalarView()
         out.append("'")
-        for scalar in value.unicodeScalars {
-            if scalar == "'" { out.append(contentsOf: "'\\''".unicodeScalars) } else { out.append(scalar) }
+        let scalars = Array(value.unicodeScalars)
+        for (i, scalar) in scalars.enumerated() {
+            if scalar == "'" {
+                out.append(contentsOf: "'\\''".unicodeScalars)
+            } else if scalar == "$", i + 2 < scalars.count, scalars[i + 1] == "{", scalars[i + 2] == "{" {
+                out.append(contentsOf: "$''".unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
         }
         out.append("'")
         return String(out)

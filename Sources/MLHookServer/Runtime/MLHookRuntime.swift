@@ -71,8 +71,9 @@ public struct MLHookRuntime: Sendable {
         }
         if loaded.config.azureml.mode == .local {
             var settings = AMLLocalSettings(dataDirectory: loaded.config.azureml.localDataDirectory)
-            settings.confinement = RunConfinement(rawValue: loaded.config.azureml.localConfinement.rawValue) ?? .auto
+            settings.confinement = RunConfinement(rawValue: loaded.config.azureml.localConfinement.rawValue) ?? .required
             settings.network = RunNetwork(rawValue: loaded.config.azureml.localNetwork.rawValue) ?? .isolated
+            settings.limits = RunLimits(loaded.config.azureml.localLimits)
             let aml = try AMLLocal(settings: settings, logger: logger)
             runtime.amlLocal = aml
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil

@@ -36,7 +36,10 @@ struct CodeLocation: Sendable {
             guard let repo = try await context.event()?.normalized?.repository?.fullName else {
                 throw JobError("\(name): pull_request \(number) is set but the event names no repository")
             }
-            let head = try await Self.pullRequestHead(api: githubAPI, repository: repo, number: number, token: token)
+            // The API gets the token only where the rule names it in plain text (or leaves the default).
+            let apiTemplate = context.rule.flatMap { r in context.job.actionIndex < r.actions.count ? r.actions[context.job.actionIndex].parameters["github_api"] : nil }
+            let apiIsConfigured: Bool = if case .single(let t)? = apiTemplate { t.isLiteral } else { apiTemplate == nil }
+            let head = try await Self.pullRequestHead(api: githubAPI, repository: repo, number: number, token: apiIsConfigured ? token : nil)
             url = url ?? head.cloneURL
             commit = head.sha
         }
@@ -51,8 +54,27 @@ struct CodeLocation: Sendable {
         if let source = try await context.event()?.stored.summary.source, let why = Self.transportRefusal(url, source: source, config: context.config) {
             throw JobError("\(name): \(why)")
         }
-        let credentials = token.map { GitSource.Credentials(user: gitUser, token: $0) }
+        var credentials = token.map { GitSource.Credentials(user: gitUser, token: $0) }
+        if credentials != nil, let refusal = Self.tokenRefusal(url, context: context, source: try await context.event()?.stored.summary.source) {
+            context.logger.warning("\(name): fetching without the token: \(refusal)")
+            credentials = nil
+        }
         return try await git.zip(url: url, commit: commit, folder: dir, credentials: credentials)
+    }
+
+    /// Why the action's token may not go to `url`, or nil when it may. A token goes to the origin of the source's
+    /// forge (`forge_url`, `https://github.com` for GitHub sources) or to a `repository` the rule states in plain
+    /// text; never to a host that an event's payload named (a push whose `clone_url` points elsewhere).
+    static func tokenRefusal(_ url: String, context: ActionContext, source: String?) -> String? {
+        var origins: [String] = []
+        if let source, let forge = context.config.source(named: source)?.tokenOrigin { origins.append(forge) }
+        if let rule = context.rule, context.job.actionIndex < rule.actions.count,
+           case .single(let repository)? = rule.actions[context.job.actionIndex].parameters["repository"], repository.isLiteral {
+            origins.append(repository.source)
+        }
+        if origins.contains(where: { TokenDestination.sameOrigin(url, as: $0) }) { return nil }
+        return "\(GitSource.redacted(url)) is not on the source's forge"
+            + (origins.isEmpty ? " (set sources[].forge_url to send it)" : " (\(origins.map { GitSource.redacted($0) }.joined(separator: ", ")))")
     }
 
     /// Why `source`'s events may not name `url`, or nil when they may: its transport is not in the source's
