@@ -36,7 +36,7 @@ import Testing
                     azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
                     callbacks: { retry_schedule_seconds: [1, 1] }
                     sources:
-                      - { name: github, type: github, secrets: [ { env: GH_SECRET } ] }
+                      - { name: github, type: github, secrets: [ { env: GH_SECRET } ], forge_url: "http://127.0.0.1:\(gc.port!)" }
                     rules:
                       - name: train
                         when: { source: github, kind: push, branches: [main] }

@@ -50,7 +50,7 @@ import Testing
                     azureml: { mode: local, local: { data_dir: "\(dir.file("aml"))" } }
                     callbacks: { retry_schedule_seconds: [1, 1, 1, 1] }
                     sources:
-                      - { name: gitlab, type: gitlab, secrets: [ { env: GL_SECRET } ] }
+                      - { name: gitlab, type: gitlab, secrets: [ { env: GL_SECRET } ], forge_url: "http://127.0.0.1:\(gc.port!)" }
                     rules:
                       - name: gitlab-train
                         when: { source: gitlab, kind: push, branches: [main] }

@@ -96,7 +96,8 @@ import Testing
             try await Application(router: github.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { api in
                 let base = "http://127.0.0.1:\(api.port!)"
                 let yaml = try Self.example("pr-comment-retrain.yaml")
-                    .replacingOccurrences(of: "env: GITHUB_WEBHOOK_SECRET", with: "env: GH")
+                    .replacingOccurrences(of: "secrets: [ { env: GITHUB_WEBHOOK_SECRET } ]",
+                                          with: "secrets: [ { env: GH } ]\n    forge_url: \"http://127.0.0.1:\(gc.port!)\"")
                     .replacingOccurrences(of: "{ env: GITHUB_TOKEN }", with: "{ file: \"\(dir.file("token"))\" }")
                     .replacingOccurrences(of: "pull_request: \"{{ payload.issue.number }}\"",
                                           with: "pull_request: \"{{ payload.issue.number }}\"\n          github_api: \"\(base)\"")
