@@ -63,11 +63,17 @@ struct RunSandbox: Sendable {
     private static func probe(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
         let resolved = resolveInterpreter(name)
         guard confinement != .off else { return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes) }
-        let candidate = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        // PATH first (a bubblewrap installed elsewhere, or a stand-in that `mlhook doctor` and the tests use to show a
+        // sandbox that cannot confine), then where distributions put it.
+        let searched = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/bwrap" }
+        let candidate = (searched + ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]).first { FileManager.default.isExecutableFile(atPath: $0) }
         let sandbox = RunSandbox(bubblewrap: candidate, interpreter: resolved.path, prefixes: resolved.prefixes)
-        if let candidate, sandbox.works() { return sandbox }
-        let why = candidate == nil ? "bubblewrap (bwrap) is not installed" : "bubblewrap cannot create its namespaces here"
-        if confinement == .required { throw SandboxUnavailable(description: "runs must be confined, but \(why)") }
+        let failure = candidate == nil ? "bubblewrap (bwrap) is not installed (Debian: apt-get install bubblewrap)" : sandbox.probeFailure()
+        guard let why = failure else { return sandbox }
+        if confinement == .required {
+            throw SandboxUnavailable(description: "runs must be confined (azureml.local.confinement: required), but \(why); "
+                                     + "confinement: auto runs them unconfined instead (trusted code only)")
+        }
         logger.warning("aml-local: runs are NOT confined (\(why)): a script can read what the server can. Install bubblewrap.")
         return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes)
     }
@@ -120,20 +126,29 @@ struct RunSandbox: Sendable {
                               "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/timezone", "/etc/mime.types", "/etc/protocols",
                               "/etc/services", "/etc/python3", "/etc/python3.11"]
 
-    /// Whether bubblewrap can make its namespaces here (a container may forbid them) and confines as it should: the
-    /// probe must hold no capability and run under the seccomp filter.
-    private func works() -> Bool {
+    /// Why bubblewrap does not confine here (a container or a unit may forbid its namespaces), or nil when it does:
+    /// the probe must hold no capability and run with no_new_privs under the seccomp filter.
+    func probeFailure() -> String? {
         let probe = "import sys\nfor l in open('/proc/self/status'):\n    if l.startswith(('CapEff', 'CapPrm', 'Seccomp:', 'NoNewPrivs')): sys.stdout.write(l)"
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("aml-probe-\(UUID().uuidString)").path
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return "cannot create \(path) for the probe" }
         defer { close(fd); unlink(path) }
         let command = command(["-c", probe], directory: FileManager.default.temporaryDirectory.path)
-        guard let child = try? spawn(command, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
-                                     output: fd, cgroup: false),
-              child.process.waitUntilExit() == .exited(0) else { return false }
-        let status = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
-        return Self.confines(status)
+        let started: Started
+        do {
+            started = try spawn(command, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment), output: fd, error: fd, cgroup: false)
+        } catch {
+            return "\(bubblewrap ?? "bwrap") could not start (\(error))"
+        }
+        let ended = started.process.waitUntilExit()
+        let output = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        let said = output.split(separator: "\n").last.map { ": " + $0.prefix(300) } ?? ""
+        guard ended == .exited(0) else { return "\(bubblewrap ?? "bwrap") cannot build a sandbox here (exit \(ended.status)\(said))" }
+        guard Self.confines(output) else {
+            return "\(bubblewrap ?? "bwrap") ran the probe without confining it (\(output.split(separator: "\n").joined(separator: ", ")))"
+        }
+        return nil
     }
 
     /// Whether a confined process's `/proc/self/status` lines show it confined: no capability, no_new_privs, a filter.

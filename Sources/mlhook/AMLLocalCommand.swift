@@ -55,7 +55,7 @@ struct AMLLocalCommand: AsyncParsableCommand {
         settings.network = net
         let aml: AMLLocal
         do { aml = try AMLLocal(settings: settings, logger: logger) } catch {
-            printError("cannot open \(dataDir): \(error)")
+            printError("aml-local cannot start (data directory \(dataDir)): \(error)")
             throw ExitCode(1)
         }
         if let config {

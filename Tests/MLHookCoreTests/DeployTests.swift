@@ -97,4 +97,52 @@ import Yams
             #expect(unit.contains(hardening))
         }
     }
+
+    /// What bubblewrap (and the run spawner) needs is not taken away by the unit, so `confinement: required` can
+    /// hold under systemd: before, RestrictNamespaces=yes forbade every namespace, ~@privileged refused pivot_root
+    /// and setuid, @mount was not allowed, ~@resources refused setrlimit, and AF_NETLINK (a run's loopback) was not
+    /// an allowed family.
+    @Test func theSystemdUnitLetsBubblewrapBuildItsSandbox() async throws {
+        let analyze = "/usr/bin/systemd-analyze"
+        guard FileManager.default.isExecutableFile(atPath: analyze) else { return }  // not every machine has systemd's tools
+        let unit = try text("deploy/systemd/mlhook.service")
+        func values(_ key: String) -> [String] {
+            unit.split(separator: "\n").filter { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        let namespaces = Set(values("RestrictNamespaces").flatMap { $0.split(separator: " ").map(String.init) })
+        #expect(namespaces.isSuperset(of: ["user", "mnt", "pid", "ipc", "uts", "net"]) && !namespaces.contains("yes"), "\(namespaces)")
+        #expect(values("RestrictAddressFamilies").joined(separator: " ").contains("AF_NETLINK"))
+        // The system calls a filter line names, its @groups expanded by systemd itself.
+        var groups: [String: Set<String>] = [:]
+        func expand(_ item: String) async throws -> Set<String> {
+            guard item.hasPrefix("@") else { return [item] }
+            if let known = groups[item] { return known }
+            let (_, out) = try await runProcessAsync(analyze, ["syscall-filter", item])
+            var calls: Set<String> = []
+            for line in out.split(separator: "\n").dropFirst() {
+                let word = line.trimmingCharacters(in: .whitespaces)
+                guard !word.isEmpty, !word.hasPrefix("#") else { continue }
+                calls.formUnion(try await expand(word))
+            }
+            groups[item] = calls
+            return calls
+        }
+        var allowed: Set<String> = [], denied: Set<String> = []
+        for line in values("SystemCallFilter") {
+            let deny = line.hasPrefix("~")
+            for item in line.dropFirst(deny ? 1 : 0).split(separator: " ") {
+                let calls = try await expand(String(item))
+                if deny { denied.formUnion(calls) } else { allowed.formUnion(calls) }
+            }
+        }
+        let effective = allowed.subtracting(denied)
+        #expect(effective.count > 100, "systemd-analyze listed the groups")
+        for call in ["mount", "umount2", "pivot_root", "unshare", "clone", "setuid", "setgid", "setresuid", "setgroups", "capset", "prctl",
+                     "setrlimit", "prlimit64", "setpgid"] {
+            #expect(effective.contains(call), "the unit refuses \(call), which bubblewrap or the run spawner needs")
+        }
+        for call in ["init_module", "reboot", "swapon", "kexec_load", "ptrace", "settimeofday"] {
+            #expect(!effective.contains(call), "the unit allows \(call)")
+        }
+    }
 }
