@@ -102,6 +102,31 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(try await store.events(EventQuery()).count == 2)
     }
 
+    /// A record the database refuses (here a NUL in text, which PostgreSQL refuses with 22021; ingress refuses it
+    /// first, this is the second wall) fails alone: the events committed in the same group are stored.
+    @Test(arguments: StoreBackend.all)
+    func aRecordTheDatabaseRefusesFailsAloneNotItsBatchMates(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try await backend.open(clock)
+        defer { close() }
+        let outcomes = await withTaskGroup(of: (Bool, Bool).self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    let e = Self.event("clean-\(i)", at: clock.now)
+                    return (true, (try? await store.append(e, plan: Self.planned(e.id), jobs: [])) != nil)
+                }
+            }
+            group.addTask {
+                let e = Self.event("bad", at: clock.now)
+                let verdict = PlanVerdict(id: e.id, state: .planned, plan: "[]", explanation: "branch ma\u{0}in")
+                return (false, (try? await store.append(e, plan: verdict, jobs: [])) != nil)
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0.0 }.allSatisfy { $0.1 }, "\(outcomes.filter { $0.0 && !$0.1 }.count) clean events failed with the bad one")
+        #expect(try await store.events(EventQuery(limit: 100)).filter { $0.deliveryID.hasPrefix("clean-") }.count == 40)
+    }
+
     @Test(arguments: StoreBackend.all)
     func concurrentRedeliveriesStoreOneEvent(backend: StoreBackend) async throws {
         let clock = ManualClock()

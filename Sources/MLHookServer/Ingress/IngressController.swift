@@ -122,6 +122,10 @@ struct IngressController: Sendable {
         // Planned here, with the configuration that accepted it, so the event is stored with its verdict and
         // jobs in one transaction: the planner does not read it back and write it a second time.
         let decision = EventPlanner.decide(event, config: snapshot.config)
+        if let field = Self.textWithNUL(event, decision) {
+            return (reject(.badRequest, "malformed_body", "the event's \(field) holds a NUL character (U+0000), which no forge sends and mlhook does not store as text",
+                           log: log), Outcome(name: "malformed_body"))
+        }
         let outcome: AppendOutcome
         do {
             outcome = try await store.append(event, plan: decision.record, jobs: decision.jobs)
@@ -153,6 +157,21 @@ struct IngressController: Sendable {
             }
             return (Self.eventResponse(.ok, id: id, duplicate: true), Outcome(name: "duplicate", kind: kind))
         }
+    }
+
+    /// Which text the event would be stored with holds a NUL, or nil. A signed payload can put `\u0000` in a
+    /// branch or repository name; PostgreSQL refuses NUL in text (22021), which failed the whole group commit it
+    /// was in (37 of 40 clean deliveries sent with it got 503). So such an event is a 400 before anything is stored,
+    /// on every backend; its body is bytes and stays exact only because nothing of it is stored.
+    static func textWithNUL(_ event: InboundEvent, _ decision: EventPlanner.Decision) -> String? {
+        func has(_ s: String?) -> Bool { s?.utf8.contains(0) ?? false }
+        if has(event.kind) { return "kind" }
+        if has(event.deliveryID) { return "delivery id" }
+        if has(decision.record.explanation) || has(decision.record.plan) { return "ref, repository or another value a rule reads" }
+        for job in decision.jobs where has(job.idempotencyKey) || has(job.parameters) || has(job.supersedeScope) {
+            return "ref, repository or another value an action takes"
+        }
+        return nil
     }
 
     /// The stored event's id, on answers whose body cannot carry it (Slack's).

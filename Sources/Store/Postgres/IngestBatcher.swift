@@ -86,6 +86,17 @@ final class IngestBatcher: Sendable {
             do {
                 let outcomes = try await commit(batch.map(\.event))
                 for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+            } catch where batch.count > 1 && ((error as? StoreError)?.code ?? PostgresStore.classify(error)) == .badRecord {
+                // The database refused what one record holds (a data or constraint error, not the connection): the
+                // batch is committed again one record at a time, so only that record fails, never its batch-mates.
+                for item in batch {
+                    do {
+                        let outcome = try await commit([item.event])
+                        item.continuation.resume(returning: outcome[0])
+                    } catch {
+                        item.continuation.resume(throwing: error)
+                    }
+                }
             } catch {
                 for item in batch { item.continuation.resume(throwing: error) }
             }
