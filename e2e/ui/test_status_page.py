@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 BINARY = os.path.abspath(os.environ.get("MLHOOK_BIN", ".build/debug/mlhook"))
-TOKEN = "ui-admin-token-" + os.urandom(8).hex()
+TOKEN = "ui-admin-token-" + os.urandom(16).hex()
 SECRET = "ui-github-secret"
 
 

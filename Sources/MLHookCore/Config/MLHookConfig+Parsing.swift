@@ -170,6 +170,10 @@ extension MLHookConfig {
             }
             if let n = top.node("admin"), let m = reader.mapping(n, "admin") {
                 if let tn = m.node("token") { config.admin.token = parseSecretReference(tn, path: m.keyPath("token"), reader: reader) }
+                config.admin.protectMetrics = m.bool("protect_metrics", default: false)
+                if config.admin.protectMetrics && config.admin.token == nil {
+                    reader.error(m.node("protect_metrics"), m.keyPath("protect_metrics"), "needs admin.token: /metrics would answer nobody")
+                }
                 m.finish()
             }
             if let n = top.node("scheduler"), let m = reader.mapping(n, "scheduler") {

@@ -197,6 +197,8 @@ public struct CallbacksConfig: Sendable, Equatable {
 /// `admin:` settings. With no token, the admin API and the status page are off.
 public struct AdminConfig: Sendable, Equatable {
     public var token: SecretReference?
+    /// `/metrics` answers only with `Authorization: Bearer <admin token>` (`admin.protect_metrics`).
+    public var protectMetrics = false
     public init() {}
 }
 

@@ -17,28 +17,38 @@ struct AdminAPI: Sendable {
     let store: any OperatorView
     let live: LiveConfig
     let logger: Logger
+    /// Wrong bearer tokens per client address: past 10 a minute, that client gets 429 (the right token too).
+    let throttle = ClientThrottle()
 
     static let defaultLimit = 50
     static let maxLimit = 500
 
     func addRoutes(to router: Router<some RequestContext>) {
         let api = router.group("/api/v1")
-        api.get("/events") { req, _ in try await self.guarded(req) { try await self.listEvents(req) } }
-        api.get("/events/:id") { req, ctx in try await self.guarded(req) { try await self.showEvent(ctx.parameters.get("id") ?? "") } }
-        api.get("/jobs") { req, _ in try await self.guarded(req) { try await self.listJobs(req) } }
-        api.get("/jobs/:id") { req, ctx in try await self.guarded(req) { try await self.showJob(ctx.parameters.get("id") ?? "") } }
-        api.post("/jobs/:id/retry") { req, ctx in try await self.guarded(req) { try await self.retry(ctx.parameters.get("id") ?? "") } }
-        api.get("/callbacks") { req, _ in try await self.guarded(req) { try await self.listCallbacks(req) } }
-        api.get("/callbacks/:id") { req, ctx in try await self.guarded(req) { try await self.showCallback(ctx.parameters.get("id") ?? "") } }
-        api.post("/callbacks/:id/replay") { req, ctx in try await self.guarded(req) { try await self.replay(ctx.parameters.get("id") ?? "") } }
+        api.get("/events") { req, ctx in try await self.guarded(req, ctx) { try await self.listEvents(req) } }
+        api.get("/events/:id") { req, ctx in try await self.guarded(req, ctx) { try await self.showEvent(ctx.parameters.get("id") ?? "") } }
+        api.get("/jobs") { req, ctx in try await self.guarded(req, ctx) { try await self.listJobs(req) } }
+        api.get("/jobs/:id") { req, ctx in try await self.guarded(req, ctx) { try await self.showJob(ctx.parameters.get("id") ?? "") } }
+        api.post("/jobs/:id/retry") { req, ctx in try await self.guarded(req, ctx) { try await self.retry(ctx.parameters.get("id") ?? "") } }
+        api.get("/callbacks") { req, ctx in try await self.guarded(req, ctx) { try await self.listCallbacks(req) } }
+        api.get("/callbacks/:id") { req, ctx in try await self.guarded(req, ctx) { try await self.showCallback(ctx.parameters.get("id") ?? "") } }
+        api.post("/callbacks/:id/replay") { req, ctx in try await self.guarded(req, ctx) { try await self.replay(ctx.parameters.get("id") ?? "") } }
     }
 
     /// 404 when off, 401 without the right bearer token, else the handler's answer.
-    func guarded(_ req: Request, _ handler: () async throws -> Response) async throws -> Response {
+    func guarded(_ req: Request, _ context: some RequestContext, _ handler: () async throws -> Response) async throws -> Response {
+        let client = ClientThrottle.client(context)
+        if live.adminToken != nil, let wait = throttle.wait(client, now: Date()) {
+            logger.notice("admin API: request refused (too many wrong tokens from this client)", metadata: ["client": .string(client)])
+            var r = Self.error(.tooManyRequests, "too_many_requests", "too many wrong tokens from this address; try again in \(wait) s")
+            r.headers[.retryAfter] = String(wait)
+            return r
+        }
         switch Self.authorize(req, token: live.adminToken) {
         case .off: return Self.error(.notFound, "not_found", "the admin API is off: set admin.token in the configuration")
         case .denied(let why):
-            logger.notice("admin API: request refused: \(why)", metadata: ["path": .string(req.uri.path)])
+            throttle.failed(client, now: Date())
+            logger.notice("admin API: request refused: \(why)", metadata: ["path": .string(req.uri.path), "client": .string(client)])
             var r = Self.error(.unauthorized, "unauthorized", "send Authorization: Bearer <admin token>")
             r.headers[.wwwAuthenticate] = "Bearer realm=\"mlhook\""
             return r

@@ -139,8 +139,18 @@ public final class MLHookMetrics: Sendable {
         }
     }
 
-    func addRoutes(to router: Router<some RequestContext>, store: any StoreStatistics) {
-        router.get("/metrics") { _, _ in
+    /// `/metrics`; with `protect` (`admin.protect_metrics`), only for `Authorization: Bearer <admin token>`.
+    func addRoutes(to router: Router<some RequestContext>, store: any StoreStatistics, live: LiveConfig? = nil) {
+        router.get("/metrics") { req, _ in
+            if let live, live.snapshot.config.admin.protectMetrics {
+                switch AdminAPI.authorize(req, token: live.adminToken) {
+                case .allowed: break
+                case .off, .denied:
+                    var r = AdminAPI.error(.unauthorized, "unauthorized", "admin.protect_metrics is on: send Authorization: Bearer <admin token>")
+                    r.headers[.wwwAuthenticate] = "Bearer realm=\"mlhook\""
+                    return r
+                }
+            }
             await self.refresh(from: store)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))

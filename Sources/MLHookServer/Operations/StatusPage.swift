@@ -24,8 +24,8 @@ struct StatusPage: Sendable {
     var runLink: @Sendable (_ experiment: String, _ runID: String) -> String? = { _, _ in nil }
     /// Served over HTTPS: the session cookie is marked Secure, so a browser never sends it in the clear.
     var secure = false
-    /// Failed sign-ins, over all clients.
-    let signIns = SignInLimiter()
+    /// Failed sign-ins, per client address.
+    let signIns = ClientThrottle()
 
     static let cookie = "mlhook_ui"
     static let sessionSeconds: TimeInterval = 12 * 3600
@@ -34,7 +34,7 @@ struct StatusPage: Sendable {
         router.get("/ui") { req, _ in try await self.page(req) }
         router.get("/ui/jobs/:id") { req, ctx in try await self.jobPage(req, id: ctx.parameters.get("id") ?? "") }
         router.get("/ui/login") { _, _ in self.live.adminToken == nil ? Self.notFound() : Self.html(.ok, Self.loginForm(error: nil)) }
-        router.post("/ui/login") { req, _ in try await self.login(req) }
+        router.post("/ui/login") { req, ctx in try await self.login(req, client: ClientThrottle.client(ctx)) }
         router.post("/ui/callbacks/:id/replay") { req, ctx in
             try await self.action(req) { try await self.store.replayCallback(id: ctx.parameters.get("id") ?? "") ? "callback queued for delivery" : "no such callback" }
         }
@@ -82,11 +82,12 @@ struct StatusPage: Sendable {
         return nil
     }
 
-    func login(_ req: Request) async throws -> Response {
+    func login(_ req: Request, client: String) async throws -> Response {
         guard let token = live.adminToken else { return Self.notFound() }
-        // Guessing is slowed for everybody at once: past the limit every sign-in waits, the right token too.
-        if let wait = signIns.wait(now: Date()) {
-            logger.notice("status page: sign-in refused (too many failed attempts)")
+        // Guessing is slowed per client address: past the limit that client's sign-ins wait, the right token too;
+        // other clients are not locked out by it.
+        if let wait = signIns.wait(client, now: Date()) {
+            logger.notice("status page: sign-in refused (too many failed attempts from this client)", metadata: ["client": .string(client)])
             var r = Self.html(.tooManyRequests, Self.loginForm(error: "Too many failed sign-ins; try again in \(wait) s."))
             r.headers[.retryAfter] = String(wait)
             return r
@@ -94,8 +95,8 @@ struct StatusPage: Sendable {
         let body = String(buffer: try await req.body.collect(upTo: 16 << 10))
         let given = (try? FormURLEncoded.dictionary(body))?["token"] ?? ""
         guard ConstantTime.tokenEquals(given, token.text) else {
-            signIns.failed(now: Date())
-            logger.notice("status page: sign-in refused (wrong token)")
+            signIns.failed(client, now: Date())
+            logger.notice("status page: sign-in refused (wrong token)", metadata: ["client": .string(client)])
             return Self.html(.unauthorized, Self.loginForm(error: "That is not the admin token."))
         }
         let session = Self.newSession(token: token, now: Date())
@@ -277,25 +278,3 @@ struct StatusPage: Sendable {
     static func notFound() -> Response { AdminAPI.error(.notFound, "not_found", "the status page is off: set admin.token in the configuration") }
 }
 
-/// At most `limit` failed sign-ins in any `window` seconds, over all clients; past it, sign-ins wait.
-final class SignInLimiter: Sendable {
-    private let failures = Mutex<[Date]>([])
-    let limit: Int
-    let window: TimeInterval
-
-    init(limit: Int = 10, window: TimeInterval = 60) {
-        self.limit = limit
-        self.window = window
-    }
-
-    func failed(now: Date) { failures.withLock { $0.append(now) } }
-
-    /// Seconds to wait before the next sign-in may be tried, or nil when it may be tried now.
-    func wait(now: Date) -> Int? {
-        failures.withLock { f in
-            f.removeAll { now.timeIntervalSince($0) >= window }
-            guard f.count >= limit, let oldest = f.first else { return nil }
-            return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
-        }
-    }
-}

@@ -17,12 +17,12 @@ public func buildApplication(
     _ runtime: MLHookRuntime,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: MLHookRequestContext.self)
     var ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
                                     now: runtime.now, logger: runtime.logger, metrics: runtime.metrics)
     ingress.inflight = BodyBudget(limit: runtime.config.server.maxInflightBodyBytes)
     ingress.addRoutes(to: router)
-    runtime.metrics.addRoutes(to: router, store: runtime.store)
+    runtime.metrics.addRoutes(to: router, store: runtime.store, live: runtime.live)
     AdminAPI(store: runtime.store, live: runtime.live, logger: runtime.logger).addRoutes(to: router)
     var statusPage = StatusPage(store: runtime.store, live: runtime.live, logger: runtime.logger)
     statusPage.secure = runtime.scheme == "https"

@@ -21,7 +21,11 @@ extension MLHookRuntime {
                 issues += error.issues.map { ConfigIssue(file: file, line: line, key: $0.key, message: $0.message) }
             }
         }
-        if let token = config.admin.token { check(token, key: "admin.token", line: 0) }
+        if config.admin.token != nil {
+            do { _ = try resolveAdminToken(config, environment: environment) } catch {
+                issues += error.issues.map { ConfigIssue(file: file, line: 0, key: $0.key, message: $0.message) }
+            }
+        }
         if config.azureml.mode == .cloud, let secret = config.azureml.cloud.clientSecret {
             check(secret, key: "azureml.cloud.client_secret", line: 0)
         }

@@ -135,8 +135,17 @@ public struct MLHookRuntime: Sendable {
     /// The admin token, when `admin.token` is set; an empty one is an error (it would not protect anything).
     public static func resolveAdminToken(_ config: MLHookConfig, environment: [String: String]) throws(ConfigError) -> WebhookSecret? {
         guard let ref = config.admin.token else { return nil }
-        return try SecretResolver(environment: environment).resolve(ref, key: "admin.token")
+        let token = try SecretResolver(environment: environment).resolve(ref, key: "admin.token")
+        // It opens the admin API and /ui from the network: a short one can be guessed (openssl rand -hex 32 makes one).
+        guard token.bytes.count >= minimumAdminTokenLength else {
+            throw ConfigError([ConfigIssue(file: "<secrets>", line: 0, key: "admin.token",
+                                           message: "is \(token.bytes.count) characters; at least \(minimumAdminTokenLength) are required (openssl rand -hex 32 makes one)")])
+        }
+        return token
     }
+
+    /// The shortest admin token accepted.
+    public static let minimumAdminTokenLength = 32
 
     /// Builds every source's verifier from its resolved secrets; collects every problem before failing.
     public static func resolveSources(_ config: MLHookConfig, logger: Logger,
