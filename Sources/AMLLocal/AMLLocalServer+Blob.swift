@@ -177,7 +177,7 @@ extension AMLLocalServer {
     }
 
     /// The SAS must be one this server signed for the container, and not expired.
-    private func checkSAS(_ call: Call, account: String, container: String) throws(AMLError) {
+    func checkSAS(_ call: Call, account: String, container: String) throws(AMLError) {
         guard let sig = call.query["sig"], let expiry = call.query["se"], let permissions = call.query["sp"],
               tokens.verify("blob|\(account)/\(container)|\(expiry)|\(permissions)", sig) else {
             throw blobError(.forbidden, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the SAS is one aml-local issued for this container.")

@@ -69,6 +69,23 @@ extension AMLLocalServer {
         }
     }
 
+    /// Whether a scoring request's credential is right for its service or endpoint (key, or a token where the
+    /// endpoint takes one), read from the head before the body.
+    func scoringCredentialMatches(_ call: Call) -> Bool {
+        guard let link = try? store.get("scoring", "", call.segments[1]), let ws = link["ws"]?.string else { return false }
+        let credential = (call.headers[.authorization] ?? "").split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
+        var keys: [String] = []
+        if let name = link["endpoint"]?.string, let e = try? store.get("endpoint", ws, name) {
+            if (e.value(at: "properties.authMode")?.string?.lowercased() ?? "key") != "key" {
+                return tokens.problem(with: credential, now: settings.now()) == nil
+            }
+            keys = [e["_primaryKey"]?.string, e["_secondaryKey"]?.string].compactMap { $0 }
+        } else if let name = link["service"]?.string, let service = try? store.get("service", ws, name) {
+            keys = [service["_primaryKey"]?.string, service["_secondaryKey"]?.string].compactMap { $0 }
+        }
+        return keys.contains { ConstantTime.tokenEquals($0, credential) }
+    }
+
     /// `POST /score/{id}` with `Authorization: Bearer {key}` and a JSON body such as `{"data": [...]}`:
     /// runs the entry script's `init()` and `run(raw_body)` in python3 and answers its return value as JSON.
     func score(_ call: Call) async throws(AMLError) -> Response {

@@ -16,6 +16,8 @@ public final class AMLLocalServer: Sendable {
     let tokens: TokenIssuer
     let executor: RunExecutor
     let sandbox: RunSandbox
+    /// Request bodies being received, in bytes, over every request at once.
+    let inflight = InflightBytes(limit: 512 << 20)
     let settings: AMLLocalSettings
     let logger: Logger
 
@@ -64,20 +66,57 @@ public final class AMLLocalServer: Sendable {
         }
         var query: [String: String] = [:]
         for (k, v) in request.uri.queryParameters { query[(String(k).removingPercentEncoding ?? String(k)).lowercased()] = String(v).removingPercentEncoding ?? String(v) }
-        let body: [UInt8]
-        do {
-            body = Array(try await request.body.collect(upTo: settings.maxUploadBytes).readableBytesView)
-        } catch {
-            return respond(AMLError(.contentTooLarge, "RequestTooLarge", "The request body exceeds \(settings.maxUploadBytes) bytes."), .arm)
-        }
-        let call = Call(method: request.method, segments: segments, query: query, headers: request.headers, body: body,
+        let head = Call(method: request.method, segments: segments, query: query, headers: request.headers, body: [],
                         base: settings.base(forAuthority: request.head.authority))
+        // Authenticated before a byte of the body is read: a caller with no valid token, SAS or scoring key gets
+        // at most a token request's worth (64 KiB) read, and a larger body is not read at all (the route then
+        // refuses the credential). Before, anyone could make the server buffer 256 MiB per request, with no overall
+        // cap (16 such uploads took it to 4.6 GB and stalled /hooks beside it).
+        let allowance = preAuthenticated(head) ? settings.maxUploadBytes : Self.unauthenticatedBodyBytes
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        var body: [UInt8] = []
+        if declared != 0 && !(allowance == Self.unauthenticatedBodyBytes && (declared ?? 0) > allowance) {
+            // Every body read at once counts against one budget: past it, 503 and the body is not read.
+            let reserve = min(declared ?? allowance, allowance)
+            guard inflight.reserve(reserve) else {
+                var r = respond(AMLError(.serviceUnavailable, "ServerBusy", "Too many request bodies are being received; retry shortly."), .arm)
+                r.headers[.retryAfter] = "1"
+                return r
+            }
+            defer { inflight.release(reserve) }
+            do {
+                body = Array(try await request.body.collect(upTo: reserve).readableBytesView)
+            } catch {
+                return respond(AMLError(.contentTooLarge, "RequestTooLarge", "The request body exceeds \(allowance) bytes."), .arm)
+            }
+        }
+        let call = Call(method: head.method, segments: head.segments, query: head.query, headers: head.headers, body: body, base: head.base)
         let plane = Self.plane(of: call)
         do {
             return try await route(call, plane: plane)
         } catch {
             logger.notice("aml-local: \(request.method) \(path) -> \(error.status.code) \(error.code): \(error.message)")
             return respond(error, plane)
+        }
+    }
+
+    /// What a caller without credentials may send: a token request's form.
+    static let unauthenticatedBodyBytes = 64 << 10
+
+    /// Whether the request carries a credential that lets it send a large body: a valid bearer token, a valid SAS
+    /// on a blob URL, or a valid key on a scoring URL. Checked on the head alone.
+    func preAuthenticated(_ call: Call) -> Bool {
+        if let header = call.headers[.authorization], header.lowercased().hasPrefix("bearer "),
+           tokens.problem(with: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), now: settings.now()) == nil {
+            return true
+        }
+        switch call.lower(0) {
+        case "blob" where call.segments.count >= 3:
+            return (try? checkSAS(call, account: call.segments[1], container: call.segments[2])) != nil
+        case "score" where call.segments.count == 2:
+            return scoringCredentialMatches(call)
+        default:
+            return false
         }
     }
 
