@@ -17,7 +17,7 @@ public final class AMLLocalServer: Sendable {
     let executor: RunExecutor
     let sandbox: RunSandbox
     /// Request bodies being received, in bytes, over every request at once.
-    let inflight = InflightBytes(limit: 512 << 20)
+    let inflight = BodyBudget(limit: 512 << 20)
     let settings: AMLLocalSettings
     let logger: Logger
 

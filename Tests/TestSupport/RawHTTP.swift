@@ -52,6 +52,16 @@ public final class RawConnection: @unchecked Sendable {
     /// Closes the socket now (the peer sees the connection end).
     public func close() { shutdown(fd, Int32(SHUT_RDWR)) }
 
+    /// Whether the peer has not closed the connection (nothing waiting to be read says otherwise).
+    public var isOpen: Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 0) > 0 else { return true }
+        if p.revents & Int16(POLLHUP | POLLERR) != 0 { return false }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n > 0 || (n < 0 && errno == EAGAIN)
+    }
+
     /// Reads until the peer closes, `complete` holds, or `timeout` seconds pass without data.
     public func read(timeout: Int = 5, complete: (String) -> Bool = { _ in false }) -> String {
         var tv = timeval(tv_sec: timeout, tv_usec: 0)

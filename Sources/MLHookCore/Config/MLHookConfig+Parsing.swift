@@ -215,6 +215,13 @@ extension MLHookConfig {
         s.readTimeoutSeconds = m.int("read_timeout_seconds", default: s.readTimeoutSeconds, range: 1...3600)
         s.maxConnections = m.int("max_connections", default: s.maxConnections, range: 1...1_000_000)
         s.maxInflightBodyBytes = m.int("max_inflight_body_bytes", default: s.maxInflightBodyBytes, range: 1024...(1 << 40))
+        if m.node("max_inflight_body_bytes_per_client") != nil {
+            s.maxInflightBodyBytesPerClient = m.int("max_inflight_body_bytes_per_client", default: s.inflightShare, range: 1024...(1 << 40))
+        }
+        s.minBodyBytesPerSecond = m.int("min_body_bytes_per_second", default: s.minBodyBytesPerSecond, range: 0...(1 << 30))
+        s.bodyRateGraceSeconds = m.int("body_rate_grace_seconds", default: s.bodyRateGraceSeconds, range: 1...3600)
+        s.maxConnectionsPerClient = m.int("max_connections_per_client", default: s.maxConnectionsPerClient, range: 1...1_000_000)
+        s.headerTimeoutSeconds = m.int("header_timeout_seconds", default: s.headerTimeoutSeconds, range: 1...3600)
         if let tn = m.node("tls"), let tm = m.reader.mapping(tn, m.keyPath("tls")) {
             let cert = tm.requiredString("cert_file"), key = tm.requiredString("key_file")
             if let cert, let key { s.tls = TLSConfig(certificateFile: cert, keyFile: key) }

@@ -59,6 +59,20 @@ public struct ServerConfig: Sendable, Equatable {
     /// The most body bytes held in memory at once over all requests still unauthenticated; a request that would
     /// pass it gets 503 with Retry-After instead of being read (many slow uploads cannot exhaust memory).
     public var maxInflightBodyBytes = 128 * 1024 * 1024
+    /// The most of that one client address may hold (default: a quarter of it, at least `max_body_bytes`), so one
+    /// client's slow uploads leave the rest to the others.
+    public var maxInflightBodyBytesPerClient: Int?
+    /// The slowest a body may arrive, in bytes per second, once `bodyRateGraceSeconds` have passed (a trickling
+    /// sender is cut off with 408 instead of holding its connection for the whole read timeout).
+    public var minBodyBytesPerSecond = 16 * 1024
+    public var bodyRateGraceSeconds = 5
+    /// Connections one client address may hold open at once; more are closed as they are accepted.
+    public var maxConnectionsPerClient = 64
+    /// A request's head (request line and headers) must arrive within this long of the connection being ready.
+    public var headerTimeoutSeconds = 10
+
+    /// What one client may hold of the body budget.
+    public var inflightShare: Int { maxInflightBodyBytesPerClient ?? max(maxBodyBytes, maxInflightBodyBytes / 4) }
     /// Serve HTTPS with these PEM files instead of HTTP.
     public var tls: TLSConfig?
     public init() {}

@@ -18,18 +18,20 @@ struct IngressController: Sendable {
     let metrics: MLHookMetrics
     /// Body bytes being read over all requests (`server.max_inflight_body_bytes`).
     var inflight = BodyBudget(limit: 128 << 20)
+    /// The slowest a body may arrive once its grace has passed (`server.min_body_bytes_per_second`), or nil.
+    var minimumRate: (bytesPerSecond: Double, grace: Duration)? = (16 * 1024, .seconds(5))
     /// Deepest JSON nesting accepted; real webhook payloads nest well under 20 levels.
     static let maxJSONDepth = 128
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.post("/hooks/:source") { request, context in
-            await self.receive(request, source: context.parameters.get("source") ?? "")
+            await self.receive(request, source: context.parameters.get("source") ?? "", client: ClientThrottle.client(context))
         }
     }
 
-    func receive(_ request: Request, source name: String) async -> Response {
+    func receive(_ request: Request, source name: String, client: String = "") async -> Response {
         let started = ContinuousClock.now
-        let (response, outcome) = await handle(request, source: name)
+        let (response, outcome) = await handle(request, source: name, client: client)
         // A path that names no source is not a label value: any string could be sent there.
         let source = outcome.name == "unknown_source" ? "unknown" : name
         metrics.eventReceived(source: source, kind: MetricLabels.kind(outcome.kind), outcome: outcome.name, duration: ContinuousClock.now - started)
@@ -42,7 +44,7 @@ struct IngressController: Sendable {
         var kind = ""
     }
 
-    func handle(_ request: Request, source name: String) async -> (Response, Outcome) {
+    func handle(_ request: Request, source name: String, client: String = "") async -> (Response, Outcome) {
         let snapshot = live.snapshot
         guard let source = snapshot.sources[name] else {
             return (reject(.notFound, "unknown_source", "no source named \"\(name.prefix(64))\" is configured", source: name), Outcome(name: "unknown_source"))
@@ -70,23 +72,35 @@ struct IngressController: Sendable {
             return (reject(.contentTooLarge, "payload_too_large", "body of \(declared) bytes exceeds the limit of \(maxBodyBytes) bytes", log: log),
                     Outcome(name: "payload_too_large"))
         }
-        // Memory before authentication is bounded over all requests: this one's declared length (or the limit, for
-        // a chunked body) is reserved first, and a request that would pass the budget is not read at all.
-        let reserved = headers[.contentLength].flatMap(Int.init) ?? maxBodyBytes
-        guard inflight.reserve(reserved) else {
-            var r = reject(.serviceUnavailable, "server_busy", "too many request bodies are being read; retry shortly", log: log)
-            r.headers[.retryAfter] = "1"
-            return (r, Outcome(name: "server_busy"))
+        // Memory before authentication is bounded over all requests and per client address: bytes are reserved as
+        // they arrive, so a body that trickles in holds only what it sent; a declared length that cannot fit what
+        // is left (of the whole, or of this client's share) is refused at once without being read.
+        let declared = headers[.contentLength].flatMap(Int.init)
+        if let declared, !inflight.fits(declared, client: client) {
+            return (busy(log), Outcome(name: "server_busy"))
         }
-        defer { inflight.release(reserved) }
-        let buffer: ByteBuffer
+        var held = 0
+        defer { inflight.release(held, client: client) }
+        var received: ByteBuffer?
+        let reading = ContinuousClock.now
         do {
-            buffer = try await request.body.collect(upTo: maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            return (reject(.contentTooLarge, "payload_too_large", "body exceeds the limit of \(maxBodyBytes) bytes", log: log), Outcome(name: "payload_too_large"))
+            for try await chunk in request.body {
+                guard inflight.reserve(chunk.readableBytes, client: client) else { return (busy(log), Outcome(name: "server_busy")) }
+                held += chunk.readableBytes
+                guard held <= maxBodyBytes else {
+                    return (reject(.contentTooLarge, "payload_too_large", "body exceeds the limit of \(maxBodyBytes) bytes", log: log), Outcome(name: "payload_too_large"))
+                }
+                if received == nil { received = chunk } else { received!.writeImmutableBuffer(chunk) }
+                if let floor = minimumRate, case let elapsed = ContinuousClock.now - reading, elapsed > floor.grace,
+                   Double(held) < floor.bytesPerSecond * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) {
+                    return (reject(.requestTimeout, "body_too_slow", "the body arrived slower than \(Int(floor.bytesPerSecond)) bytes a second", log: log),
+                            Outcome(name: "body_too_slow"))
+                }
+            }
         } catch {
             return (reject(.badRequest, "body_unreadable", "the body could not be read completely (\(type(of: error)))", log: log), Outcome(name: "body_unreadable"))
         }
+        let buffer = received ?? ByteBuffer()
 
         // Signature over the raw bytes, before any parsing.
         let receivedAt = now()
@@ -172,6 +186,13 @@ struct IngressController: Sendable {
             return "ref, repository or another value an action takes"
         }
         return nil
+    }
+
+    /// 503 with Retry-After: the body budget (all clients', or this client's share) is full.
+    private func busy(_ log: Logger.Metadata) -> Response {
+        var r = reject(.serviceUnavailable, "server_busy", "too many request bodies are being read; retry shortly", log: log)
+        r.headers[.retryAfter] = "1"
+        return r
     }
 
     /// The stored event's id, on answers whose body cannot carry it (Slack's).

@@ -14,11 +14,17 @@ final class RequestReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     private let limit: TimeAmount
+    /// The request's head must arrive sooner (slow-header senders are closed after this).
+    private let headLimit: TimeAmount
     private var timer: Scheduled<Void>?
+    private var headTimer: Scheduled<Void>?
     private var requestsRead = 0
     private var responsesSent = 0
 
-    init(limit: TimeAmount) { self.limit = limit }
+    init(limit: TimeAmount, headLimit: TimeAmount? = nil) {
+        self.limit = limit
+        self.headLimit = headLimit ?? limit
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(context) }
@@ -37,9 +43,14 @@ final class RequestReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) { disarm() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            headTimer?.cancel()
+            headTimer = nil
+        case .end:
             requestsRead += 1
             disarm()
+        case .body: break
         }
         context.fireChannelRead(data)
     }
@@ -54,8 +65,12 @@ final class RequestReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func arm(_ context: ChannelHandlerContext) {
         timer?.cancel()
+        headTimer?.cancel()
         let channel = context.channel
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: limit) {
+            channel.close(promise: nil)
+        }
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: headLimit) {
             channel.close(promise: nil)
         }
     }
@@ -63,5 +78,7 @@ final class RequestReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     private func disarm() {
         timer?.cancel()
         timer = nil
+        headTimer?.cancel()
+        headTimer = nil
     }
 }

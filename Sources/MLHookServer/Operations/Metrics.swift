@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import Prometheus
 import Store
+import Synchronization
 
 /// mlhook's Prometheus metrics, served at `GET /metrics`. deploy/README.md says what each one means.
 ///
@@ -35,7 +36,13 @@ public final class MLHookMetrics: Sendable {
     static let queueDepth = describe("queue_depth", "", "Work waiting: events to plan, jobs queued, running and watching, callbacks pending.")
     static let jobs = describe("jobs", "", "Jobs in the store by state.")
     static let callbacksStored = describe("callbacks_stored", "", "Callbacks in the store by state (dead ones wait for a replay).")
+    static let connections = describe("connections", "", "HTTP connections open now.")
+    static let connectionsRefused = describe("connections_refused", "total", "Connections closed at accept because their client address held server.max_connections_per_client.")
+    static let limits = describe("limits", "", "The ingress limits in force (server.*), by name: connections, connections_per_client, header_timeout_seconds, read_timeout_seconds, idle_timeout_seconds, inflight_body_bytes, inflight_body_bytes_per_client, min_body_bytes_per_second.")
     static let parked = describe("parked_records", "", "Records set aside as poison (event, job), each kept with its reason in /ui and the admin API.")
+
+    /// Refused connections already counted in the exported counter.
+    private let refusedExported = Mutex(0)
 
     /// Recorded on every delivery: held rather than looked up each time.
     let ingestDuration: DurationHistogram
@@ -139,8 +146,24 @@ public final class MLHookMetrics: Sendable {
         }
     }
 
+    /// Connections now, and the limits in force, for the next scrape.
+    func connectionsChanged(_ connections: ClientConnections, server: ServerConfig) {
+        let (open, refused) = connections.counts
+        registry.makeGauge(descriptor: Self.connections, labels: []).set(Double(open))
+        let counter = registry.makeCounter(descriptor: Self.connectionsRefused, labels: [])
+        let already = refusedExported.withLock { seen in defer { seen = refused }; return seen }
+        if refused > already { counter.increment(by: Int64(refused - already)) }
+        for (name, value) in [("connections", server.maxConnections), ("connections_per_client", server.maxConnectionsPerClient),
+                              ("header_timeout_seconds", server.headerTimeoutSeconds), ("read_timeout_seconds", server.readTimeoutSeconds),
+                              ("idle_timeout_seconds", server.idleTimeoutSeconds), ("inflight_body_bytes", server.maxInflightBodyBytes),
+                              ("inflight_body_bytes_per_client", server.inflightShare), ("min_body_bytes_per_second", server.minBodyBytesPerSecond)] {
+            registry.makeGauge(descriptor: Self.limits, labels: [("limit", name)]).set(Double(value))
+        }
+    }
+
     /// `/metrics`; with `protect` (`admin.protect_metrics`), only for `Authorization: Bearer <admin token>`.
-    func addRoutes(to router: Router<some RequestContext>, store: any StoreStatistics, live: LiveConfig? = nil) {
+    func addRoutes(to router: Router<some RequestContext>, store: any StoreStatistics, live: LiveConfig? = nil,
+                   connections: ClientConnections? = nil) {
         router.get("/metrics") { req, _ in
             if let live, live.snapshot.config.admin.protectMetrics {
                 switch AdminAPI.authorize(req, token: live.adminToken) {
@@ -152,6 +175,7 @@ public final class MLHookMetrics: Sendable {
                 }
             }
             await self.refresh(from: store)
+            if let connections, let live { self.connectionsChanged(connections, server: live.snapshot.config.server) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }

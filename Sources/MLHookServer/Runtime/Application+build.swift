@@ -20,9 +20,11 @@ public func buildApplication(
     let router = Router(context: MLHookRequestContext.self)
     var ingress = IngressController(live: runtime.live, store: runtime.store, maxBodyBytes: runtime.config.server.maxBodyBytes,
                                     now: runtime.now, logger: runtime.logger, metrics: runtime.metrics)
-    ingress.inflight = BodyBudget(limit: runtime.config.server.maxInflightBodyBytes)
+    ingress.inflight = BodyBudget(limit: runtime.config.server.maxInflightBodyBytes, perClient: runtime.config.server.inflightShare)
+    ingress.minimumRate = runtime.config.server.minBodyBytesPerSecond == 0 ? nil
+        : (Double(runtime.config.server.minBodyBytesPerSecond), .seconds(runtime.config.server.bodyRateGraceSeconds))
     ingress.addRoutes(to: router)
-    runtime.metrics.addRoutes(to: router, store: runtime.store, live: runtime.live)
+    runtime.metrics.addRoutes(to: router, store: runtime.store, live: runtime.live, connections: runtime.connections)
     AdminAPI(store: runtime.store, live: runtime.live, logger: runtime.logger).addRoutes(to: router)
     var statusPage = StatusPage(store: runtime.store, live: runtime.live, logger: runtime.logger)
     statusPage.secure = runtime.scheme == "https"

@@ -32,6 +32,8 @@ public struct MLHookRuntime: Sendable {
     public var runSample = false
     /// HTTP, or HTTPS with `server.tls`.
     public var httpServer: HTTPServerBuilder = .http1(configuration: MLHookRuntime.http1Configuration(ServerConfig()))
+    /// Connections open per client address (`server.max_connections_per_client`), shown in /metrics.
+    public var connections = ClientConnections(limit: ServerConfig().maxConnectionsPerClient)
     /// "http" or "https".
     public var scheme = "http"
     /// Prometheus metrics, served at /metrics.
@@ -64,9 +66,10 @@ public struct MLHookRuntime: Sendable {
         let store = try await openStore(loaded.config.store, environment: environment, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
         runtime.live.adminToken = try resolveAdminToken(loaded.config, environment: environment)
-        runtime.httpServer = .http1(configuration: http1Configuration(loaded.config.server))
+        runtime.connections = ClientConnections(limit: loaded.config.server.maxConnectionsPerClient)
+        runtime.httpServer = .http1(configuration: http1Configuration(loaded.config.server, connections: runtime.connections))
         if let tls = loaded.config.server.tls {
-            runtime.httpServer = try tlsServer(tls, http1: http1Configuration(loaded.config.server))
+            runtime.httpServer = try tlsServer(tls, http1: http1Configuration(loaded.config.server, connections: runtime.connections))
             runtime.scheme = "https"
         }
         if loaded.config.azureml.mode == .local {
@@ -105,10 +108,14 @@ public struct MLHookRuntime: Sendable {
         return try await StoreFactory.open(config, mustExist: mustExist, background: background, databaseURL: url, clock: clock, logger: logger)
     }
 
-    /// What every HTTP/1.1 connection gets: the idle timeout and the whole-request read deadline.
-    public static func http1Configuration(_ server: ServerConfig) -> HTTP1Channel.Configuration {
+    /// What every HTTP/1.1 connection gets: the per-client connection limit, the idle timeout, and the head and
+    /// whole-request read deadlines.
+    public static func http1Configuration(_ server: ServerConfig, connections: ClientConnections? = nil) -> HTTP1Channel.Configuration {
         let limit = TimeAmount.seconds(Int64(server.readTimeoutSeconds))
-        return .init(additionalChannelHandlers: [RequestReadDeadline(limit: limit)], idleTimeout: .seconds(Int64(server.idleTimeoutSeconds)))
+        let headLimit = TimeAmount.seconds(Int64(min(server.headerTimeoutSeconds, server.readTimeoutSeconds)))
+        let connections = connections ?? ClientConnections(limit: server.maxConnectionsPerClient)
+        return .init(additionalChannelHandlers: [ClientConnectionLimiter(connections), RequestReadDeadline(limit: limit, headLimit: headLimit)],
+                     idleTimeout: .seconds(Int64(server.idleTimeoutSeconds)))
     }
 
     /// An HTTPS server builder from PEM files. - Throws: `ConfigError` naming the file that cannot be used.
