@@ -75,6 +75,24 @@ import Glibc
     }
 }
 
+/// `MLHOOK_NO_SAMPLE=1` skips the sample's push, not the callback its rule makes: a push of one's own still reaches a
+/// delivered callback and `send --wait` exits 0 (before, the callback went to a 404 and --wait ran out its time, 124).
+@Suite struct NoSampleTests {
+    @Test func withoutTheSampleAPushOfOnesOwnStillCallsBack() async throws {
+        let dir = try TemporaryDirectory("mlhook-no-sample")
+        defer { dir.remove() }
+        let env = ["MLHOOK_LISTEN": "127.0.0.1:\(QuickStartTests().freePort())", "MLHOOK_NO_SAMPLE": "1"]
+        let server = try await ServerProcess(arguments: ["serve"], environment: env, directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        let own = dir.file("my-model")
+        _ = try await ProviderEndToEndTests().makeRepo(own, script: "print('my own model')\n")
+        let sent = try await runMLHook(["send", "github", "push", "--repo", own, "--wait", "--timeout", "60"], environment: env, directory: dir.path)
+        #expect(sent.status == 0 && sent.output.contains("submit_job: succeeded"), "\(sent.output)\n--- server ---\n\(server.log.suffix(1500))")
+        #expect(server.log.contains("sample: callback received (signature verified)"), "\(server.log.suffix(1500))")
+        #expect(!server.log.contains("sample: sending"), "the sample's own push is skipped")
+    }
+}
+
 /// `mlhook send` has a built-in payload for every provider: Standard Webhooks with its type, generic with its
 /// configured headers, a Slack command with its text; and says what is built in when asked for something else.
 @Suite struct SendBuiltInPayloadTests {

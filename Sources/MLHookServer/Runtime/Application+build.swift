@@ -35,7 +35,9 @@ public func buildApplication(
     }
     statusPage.addRoutes(to: router)
     HealthController(store: runtime.store).addRoutes(to: router)
-    let sample = runtime.runSample ? SampleDemo(store: runtime.store, live: runtime.live, logger: runtime.logger) : nil
+    // The embedded defaults' rule calls back /sample/callback: served even when MLHOOK_NO_SAMPLE skips the sample's
+    // push (before, its callbacks then went to a 404 and `send --wait` waited for ever).
+    let sample = runtime.embeddedDefaults || runtime.runSample ? SampleDemo(store: runtime.store, live: runtime.live, logger: runtime.logger) : nil
     sample?.addRoutes(to: router)
 
     var pruner = EventPruner(store: runtime.store, retentionDays: runtime.config.store.retentionDays,
@@ -87,7 +89,7 @@ public func buildApplication(
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
             await onServerRunning(port)
-            if let sample { Task { await sample.run(port: port) } }
+            if runtime.runSample, let sample { Task { await sample.run(port: port) } }
         },
         logger: runtime.logger
     )

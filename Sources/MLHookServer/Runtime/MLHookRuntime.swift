@@ -30,6 +30,9 @@ public struct MLHookRuntime: Sendable {
     public var amlLocal: AMLLocal?
     /// Run the bundled sample once listening (embedded defaults with the local Azure ML server).
     public var runSample = false
+    /// Serving the embedded defaults (no configuration file): their sample rule calls back `/sample/callback`,
+    /// which is served whether or not the sample push is sent (`MLHOOK_NO_SAMPLE` skips only the push).
+    public var embeddedDefaults = false
     /// HTTP, or HTTPS with `server.tls`.
     public var httpServer: HTTPServerBuilder = .http1(configuration: MLHookRuntime.http1Configuration(ServerConfig()))
     /// Connections open per client address (`server.max_connections_per_client`), shown in /metrics.
@@ -79,6 +82,7 @@ public struct MLHookRuntime: Sendable {
             settings.limits = RunLimits(loaded.config.azureml.localLimits)
             let aml = try AMLLocal(settings: settings, logger: logger)
             runtime.amlLocal = aml
+            runtime.embeddedDefaults = path == nil
             runtime.runSample = path == nil && environment["MLHOOK_NO_SAMPLE"] == nil
             // The embedded server's address is known once it is bound: the client is made on first use, then kept.
             let api = loaded.config.azureml.api
