@@ -315,8 +315,11 @@ extension AMLCommand {
                 if v2 {
                     let parts = id.split(separator: ":", maxSplits: 1).map(String.init)
                     guard parts.count == 2 else { printError("rm takes name:version, got \(id)"); throw ExitCode(2) }
+                    // As for v1: say whether there was one (an absent version still counts as deleted, exit 0).
+                    let existed = await (try? api.modelVersions(name: parts[0], includeArchived: true))?
+                        .contains { $0["name"]?.string == parts[1] } ?? false
                     try await azure { try await api.deleteModelVersion(name: parts[0], version: parts[1]) }
-                    print("\(id): deleted")
+                    print(existed ? "\(id): deleted" : "\(id): no such model version (nothing to delete)")
                     return
                 }
                 let existed = await (try? api.model(id)) != nil

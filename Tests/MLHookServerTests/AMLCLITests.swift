@@ -74,7 +74,11 @@ import Testing
         #expect(try await runMLHook(["aml", "models", "archive", "cli-model:1"] + creds, directory: dir.path).output.contains("cli-model:1: archived"))
         let listed = try await runMLHook(["aml", "models", "ls", "--v2", "--name", "cli-model", "--tsv"] + creds, directory: dir.path)
         #expect(listed.output.contains("cli-model:1") && listed.output.contains("true") && listed.output.contains("azureml://jobs/cli_job_1/"), "\(listed.output)")
-        #expect(try await runMLHook(["aml", "models", "rm", "--v2", "cli-model:1"] + creds, directory: dir.path).status == 0)
+        let removed = try await runMLHook(["aml", "models", "rm", "--v2", "cli-model:1"] + creds, directory: dir.path)
+        #expect(removed.status == 0 && removed.output.contains("cli-model:1: deleted"), "\(removed.output)")
+        // One that is not there is done too (exit 0), and says so instead of "deleted".
+        let absent = try await runMLHook(["aml", "models", "rm", "--v2", "nosuch:9"] + creds, directory: dir.path)
+        #expect(absent.status == 0 && absent.output.contains("nosuch:9: no such model version") && !absent.output.contains("deleted"), "\(absent.output)")
         #expect(try await runMLHook(["aml", "models", "ls", "--v2", "--name", "cli-model", "--json"] + creds, directory: dir.path).output
             .trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
     }
