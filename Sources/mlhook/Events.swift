@@ -107,12 +107,17 @@ struct ConfigCommand: AsyncParsableCommand {
                 printError("\(path) is invalid:\n\(error.description)")
                 throw ExitCode(2)
             }
+            // Every secret that cannot be resolved, sources and the rest, each with its file and line.
+            var issues: [ConfigIssue] = []
             do {
                 _ = try MLHookRuntime.resolveSources(loaded.config, logger: Logger(label: "mlhook.check"),
-                                                     environment: ProcessInfo.processInfo.environment)
-                try MLHookRuntime.checkSecrets(loaded.config, file: path, environment: ProcessInfo.processInfo.environment)
-            } catch {
-                printError("\(path): secrets cannot be resolved:\n\(error.description)")
+                                                     environment: ProcessInfo.processInfo.environment, file: path)
+            } catch { issues += error.issues }
+            do { try MLHookRuntime.checkSecrets(loaded.config, file: path, environment: ProcessInfo.processInfo.environment) } catch {
+                issues += error.issues
+            }
+            if !issues.isEmpty {
+                printError("\(path): secrets cannot be resolved:\n\(ConfigError(issues).description)")
                 throw ExitCode(2)
             }
             print("\(path): ok (\(loaded.config.sources.count) sources)")

@@ -37,4 +37,43 @@ import Testing
                                directory: dir.path)
         #expect(ok.status == 0 && ok.output.contains("ok"), "\(ok.output)")
     }
+
+    /// Every unset secret at once, each at its own file and line: two sources' (before, the first failing source
+    /// stopped the check and the rest were never looked at), the Azure client secret's and the admin token's
+    /// (before, `<secrets>:` with no file or line).
+    @Test func everyUnsetSecretIsListedWithItsFileAndLine() async throws {
+        let dir = try TemporaryDirectory("mlhook-secret-all")
+        defer { dir.remove() }
+        let path = dir.file("mlhook.yaml")
+        try """
+            admin:
+              token: { env: ADMIN }
+            azureml:
+              mode: cloud
+              cloud:
+                tenant_id: t
+                client_id: c
+                client_secret: { env: AZ }
+                subscription_id: s
+                resource_group: g
+                workspace: w
+            sources:
+              - name: github
+                type: github
+                secrets: [ { env: GH } ]
+              - name: gitlab
+                type: gitlab
+                secrets:
+                  - { env: GL }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try await runMLHook(["config", "check", "--config", path], directory: dir.path)
+        #expect(check.status == 2, "\(check.output)")
+        for expected in ["\(path):2: admin.token", "\(path):8: azureml.cloud.client_secret", "\(path):15: sources[github].secrets[0]",
+                         "\(path):19: sources[gitlab].secrets[0]"] {
+            #expect(check.output.contains(expected), "missing \(expected): \(check.output)")
+        }
+        #expect(!check.output.contains("<secrets>"), "\(check.output)")
+        let serve = try await runMLHook(["serve", "--config", path], directory: dir.path)
+        #expect(serve.status == 2 && serve.output.contains("\(path):2: admin.token") && serve.output.contains("\(path):19: sources[gitlab]"), "\(serve.output)")
+    }
 }

@@ -42,7 +42,10 @@ extension MLHookConfig {
         var c = AzureMLCloudConfig()
         c.tenantID = cm.string("tenant_id")
         c.clientID = cm.string("client_id")
-        if let sn = cm.node("client_secret") { c.clientSecret = parseSecretReference(sn, path: cm.keyPath("client_secret"), reader: reader) }
+        if let sn = cm.node("client_secret") {
+            c.clientSecret = parseSecretReference(sn, path: cm.keyPath("client_secret"), reader: reader)
+            c.clientSecretLine = SourceLine(sn.mark?.line ?? 0)
+        }
         c.subscriptionID = cm.string("subscription_id")
         c.resourceGroup = cm.string("resource_group")
         c.workspace = cm.string("workspace")
@@ -169,7 +172,10 @@ extension MLHookConfig {
                 m.finish()
             }
             if let n = top.node("admin"), let m = reader.mapping(n, "admin") {
-                if let tn = m.node("token") { config.admin.token = parseSecretReference(tn, path: m.keyPath("token"), reader: reader) }
+                if let tn = m.node("token") {
+                    config.admin.token = parseSecretReference(tn, path: m.keyPath("token"), reader: reader)
+                    config.admin.tokenLine = SourceLine(tn.mark?.line ?? 0)
+                }
                 config.admin.protectMetrics = m.bool("protect_metrics", default: false)
                 if config.admin.protectMetrics && config.admin.token == nil {
                     reader.error(m.node("protect_metrics"), m.keyPath("protect_metrics"), "needs admin.token: /metrics would answer nobody")
@@ -316,6 +322,7 @@ extension MLHookConfig {
                 for (i, item) in items.enumerated() {
                     if let ref = parseSecretReference(item, path: "\(m.keyPath("secrets"))[\(i)]", reader: reader) {
                         source.secrets.append(ref)
+                        source.secretLines.values.append(item.mark?.line ?? 0)
                     }
                 }
             }

@@ -120,6 +120,24 @@ public struct LocalRunLimits: Sendable, Equatable {
     public init() {}
 }
 
+/// A line of the configuration file that a value came from, for messages. Not part of what the configuration
+/// means: two configurations that differ only in where their values stand are equal (a reload that moves a line
+/// changes nothing).
+public struct SourceLine: Sendable, Equatable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    public var value: Int
+    public init(_ value: Int) { self.value = value }
+    public init(integerLiteral value: Int) { self.value = value }
+    public static func == (_: SourceLine, _: SourceLine) -> Bool { true }
+    public var description: String { String(value) }
+}
+
+/// The lines a list of values came from (as `SourceLine`, never part of equality).
+public struct SourceLines: Sendable, Equatable {
+    public var values: [Int] = []
+    public init() {}
+    public static func == (_: SourceLines, _: SourceLines) -> Bool { true }
+}
+
 /// `azureml:` settings.
 public struct AzureMLConfig: Sendable, Equatable {
     /// `local`: mlhook starts the embedded Azure-ML-compatible server; `cloud`: the real endpoints.
@@ -171,6 +189,8 @@ public struct AzureMLCloudConfig: Sendable, Equatable {
     public var tenantID: String?
     public var clientID: String?
     public var clientSecret: SecretReference?
+    /// Where `client_secret` stands in the file (0: unknown), for errors about resolving it.
+    public var clientSecretLine: SourceLine = 0
     public var subscriptionID: String?
     public var resourceGroup: String?
     public var workspace: String?
@@ -211,6 +231,8 @@ public struct CallbacksConfig: Sendable, Equatable {
 /// `admin:` settings. With no token, the admin API and the status page are off.
 public struct AdminConfig: Sendable, Equatable {
     public var token: SecretReference?
+    /// Where `token` stands in the file (0: unknown).
+    public var tokenLine: SourceLine = 0
     /// `/metrics` answers only with `Authorization: Bearer <admin token>` (`admin.protect_metrics`).
     public var protectMetrics = false
     public init() {}
@@ -338,6 +360,8 @@ public struct SourceConfig: Sendable, Equatable {
     public var type: SourceType
     /// Active secrets; the first signs (for `mlhook send`), any verifies (rotation).
     public var secrets: [SecretReference] = []
+    /// Where each secret stands in the file (0: unknown), for errors about resolving it.
+    public var secretLines = SourceLines()
     /// Accept unsigned requests. Logged as a warning at every start.
     public var insecure = false
     /// GitHub only: also accept the legacy SHA-1 `X-Hub-Signature`.

@@ -23,14 +23,14 @@ extension MLHookRuntime {
         }
         if config.admin.token != nil {
             do { _ = try resolveAdminToken(config, environment: environment) } catch {
-                issues += error.issues.map { ConfigIssue(file: file, line: 0, key: $0.key, message: $0.message) }
+                issues += error.issues.map { ConfigIssue(file: file, line: config.admin.tokenLine.value, key: $0.key, message: $0.message) }
             }
         }
         if config.azureml.mode == .cloud, let secret = config.azureml.cloud.clientSecret {
-            check(secret, key: "azureml.cloud.client_secret", line: 0)
+            check(secret, key: "azureml.cloud.client_secret", line: config.azureml.cloud.clientSecretLine.value)
         }
         for (name, workspace) in config.azureml.workspaces.sorted(by: { $0.key < $1.key }) {
-            if let secret = workspace.clientSecret { check(secret, key: "azureml.workspaces.\(name).client_secret", line: 0) }
+            if let secret = workspace.clientSecret { check(secret, key: "azureml.workspaces.\(name).client_secret", line: workspace.clientSecretLine.value) }
         }
         for rule in config.rules {
             for (i, action) in rule.actions.enumerated() {

@@ -63,8 +63,15 @@ public struct MLHookRuntime: Sendable {
                                environment: [String: String] = ProcessInfo.processInfo.environment,
                                now: @escaping @Sendable () -> Date = { Date() }) async throws -> MLHookRuntime {
         for warning in loaded.warnings { logger.warning("config: \(warning)") }
-        let sources = try resolveSources(loaded.config, logger: logger, environment: environment)
-        try checkSecrets(loaded.config, file: path ?? "<embedded defaults>", environment: environment)
+        // Every secret that cannot be resolved is reported, not only those of the first kind that fails.
+        let file = path ?? "<embedded defaults>"
+        let sources: [IngressSource]
+        do { sources = try resolveSources(loaded.config, logger: logger, environment: environment, file: file) } catch {
+            var issues = error.issues
+            do { try checkSecrets(loaded.config, file: file, environment: environment) } catch let more { issues += more.issues }
+            throw ConfigError(issues)
+        }
+        try checkSecrets(loaded.config, file: file, environment: environment)
         try ConfigLoader.checkScaleOut(loaded.config)
         let store = try await openStore(loaded.config.store, environment: environment, clock: now, logger: logger)
         var runtime = MLHookRuntime(config: loaded.config, sources: sources, store: store, logger: logger, now: now, configPath: path)
@@ -159,8 +166,8 @@ public struct MLHookRuntime: Sendable {
     public static let minimumAdminTokenLength = 32
 
     /// Builds every source's verifier from its resolved secrets; collects every problem before failing.
-    public static func resolveSources(_ config: MLHookConfig, logger: Logger,
-                                      environment: [String: String]) throws(ConfigError) -> [IngressSource] {
+    public static func resolveSources(_ config: MLHookConfig, logger: Logger, environment: [String: String],
+                                      file: String = "<secrets>") throws(ConfigError) -> [IngressSource] {
         let resolver = SecretResolver(environment: environment)
         var sources: [IngressSource] = []
         var issues: [ConfigIssue] = []
@@ -168,7 +175,10 @@ public struct MLHookRuntime: Sendable {
             var secrets: [WebhookSecret] = []
             for (i, ref) in source.secrets.enumerated() {
                 do { secrets.append(try resolver.resolve(ref, key: "sources[\(source.name)].secrets[\(i)]")) }
-                catch { issues += error.issues }
+                catch {
+                    let line = i < source.secretLines.values.count ? source.secretLines.values[i] : 0
+                    issues += error.issues.map { ConfigIssue(file: file, line: line, key: $0.key, message: $0.message) }
+                }
             }
             if source.insecure {
                 logger.warning("source \(source.name) is insecure: unsigned requests to /hooks/\(source.name) are accepted")
