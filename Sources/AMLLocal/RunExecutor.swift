@@ -314,12 +314,16 @@ final class RunExecutor: Sendable {
         logger.info("aml-local: run \(t.runID) \(status)")
     }
 
-    /// The bytes the files under `directory` hold (links not followed).
+    /// The bytes the files under `directory` take on disk (`st_blocks` × 512, links not followed).
+    ///
+    /// Not Foundation's `fileAllocatedSize`: on Linux it multiplies `st_blocks` by the block size instead of 512, so
+    /// a 1 MiB file counted as 8 MiB and a run was stopped for a disk limit it was far under (seen in CI).
     static func size(of directory: URL) -> Int {
-        guard let walk = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.fileAllocatedSizeKey, .isSymbolicLinkKey]) else { return 0 }
+        guard let walk = FileManager.default.enumerator(atPath: directory.path) else { return 0 }
         var total = 0
-        for case let url as URL in walk {
-            total += (try? url.resourceValues(forKeys: [.fileAllocatedSizeKey]).fileAllocatedSize) ?? 0
+        var info = stat()
+        for case let name as String in walk where lstat(directory.path + "/" + name, &info) == 0 {
+            total += Int(info.st_blocks) * 512
         }
         return total
     }

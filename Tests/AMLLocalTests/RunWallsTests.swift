@@ -27,6 +27,16 @@ import Testing
         return (run, try await log(api, h, token, runID))
     }
 
+    /// What a run's folder holds, with sizes (for a failure's message).
+    static func listing(_ h: AMLHarness, _ run: JSONValue) -> String {
+        let folder = h.dir.file("runs/\(run["runUuid"]?.string ?? "")")
+        let names = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String]) ?? []
+        return names.map { name -> String in
+            let size = (try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? -1
+            return "\(name)=\(size)"
+        }.joined(separator: ", ")
+    }
+
     /// Python that gets a file's handle (name_to_handle_at) or opens one (open_by_handle_at) through ctypes.
     static let handleTool = """
         import ctypes, os, sys
@@ -138,6 +148,18 @@ import Testing
         }
     }
 
+    /// The folder limit counts what files take on disk: a 1 MiB file is about 1 MiB (Foundation's fileAllocatedSize
+    /// on Linux said 8 MiB, which stopped a run under its limit in CI).
+    @Test func aRunFolderIsMeasuredAsTheDiskSpaceItsFilesTake() throws {
+        let dir = try TemporaryDirectory("run-folder-size")
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.file("outputs"), withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: dir.file("outputs/model.bin")))
+        try Data(repeating: 1, count: 100).write(to: URL(fileURLWithPath: dir.file("small.txt")))
+        let size = RunExecutor.size(of: URL(fileURLWithPath: dir.path))
+        #expect(size >= 1 << 20 && size < (1 << 20) + (256 << 10), "\(size)")
+    }
+
     /// Small limits, each met by a script: processes, memory (the cgroup's OOM kill, reported as such), a file's
     /// size, /tmp, and the run's folder.
     @Test func runsMeetTheirKernelLimits() async throws {
@@ -194,7 +216,7 @@ import Testing
                 attempt("big-file", lambda: open("big.bin", "wb").write(b"x" * (3 << 20)))
                 attempt("big-tmp", lambda: [open("/tmp/t%d" % i, "wb").write(b"x" * (900 << 10)) for i in range(4)])
                 """)
-            #expect(files["status"]?.string == "Completed", "\(files)")
+            #expect(files["status"]?.string == "Completed", "\(files) \(fileLog) \(Self.listing(h, files))")
             #expect(fileLog.contains("big-file REFUSED File too large"), "\(fileLog)")
             #expect(fileLog.contains("big-tmp REFUSED No space left on device"), "\(fileLog)")
 
