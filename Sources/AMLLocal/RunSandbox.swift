@@ -130,19 +130,16 @@ struct RunSandbox: Sendable {
     /// the probe must hold no capability and run with no_new_privs under the seccomp filter.
     func probeFailure() -> String? {
         let probe = "import sys\nfor l in open('/proc/self/status'):\n    if l.startswith(('CapEff', 'CapPrm', 'Seccomp:', 'NoNewPrivs')): sys.stdout.write(l)"
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("aml-probe-\(UUID().uuidString)").path
-        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return "cannot create \(path) for the probe" }
-        defer { close(fd); unlink(path) }
         let command = command(["-c", probe], directory: FileManager.default.temporaryDirectory.path)
-        let started: Started
+        let ended: ChildProcess.Termination, output: String
         do {
-            started = try spawn(command, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment), output: fd, error: fd, cgroup: false)
+            (ended, output) = try Self.capture { fd in
+                try spawn(command, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment), output: fd, error: fd,
+                          cgroup: false).process
+            }
         } catch {
             return "\(bubblewrap ?? "bwrap") could not start (\(error))"
         }
-        let ended = started.process.waitUntilExit()
-        let output = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
         let said = output.split(separator: "\n").last.map { ": " + $0.prefix(300) } ?? ""
         guard ended == .exited(0) else { return "\(bubblewrap ?? "bwrap") cannot build a sandbox here (exit \(ended.status)\(said))" }
         guard Self.confines(output) else {
@@ -181,8 +178,7 @@ struct RunSandbox: Sendable {
         var filter: [Int32] = [-1, -1]
         defer { for fd in filter where fd >= 0 { close(fd) } }
         if confined {
-            guard let architecture = SeccompFilter.native else { throw ChildProcess.Failure(description: "no seccomp filter for this architecture") }
-            let program = SeccompFilter.bytes(for: architecture)
+            guard let program = SeccompFilter.nativeProgram else { throw ChildProcess.Failure(description: "no seccomp filter for this architecture") }
             guard pipe(&filter) == 0 else { throw ChildProcess.Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
             let written = program.withUnsafeBytes { Foundation.write(filter[1], $0.baseAddress, $0.count) }
             close(filter[1])
@@ -213,13 +209,21 @@ struct RunSandbox: Sendable {
 
     /// Runs a command to completion. - Returns: its standard output, or nil when it failed.
     private static func run(_ executable: String, _ arguments: [String]) -> String? {
+        guard let (ended, output) = try? capture({ fd in
+            try ChildProcess.spawn(executable, arguments, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
+                                   output: fd)
+        }), ended == .exited(0) else { return nil }
+        return output
+    }
+
+    /// Starts a child with its output in a temporary file (never a pipe a daemon could hold), blocks until it ends,
+    /// and reads the file back. Only for start-up, outside the concurrency pool's work.
+    private static func capture(_ start: (Int32) throws -> ChildProcess) throws -> (ChildProcess.Termination, String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("aml-probe-\(UUID().uuidString)").path
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { throw ChildProcess.Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd); unlink(path) }
-        guard let child = try? ChildProcess.spawn(executable, arguments, environment: RunExecutor.inheritedEnvironment(ProcessInfo.processInfo.environment),
-                                                  output: fd) else { return nil }
-        guard child.waitUntilExit() == .exited(0) else { return nil }
-        return String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        let ended = try start(fd).waitUntilExit()
+        return (ended, String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self))
     }
 }

@@ -120,6 +120,9 @@ package enum SeccompFilter {
         return program
     }
 
+    /// The native architecture's program, made once (every run and scoring process passes it to bubblewrap).
+    static let nativeProgram: [UInt8]? = native.map { bytes(for: $0) }
+
     /// The program as bytes for bubblewrap's `--seccomp FD` (an array of `struct sock_filter`).
     static func bytes(for architecture: Architecture) -> [UInt8] {
         var out: [UInt8] = []

@@ -45,6 +45,15 @@ public final class ChildProcess: Sendable {
     /// - Throws: `Failure` naming the program when it cannot be started (missing, not executable, no directory).
     public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], directory: String? = nil,
                              input: Int32? = nil, output: Int32? = nil, error: Int32? = nil) throws -> ChildProcess {
+        try start(executable, arguments, environment: environment, directory: directory, what: "") { pid, argv, envp in
+            mlhook_spawn(pid, executable, argv, envp, directory, input ?? -1, output ?? -1, error ?? -1)
+        }
+    }
+
+    /// The C strings a spawn takes (argv and envp, each ending in NULL), the spawn itself, and its error named.
+    private static func start(_ executable: String, _ arguments: [String], environment: [String: String], directory: String?, what: String,
+                              _ launch: (UnsafeMutablePointer<pid_t>, UnsafePointer<UnsafeMutablePointer<CChar>?>?,
+                                         UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> Int32) throws -> ChildProcess {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -52,13 +61,9 @@ public final class ChildProcess: Sendable {
             for p in envp { free(p) }
         }
         var pid: pid_t = 0
-        let rc = argv.withUnsafeBufferPointer { a in
-            envp.withUnsafeBufferPointer { e in
-                mlhook_spawn(&pid, executable, a.baseAddress, e.baseAddress, directory, input ?? -1, output ?? -1, error ?? -1)
-            }
-        }
+        let rc = argv.withUnsafeBufferPointer { a in envp.withUnsafeBufferPointer { e in launch(&pid, a.baseAddress, e.baseAddress) } }
         guard rc == 0 else {
-            throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc)))"
+            throw Failure(description: "cannot start \(executable)\(what): \(String(cString: strerror(rc)))"
                           + (directory.map { " (in \($0))" } ?? ""))
         }
         return ChildProcess(pid: pid)
@@ -85,26 +90,11 @@ public final class ChildProcess: Sendable {
     /// - Throws: `Failure` naming the program when it cannot be started, or the step that failed.
     public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], directory: String? = nil,
                              input: Int32? = nil, output: Int32? = nil, error: Int32? = nil, confinement: Confinement) throws -> ChildProcess {
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
         let resources = confinement.limits.map(\.resource), values = confinement.limits.map { CUnsignedLongLong($0.value) }
-        var pid: pid_t = 0
-        let rc = argv.withUnsafeBufferPointer { a in
-            envp.withUnsafeBufferPointer { e in
-                mlhook_spawn_confined(&pid, executable, a.baseAddress, e.baseAddress, directory, input ?? -1, output ?? -1, error ?? -1,
-                                      confinement.passed ?? -1, resources, values, Int32(resources.count),
-                                      confinement.cgroups, Int32(confinement.cgroups.count))
-            }
+        return try start(executable, arguments, environment: environment, directory: directory, what: " confined") { pid, argv, envp in
+            mlhook_spawn_confined(pid, executable, argv, envp, directory, input ?? -1, output ?? -1, error ?? -1, confinement.passed ?? -1,
+                                  resources, values, Int32(resources.count), confinement.cgroups, Int32(confinement.cgroups.count))
         }
-        guard rc == 0 else {
-            throw Failure(description: "cannot start \(executable) confined: \(String(cString: strerror(rc)))"
-                          + (directory.map { " (in \($0))" } ?? ""))
-        }
-        return ChildProcess(pid: pid)
     }
 
     private init(pid: pid_t) {
