@@ -76,16 +76,22 @@ extension AMLLocalServer {
         let metaKey = "\(account.lowercased())/\(container.lowercased())"
         switch (call.method, call.query["comp"]) {
         case (.head, nil), (.get, nil):
-            guard let meta = try guardStore({ try store.get("blob", metaKey, blobName) }),
-                  let data = FileManager.default.contents(atPath: file.path) else {
+            guard let meta = try guardStore({ try store.get("blob", metaKey, blobName) }), let opened = FileResponse.open(file.path) else {
                 throw blobError(.notFound, "BlobNotFound", "The specified blob does not exist.")
             }
             var headers = blobHeaders(meta)
             headers.append(("Content-Type", meta["contentType"]?.string ?? "application/octet-stream"))
             headers.append(("x-ms-blob-type", "BlockBlob"))
             for (k, v) in meta["metadata"]?.object ?? [:] { headers.append(("x-ms-meta-\(k)", v.string ?? "")) }
-            headers.append(("Content-Length", String(data.count)))
-            return Self.raw(.ok, call.method == .head ? Data() : data, headers: headers)
+            headers.append(("Content-Length", String(opened.size)))
+            if call.method == .head {
+                try? opened.handle.close()
+                return Self.raw(.ok, Data(), headers: headers)
+            }
+            // Sent from the file in chunks: a large model or snapshot is never whole in memory.
+            var response = Self.raw(.ok, Data(), headers: headers)
+            response.body = FileResponse.body(opened.handle, size: opened.size)
+            return response
         case (.put, nil):
             guard call.headers[HTTPField.Name("x-ms-blob-type")!]?.lowercased() == "blockblob" else {
                 throw blobError(.badRequest, "InvalidHeaderValue", "x-ms-blob-type must be BlockBlob.")
@@ -93,7 +99,9 @@ extension AMLLocalServer {
             if call.headers[.ifNoneMatch] == "*", try guardStore({ try store.get("blob", metaKey, blobName) }) != nil {
                 throw blobError(.conflict, "BlobAlreadyExists", "The specified blob already exists.")
             }
-            return try writeBlob(call, bytes: call.body, file: file, metaKey: metaKey, name: blobName)
+            let upload = try spooledUpload(call)
+            try checkMD5(call, upload.md5)
+            return try storeBlob(call, upload, file: file, metaKey: metaKey, name: blobName)
         case (.put, "metadata"):
             guard let meta = try guardStore({ try store.get("blob", metaKey, blobName) }) else {
                 throw blobError(.notFound, "BlobNotFound", "The specified blob does not exist.")
@@ -106,11 +114,11 @@ extension AMLLocalServer {
             guard let id = call.query["blockid"], !id.isEmpty, id.utf8.count <= 128 else {
                 throw blobError(.badRequest, "InvalidQueryParameterValue", "blockid is required.")
             }
-            try checkMD5(call)
+            let upload = try spooledUpload(call)
+            try checkMD5(call, upload.md5)
             let dir = blockDirectory(account: account, container: container, name: blobName)
             do {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                try Data(call.body).write(to: dir.appendingPathComponent(Digest.sha256Hex(Array(id.utf8))))
+                try upload.move(to: dir.appendingPathComponent(Digest.sha256Hex(Array(id.utf8))))
             } catch {
                 throw blobError(.internalServerError, "InternalError", "cannot store the block: \(error)")
             }
@@ -118,15 +126,14 @@ extension AMLLocalServer {
         case (.put, "blocklist"):
             let ids = Self.blockIDs(String(decoding: call.body, as: UTF8.self))
             let dir = blockDirectory(account: account, container: container, name: blobName)
-            var bytes: [UInt8] = []
-            for id in ids {
-                guard let part = FileManager.default.contents(atPath: dir.appendingPathComponent(Digest.sha256Hex(Array(id.utf8))).path) else {
-                    throw blobError(.badRequest, "InvalidBlockList", "The specified block list is invalid (block \(id) was not uploaded).")
-                }
-                bytes += part
-                guard bytes.count <= settings.maxUnpackedBytes else { throw blobError(.contentTooLarge, "RequestBodyTooLarge", "The blob is too large.") }
+            let parts = ids.map { dir.appendingPathComponent(Digest.sha256Hex(Array($0.utf8))).path }
+            if let missing = parts.firstIndex(where: { !FileManager.default.fileExists(atPath: $0) }) {
+                throw blobError(.badRequest, "InvalidBlockList", "The specified block list is invalid (block \(ids[missing]) was not uploaded).")
             }
-            let response = try writeBlob(call, bytes: bytes, file: file, metaKey: metaKey, name: blobName, checkMD5: false)
+            // The blocks are joined file to file, through the spool: the blob is never whole in memory.
+            let joined = try joinBlocks(parts)
+            defer { joined.discard() }
+            let response = try storeBlob(call, joined, file: file, metaKey: metaKey, name: blobName)
             try? FileManager.default.removeItem(at: dir)
             return response
         default:
@@ -134,25 +141,64 @@ extension AMLLocalServer {
         }
     }
 
-    private func writeBlob(_ call: Call, bytes: [UInt8], file: URL, metaKey: String, name: String, checkMD5 check: Bool = true) throws(AMLError) -> Response {
-        if check { try checkMD5(call) }
-        let md5 = Data(Digest.md5(bytes)).base64EncodedString()
+    /// The upload's body, received into the spool by `handle` before the route ran.
+    private func spooledUpload(_ call: Call) throws(AMLError) -> SpooledBody {
+        guard let upload = call.spooled else {
+            throw blobError(.internalServerError, "InternalError", "The upload was not received.")
+        }
+        return upload
+    }
+
+    /// Moves the received blob into place and records its properties.
+    private func storeBlob(_ call: Call, _ upload: SpooledBody, file: URL, metaKey: String, name: String) throws(AMLError) -> Response {
+        let md5 = Data(upload.md5).base64EncodedString()
         do {
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(bytes).write(to: file, options: .atomic)
+            try upload.move(to: file)
         } catch {
             throw blobError(.internalServerError, "InternalError", "cannot store the blob: \(error)")
         }
         let meta: JSONValue = ["etag": .string(Self.etag()), "lastModified": .string(HTTPDate.string()), "md5": .string(md5),
-                               "size": .number(Double(bytes.count)), "contentType": .string(call.headers[HTTPField.Name("x-ms-blob-content-type")!] ?? "application/octet-stream"),
+                               "size": .number(Double(upload.size)), "contentType": .string(call.headers[HTTPField.Name("x-ms-blob-content-type")!] ?? "application/octet-stream"),
                                "metadata": .object(Self.metadata(call.headers))]
         try guardStore { try store.put("blob", metaKey, name, meta) }
         return Self.raw(.created, Data(), headers: blobHeaders(meta) + [("Content-MD5", md5), ("x-ms-request-server-encrypted", "true")])
     }
 
-    private func checkMD5(_ call: Call) throws(AMLError) {
+    /// The blocks' files joined, in order, into one new file in the spool (at most `maxUnpackedBytes`).
+    private func joinBlocks(_ parts: [String]) throws(AMLError) -> SpooledBody {
+        let out = incomingDirectory.appendingPathComponent(UUID().uuidString.lowercased())
+        let md5 = MD5Stream()
+        var size = 0
+        do {
+            try FileManager.default.createDirectory(at: incomingDirectory, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: out.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let writer = FileHandle(forWritingAtPath: out.path) else {
+                throw SpooledBody.Failure.io("cannot create \(out.path)")
+            }
+            defer { try? writer.close() }
+            for part in parts {
+                guard let reader = FileHandle(forReadingAtPath: part) else { throw SpooledBody.Failure.io("cannot read a block") }
+                defer { try? reader.close() }
+                while let data = try reader.read(upToCount: FileResponse.chunk), !data.isEmpty {
+                    size += data.count
+                    guard size <= settings.maxUnpackedBytes else { throw SpooledBody.Failure.tooLarge }
+                    data.withUnsafeBytes { md5.update($0) }
+                    try writer.write(contentsOf: data)
+                }
+            }
+        } catch SpooledBody.Failure.tooLarge {
+            unlink(out.path)
+            throw blobError(.contentTooLarge, "RequestBodyTooLarge", "The blob is too large.")
+        } catch {
+            unlink(out.path)
+            throw blobError(.internalServerError, "InternalError", "cannot join the blocks: \(error)")
+        }
+        return SpooledBody(file: out, size: size, md5: md5.finish())
+    }
+
+    private func checkMD5(_ call: Call, _ md5: [UInt8]) throws(AMLError) {
         guard let sent = call.headers[HTTPField.Name("Content-MD5")!] else { return }
-        guard sent == Data(Digest.md5(call.body)).base64EncodedString() else {
+        guard sent == Data(md5).base64EncodedString() else {
             throw blobError(.badRequest, "Md5Mismatch", "The MD5 value specified in the request did not match with the MD5 value calculated by the server.")
         }
     }

@@ -37,6 +37,8 @@ public final class AMLLocalServer: Sendable {
         let query: [String: String]
         let headers: HTTPFields
         let body: [UInt8]
+        /// A blob or block upload's body, received into a file instead of `body`.
+        var spooled: SpooledBody? = nil
         /// The base URL this request came in on (`http://…` or, on the TLS listener, `https://…`).
         var base: String
 
@@ -72,10 +74,24 @@ public final class AMLLocalServer: Sendable {
         // at most a token request's worth (64 KiB) read, and a larger body is not read at all (the route then
         // refuses the credential). Before, anyone could make the server buffer 256 MiB per request, with no overall
         // cap (16 such uploads took it to 4.6 GB and stalled /hooks beside it).
-        let allowance = preAuthenticated(head) ? settings.maxUploadBytes : Self.unauthenticatedBodyBytes
+        let trusted = preAuthenticated(head)
+        let allowance = trusted ? settings.maxUploadBytes : Self.unauthenticatedBodyBytes
         let declared = request.headers[.contentLength].flatMap { Int($0) }
         var body: [UInt8] = []
-        if declared != 0 && !(allowance == Self.unauthenticatedBodyBytes && (declared ?? 0) > allowance) {
+        var spooled: SpooledBody?
+        defer { spooled?.discard() }
+        if trusted && Self.uploadsToDisk(head) {
+            // A blob or block upload goes to a file as it arrives: it takes disk, not memory (and not the budget).
+            guard (declared ?? 0) <= allowance else { return tooLarge(allowance) }
+            do {
+                spooled = try await SpooledBody.receive(request.body, into: incomingDirectory, limit: allowance)
+            } catch SpooledBody.Failure.tooLarge {
+                return tooLarge(allowance)
+            } catch {
+                logger.error("aml-local: cannot receive an upload: \(error)")
+                return respond(AMLError(.internalServerError, "InternalError", "The upload could not be stored."), .blob)
+            }
+        } else if declared != 0 && !(!trusted && (declared ?? 0) > allowance) {
             // Every body read at once counts against one budget: past it, 503 and the body is not read.
             let reserve = min(declared ?? allowance, allowance)
             guard inflight.reserve(reserve) else {
@@ -87,10 +103,11 @@ public final class AMLLocalServer: Sendable {
             do {
                 body = Array(try await request.body.collect(upTo: reserve).readableBytesView)
             } catch {
-                return respond(AMLError(.contentTooLarge, "RequestTooLarge", "The request body exceeds \(allowance) bytes."), .arm)
+                return tooLarge(allowance)
             }
         }
-        let call = Call(method: head.method, segments: head.segments, query: head.query, headers: head.headers, body: body, base: head.base)
+        var call = Call(method: head.method, segments: head.segments, query: head.query, headers: head.headers, body: body, base: head.base)
+        call.spooled = spooled
         let plane = Self.plane(of: call)
         do {
             return try await route(call, plane: plane)
@@ -99,6 +116,18 @@ public final class AMLLocalServer: Sendable {
             return respond(error, plane)
         }
     }
+
+    func tooLarge(_ allowance: Int) -> Response {
+        respond(AMLError(.contentTooLarge, "RequestTooLarge", "The request body exceeds \(allowance) bytes."), .arm)
+    }
+
+    /// Blob and block uploads (`PUT /blob/{account}/{container}/{name}[?comp=block]`): received into a file.
+    static func uploadsToDisk(_ call: Call) -> Bool {
+        call.method == .put && call.lower(0) == "blob" && call.segments.count >= 4 && (call.query["comp"] == nil || call.query["comp"] == "block")
+    }
+
+    /// Where uploads are received before they are moved into place: beside `blobs`, on the same file system.
+    var incomingDirectory: URL { URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("incoming") }
 
     /// What a caller without credentials may send: a token request's form.
     static let unauthenticatedBodyBytes = 64 << 10

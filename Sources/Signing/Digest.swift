@@ -28,3 +28,28 @@ public enum Digest {
         return out
     }
 }
+
+/// MD5 computed over bytes as they arrive (a blob upload streamed to disk). Not for security.
+public final class MD5Stream {
+    private let context: OpaquePointer
+
+    public init() {
+        context = EVP_MD_CTX_new()
+        precondition(EVP_DigestInit_ex(context, EVP_md5(), nil) == 1, "EVP_DigestInit_ex MD5 failed")
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        precondition(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "EVP_DigestUpdate failed")
+    }
+
+    /// The digest; the stream takes no more bytes after it.
+    public func finish() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        let ok = out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, nil) }
+        precondition(ok == 1, "EVP_DigestFinal_ex failed")
+        return out
+    }
+}
