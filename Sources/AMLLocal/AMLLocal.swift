@@ -48,6 +48,8 @@ public struct AMLLocal: Sendable {
         self.settings = settings
         self.credentials = try Self.seed(store, settings: settings)
         self.server = AMLLocalServer(store: store, tokens: tokens, executor: executor, sandbox: sandbox, settings: settings, logger: logger)
+        // Uploads cut short by a crash are not blobs: the spool is emptied while the lock is held.
+        try? FileManager.default.removeItem(at: server.incomingDirectory)
     }
 
     /// Seeds one tenant, subscription, resource group, workspace, `cpu-cluster` (max 2 nodes) and a service

@@ -50,7 +50,11 @@ import Testing
     @Test func blobUploadsAndDownloadsStreamThroughDisk() async throws {
         let dir = try TemporaryDirectory("aml-blob-stream")
         defer { dir.remove() }
+        // An upload a crash cut short, left in the spool: removed at start.
+        try FileManager.default.createDirectory(atPath: dir.file("aml/incoming"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.file("aml/incoming/cut-short"), contents: Data(count: 1 << 20))
         let server = try await AMLLocalPathEscapeTests.Server.start(in: dir)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("aml/incoming/cut-short")))
         defer { server.aml.process.signal(SIGTERM) }
         let (container, sas) = try await server.upload()
         let base = "http://127.0.0.1:\(server.port)"
