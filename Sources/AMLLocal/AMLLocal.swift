@@ -107,6 +107,8 @@ public struct AMLLocal: Sendable {
         guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(c), attributes: [.posixPermissions: 0o600]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
+        // Runs the last stop cut short start again now that their scripts can reach the server.
+        server.executor.resumeRecovered()
     }
 
     /// Where the TLS listener's certificate and key live in a data directory.

@@ -19,7 +19,7 @@ final class RunExecutor: Sendable {
     }
 
     /// A run ready to execute.
-    struct Ticket: Sendable {
+    struct Ticket: Sendable, Codable {
         let wsKey: String
         let runID: String
         let computeKey: String
@@ -49,6 +49,8 @@ final class RunExecutor: Sendable {
         /// Runs stopped because their folder grew past `RunLimits.folderBytes`.
         var overDisk: Set<String> = []
         var stopping = false
+        /// Runs the last stop cut short, to start again once the server listens (`resumeRecovered`).
+        var recovered: [Ticket] = []
     }
 
     private let state = Mutex(State())
@@ -65,13 +67,54 @@ final class RunExecutor: Sendable {
         self.logger = logger
     }
 
-    /// Marks runs that were executing when the server stopped as Failed.
+    /// Settles the runs the last stop left unfinished, before the server takes requests.
+    ///
+    /// A run the stop cut short (queued, preparing or running) starts again in its folder, as Azure ML restarts a
+    /// job whose node went away: its log says so, and a script that checkpoints to `outputs/` finds what it wrote.
+    /// At most `maxRestarts` times; then, and for a run recorded before runs kept their ticket, it fails. A run
+    /// whose cancel was requested ends Canceled.
     func recover() throws {
+        var resumed: [Ticket] = []
         for (scope, run) in try store.all("run") {
             guard let status = run["status"]?.string, !Self.terminal.contains(status), let id = run["runId"]?.string else { continue }
-            try store.put("run", scope, id, run.setting("status", "Failed").setting("endTimeUtc", .string(AMLLocalServer.now()))
-                .setting("error", Self.error("ServiceError", "aml-local stopped while this run was \(status); it was not completed.")))
+            let now = AMLLocalServer.now()
+            if status == "CancelRequested" {
+                try store.put("run", scope, id, run.setting("status", "Canceled").setting("endTimeUtc", .string(now)))
+                continue
+            }
+            let restarts = (run["_restarts"]?.int ?? 0) + 1
+            guard restarts <= Self.maxRestarts, let ticket = run["_ticket"].flatMap(Ticket.init(json:)),
+                  FileManager.default.fileExists(atPath: ticket.directory.path) else {
+                let why = restarts > Self.maxRestarts ? "; it was restarted \(Self.maxRestarts) times already" : ""
+                try store.put("run", scope, id, run.setting("status", "Failed").setting("endTimeUtc", .string(now))
+                    .setting("error", Self.error("ServiceError", "aml-local stopped while this run was \(status); it was not completed\(why).")))
+                continue
+            }
+            Self.appendLog(Self.logPath(ticket), "\n--- aml-local stopped while this run was \(status); it starts again (restart \(restarts) of \(Self.maxRestarts)) ---\n")
+            try store.put("run", scope, id, run.setting("status", "Queued").setting("_restarts", .number(Double(restarts))))
+            resumed.append(ticket)
         }
+        state.withLock { $0.recovered = resumed }
+    }
+
+    /// How many times a run cut short by a stop is started again.
+    static let maxRestarts = 3
+
+    /// Starts the runs `recover` found cut short (once: later calls find none).
+    func resumeRecovered() {
+        let tickets = state.withLock { s in
+            defer { s.recovered = [] }
+            return s.recovered
+        }
+        for t in tickets {
+            logger.notice("aml-local: run \(t.runID) was cut short by the last stop; it starts again")
+            submit(t)
+        }
+    }
+
+    /// A run's driver log (stdout; a command job's whole log).
+    static func logPath(_ t: Ticket) -> String {
+        t.directory.deletingLastPathComponent().appendingPathComponent("logs/70_driver_log.txt").path
     }
 
     static let terminal: Set<String> = ["Completed", "Failed", "Canceled"]
@@ -92,8 +135,9 @@ final class RunExecutor: Sendable {
 
     func submit(_ ticket: Ticket) {
         update(ticket.wsKey, ticket.runID) { run -> JSONValue? in
-            // Optional.none leaves the run alone (a bare `nil` here would be JSONValue's null literal).
-            run["status"]?.string == "NotStarted" ? Optional(run.setting("status", "Queued")) : Optional<JSONValue>.none
+            // What it takes to start the run again after a stop, kept with it (not shown: `_` keys are private).
+            let kept = run.setting("_ticket", ticket.json)
+            return run["status"]?.string == "NotStarted" ? kept.setting("status", "Queued") : kept
         }
         state.withLock { $0.queue.append(ticket) }
         pump()
@@ -200,8 +244,8 @@ final class RunExecutor: Sendable {
         let outPath = logs.appendingPathComponent("70_driver_log.txt").path
         let errPath = logs.appendingPathComponent("70_driver_stderr.txt").path
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        // A restarted run's logs go on from where the stop cut them.
+        for path in [outPath, errPath] where !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         // Confined (RunSandbox): the script sees only its directory and the system, in its own PID namespace,
         // so nothing it starts outlives the group kill (the child leads its own process group).
         var (executable, arguments) = sandbox.command([t.script] + t.arguments, directory: t.directory.path)
@@ -342,5 +386,14 @@ final class RunExecutor: Sendable {
         let text = String(decoding: data.suffix(16_384), as: UTF8.self)
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines + 1).joined(separator: "\n")
             .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension RunExecutor.Ticket {
+    var json: JSONValue { (try? JSONEncoder().encode(self)).flatMap { JSONValue(json: [UInt8]($0)) } ?? nil }
+
+    init?(json: JSONValue) {
+        guard let t = try? JSONDecoder().decode(Self.self, from: Data(json.text.utf8)) else { return nil }
+        self = t
     }
 }

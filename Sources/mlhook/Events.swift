@@ -183,6 +183,7 @@ struct Jobs: AsyncParsableCommand {
             print("id:              \(j.id)\nstate:           \(j.state.rawValue)\nrule:            \(j.rule) (action \(j.actionIndex + 1): \(j.action))")
             print("event:           \(j.eventID)\nidempotency key: \(j.idempotencyKey)\nattempts:        \(j.attempts)/\(j.maxAttempts)")
             print("created at:      \(j.createdAt.formatted(.iso8601))")
+            if j.retries > 0 { print("retried:         \(j.retries) time\(j.retries == 1 ? "" : "s") (each retry starts a new run)") }
             if let e = j.lastError { print("last error:      \(e)") }
             print("parameters:      \(j.parameters)")
             if let r = j.result { print("result:          \(r)") }

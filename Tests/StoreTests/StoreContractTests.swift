@@ -264,9 +264,17 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(dead.state == .dead && dead.lastError == "HTTP 503 again")
         #expect(try await store.attempts(jobID: claimed.id).map(\.outcome) == [.queued, .dead])
         // An operator retry gives it a fresh set of attempts; a job that is not failed or dead is not retried.
+        // It counts the retries (a run-starting action names its new run after the count), in the claim too.
+        #expect(dead.retries == 0)
         #expect(try await store.retryJob(id: claimed.id))
         #expect(try await store.job(id: claimed.id)?.state == .queued)
         #expect(try await store.retryJob(id: claimed.id) == false)
+        let retried = try #require(try await store.claimJob(now: clock.now.addingTimeInterval(10), lease: 60, ruleLimits: [:], actions: ["score"]))
+        #expect(retried.id == claimed.id && retried.retries == 1)
+        try await store.finishAttempt(id: retried.id, state: .failed, error: "still failing", result: nil, retryAt: nil, startedAt: started, now: clock.now,
+                                      callbacks: [], leaseToken: retried.leaseToken)
+        #expect(try await store.retryJob(id: claimed.id))
+        #expect(try await store.job(id: claimed.id)?.retries == 2)
         #expect(try await store.counts().jobs == ["queued": 1])
     }
 

@@ -34,6 +34,11 @@ final class ActionContext: Sendable {
     /// The job's event (nil when it was pruned), loaded on first use.
     func event() async throws -> LoadedEvent? { try await attemptEvent.load() }
 
+    /// The name of the run or command job this attempt starts: `mlhook_{job id}`, then `mlhook_{job id}_retry{n}`
+    /// after the n-th `jobs retry`. Every automatic attempt uses the same name, so an attempt whose answer was lost
+    /// finds the run it started; an operator's retry starts a new run instead of finding the one that failed.
+    var runName: String { "mlhook_" + job.id + (job.retries > 0 ? "_retry\(job.retries)" : "") }
+
     /// The surface (v1 or v2) of the action's workspace.
     var api: AzureMLConfig.API { config.azureml.api(workspace: workspace) }
 

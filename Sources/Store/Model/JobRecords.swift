@@ -92,6 +92,9 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var result: String?
     /// The delivery id of the job's event.
     public var deliveryID: String?
+    /// How many times an operator retried it (`jobs retry`): a run-starting action names its run after the job and
+    /// this count, so a retry starts a new run while an automatic retry of the same attempt finds the one it started.
+    public var retries: Int = 0
     /// The fencing token of the claim that returned this record: renewing the lease and ending the attempt need
     /// it, so a worker whose lease was lost (another worker claimed the job since) writes nothing. Not listed.
     public var leaseToken: String? = nil
@@ -99,7 +102,7 @@ public struct JobRecord: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, rule, action, parameters, state, attempts, result
         case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index", deliveryID = "delivery_id"
-        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error"
+        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error", retries
     }
 }
 

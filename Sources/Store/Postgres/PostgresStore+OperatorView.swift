@@ -41,7 +41,8 @@ extension PostgresStore: OperatorView, StoreStatistics {
         let logger = self.logger
         return try await transaction("retry job \(id)") { conn in
             let changed = try await Self.rows(conn, """
-                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, next_attempt_at = \(now), last_error = NULL
+                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, next_attempt_at = \(now),
+                    last_error = NULL
                 WHERE id = \(id) AND state IN ('failed', 'dead') RETURNING 1 AS one
                 """, logger).count == 1
             if changed { try await Self.notifyJobs(conn, logger) }

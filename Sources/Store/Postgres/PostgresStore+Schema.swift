@@ -97,6 +97,8 @@ extension PostgresStore {
             "CREATE INDEX callbacks_event ON callbacks (event_id)",
             "CREATE INDEX callbacks_job ON callbacks (job_id)",
         ]),
+        // How many times an operator retried the job: a retried run-starting job starts a new run.
+        (2, "operator retries", ["ALTER TABLE jobs ADD COLUMN retries integer NOT NULL DEFAULT 0"]),
     ]
 
     /// Applies the missing versions in one transaction under an advisory transaction lock: replicas starting

@@ -131,6 +131,6 @@ extension SQLiteStore: JobQueue {
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
                   createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
-                  deliveryID: row["delivery_id"], leaseToken: row["lease_token"])
+                  deliveryID: row["delivery_id"], retries: row["retries"], leaseToken: row["lease_token"])
     }
 }

@@ -37,7 +37,7 @@ extension SQLiteStore: OperatorView, StoreStatistics {
         let now = clock().timeIntervalSince1970
         return try await write("retry job \(id)") { db in
             try db.execute(sql: """
-                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, next_attempt_at = ?, last_error = NULL
+                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, next_attempt_at = ?, last_error = NULL
                 WHERE id = ? AND state IN ('failed', 'dead')
                 """, arguments: [now, id])
             return db.changesCount == 1

@@ -146,6 +146,11 @@ extension SQLiteStore {
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN lease_token TEXT")
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN lease_owner TEXT")
         }
+        m.registerMigration("v14 operator retries") { db in
+            // How many times an operator retried the job: a retried run-starting job starts a new run, named
+            // after the job and this count, instead of finding the run that failed.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 }

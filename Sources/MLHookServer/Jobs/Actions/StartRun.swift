@@ -44,7 +44,7 @@ struct StartRun: JobAction {
         }
         if let limit = p.maxRunSeconds { configuration = configuration.setting("MaxRunDurationSeconds", .number(Double(limit))) }
         let id = try await context.client.startRun(experiment: p.experiment, zip: zip, definition: ["Configuration": configuration],
-                                                   runID: "mlhook_" + context.job.id)
+                                                   runID: context.runName)
         return Output(experiment: p.experiment, runID: id, commit: pinned)
     }
 }

@@ -4,7 +4,7 @@ import MLHookCore
 
 /// `submit_job` (v2): fetches the event's commit like `start_run`, uploads the rule's `dir` as a code asset
 /// (content-hashed: an unchanged folder is found by its hash and not uploaded again), and submits a command job
-/// named after the mlhook job, so a retried submit is the same job. The job then watches it (`RunWatcher`),
+/// named after the mlhook job (`ActionContext.runName`), so an automatic retry finds the job it submitted. The job then watches it (`RunWatcher`),
 /// which, with `register_model`, registers the job's output as a model version once it is Completed.
 struct SubmitJob: JobAction {
     static let type = ActionType.submitJob
@@ -48,9 +48,6 @@ struct SubmitJob: JobAction {
                    timeoutSeconds: p.int("timeout_seconds"), registerModel: p.string("register_model"), modelPath: p.string("model_path") ?? "model")
     }
 
-    /// The v2 job name of an mlhook job: derived from its id, so every attempt submits the same job.
-    static func jobName(_ jobID: String) -> String { "mlhook_" + jobID }
-
     func perform(_ p: Parameters, in context: ActionContext) async throws -> Output {
         let fetched = try await p.code.fetch(in: context, action: Self.type)
         let files: [CodeFile]
@@ -75,7 +72,7 @@ struct SubmitJob: JobAction {
         ]
         if let compute = p.compute { body = body.setting("computeId", .string(context.client.v2ID("/computes/\(compute)"))) }
         if let t = p.timeoutSeconds { body = body.setting("limits", ["jobLimitsType": "Command", "timeout": .string("PT\(t)S")]) }
-        let name = Self.jobName(job.id)
+        let name = context.runName
         let submitted: JSONValue
         do {
             submitted = try await context.client.submitJob(name: name, properties: body)
