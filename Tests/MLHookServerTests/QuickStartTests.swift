@@ -36,6 +36,18 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: dir.file(".mlhook/aml-local/credentials.json")))
         let secret = try String(contentsOfFile: dir.file(".mlhook/secrets/github"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!log.contains(secret), "the generated secret is never logged")
+        // The README's `echo … >>` adds a line of its own: the script ends with a newline.
+        #expect(try String(contentsOfFile: dir.file(".mlhook/sample-repo/train/train.py"), encoding: .utf8).hasSuffix("\n"))
+
+        // A second start does not send the sample again: it says how the first ended and how to push a change.
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        let again = try await ServerProcess(arguments: ["serve"], environment: ["MLHOOK_LISTEN": "127.0.0.1:\(freePort())"], directory: dir.path)
+        defer { again.signal(SIGTERM) }
+        #expect(try await eventually { again.log.contains("sample: to push a change") }, "\(again.log.suffix(2000))")
+        #expect(again.log.contains("sample: sent at an earlier start (evt_") && again.log.contains("job sample-train submit_job: succeeded); not sent again."),
+                "\(again.log.suffix(2000))")
+        #expect(!again.log.contains("sample: sending"), "not sent again")
     }
 
     /// The README's quick start, its commands as printed (the test's binary for `.build/release/mlhook`): after the

@@ -44,10 +44,23 @@ public struct SampleDemo: Sendable {
         }
     }
 
+    /// Where the id of the event the sample sent is kept (inside the repository's `.git`, so it goes with it).
+    var sentFile: String { directory + "/.git/mlhook-sample-event" }
+
     /// Creates the sample repository (once), sends a signed push of its commit to `port`, and prints progress.
+    /// Once: on later starts it prints how the first one ended and how to send a push again, while the store still
+    /// has that event.
     public func run(port: Int) async {
         do {
             let sha = try await prepareRepository()
+            if let sent = try? String(contentsOfFile: sentFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+               let event = try await store.event(id: sent) {
+                let jobs = try await store.jobs(JobQuery(eventID: sent))
+                let outcome = jobs.map { "job \($0.rule) \($0.action): \($0.state.rawValue)" }.joined(separator: ", ")
+                self.print("sample: sent at an earlier start (\(sent), event \(event.summary.state.rawValue)\(outcome.isEmpty ? "" : ", " + outcome)); not sent again.")
+                self.print("sample: to push a change: commit it in \(directory) and run: mlhook send github push --wait")
+                return
+            }
             let path = URL(fileURLWithPath: directory).standardizedFileURL.path
             let payload: JSONValue = [
                 "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": .string(sha),
@@ -70,6 +83,7 @@ public struct SampleDemo: Sendable {
             let answer = String(buffer: try await response.body.collect(upTo: 1 << 16))
             self.print("sample: \(response.status.code) \(answer)")
             guard let eventID = JSONValue(json: Array(answer.utf8))?["event_id"]?.string else { return }
+            try? eventID.write(toFile: sentFile, atomically: true, encoding: .utf8)
             try await follow(eventID)
         } catch {
             logger.warning("sample: \(error)")
@@ -80,8 +94,8 @@ public struct SampleDemo: Sendable {
         var said: Set<String> = []
         for _ in 0..<1200 {
             if let e = try await store.event(id: eventID) {
-                let jobs = try await store.jobs(limit: nil, state: nil).filter { $0.eventID == eventID }
-                let callbacks = try await store.callbacks(limit: nil, state: nil).filter { $0.eventID == eventID }
+                let jobs = try await store.jobs(JobQuery(eventID: eventID))
+                let callbacks = try await store.callbacks(CallbackQuery(eventID: eventID))
                 var lines = ["sample: event \(e.summary.state.rawValue)"]
                 lines += jobs.map { "sample: job \($0.rule) \($0.action): \($0.state.rawValue)" }
                 lines += callbacks.map { "sample: callback \($0.state.rawValue)" }
@@ -116,6 +130,7 @@ public struct SampleDemo: Sendable {
                 with open("outputs/model/model.txt", "w") as f:
                     f.write(f"loss {loss:.3f}\\n")
                 print("done")
+
                 """.write(toFile: directory + "/train/train.py", atomically: true, encoding: .utf8)
             let git = GitSource(cacheDirectory: "")
             try await git.git(["-C", directory, "init", "-q", "-b", "main"])
