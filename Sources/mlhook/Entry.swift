@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import NIOCore
 import NIOPosix
+import MLHookServer
 
 /// The process entry point.
 @main
@@ -45,8 +46,12 @@ enum Entry {
             } else {
                 try command.run()
             }
+        } catch let error where error is ExitCode || MLHookCommand.exitCode(for: error) != .failure {
+            MLHookCommand.exit(withError: error)  // an exit status of its own, or help
         } catch {
-            MLHookCommand.exit(withError: error)
+            // One form for every failure: `mlhook: …` on stderr, exit 1 (ArgumentParser's own is `Error: …`).
+            FileHandle.standardError.write(Data("mlhook: \(OutboundHTTP.describe(error))\n".utf8))
+            exit(1)
         }
     }
 }

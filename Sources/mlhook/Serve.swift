@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MLHookCore
 import MLHookServer
+import NIOCore
 import ServiceLifecycle
 import Store
 
@@ -21,6 +22,13 @@ struct Serve: AsyncParsableCommand {
         // other processes of the same user, such as a script it runs.
         _ = mlhook_set_undumpable()
         let loaded = try options.load()
+        // Before the store, aml-local and the workers start (and then stop again, each saying so): an address that
+        // cannot be listened on is one line, naming it.
+        let server = loaded.config.server
+        if let problem = ListenProbe.problem(host: server.host, port: server.port) {
+            printError("cannot listen on \(server.host):\(server.port): \(problem)")
+            throw ExitCode(1)
+        }
         let logger = bootstrapLogging(loaded.config.log)
         let runtime: MLHookRuntime
         do {
@@ -48,8 +56,41 @@ struct Serve: AsyncParsableCommand {
                                               gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(config.server.shutdownGraceSeconds)
         group.maximumCancellationDuration = .seconds(5)
-        try await ServiceGroup(configuration: group).run()
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch let error as IOError {
+            // Taken between the probe and the listener (or a TLS listener's own failure).
+            printError("cannot listen on \(config.server.host):\(config.server.port): \(String(cString: strerror(error.errnoCode)).lowercased())")
+            throw ExitCode(1)
+        }
         logger.notice("mlhook stopped")
+    }
+}
+
+/// Whether an address can be listened on, tried with a socket of the same kind as the listener's.
+enum ListenProbe {
+    /// Why `host:port` cannot be bound now, in words with what to do, or nil when it can (port 0 always can).
+    static func problem(host: String, port: Int) -> String? {
+        guard port != 0 else { return nil }
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let first = list else { return "cannot resolve \(host): \(String(cString: gai_strerror(rc)))" }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { return nil }  // the listener will say what is wrong
+        defer { close(fd) }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 else { return nil }
+        switch errno {
+        case EADDRINUSE: return "the address is in use (another mlhook, or another program, holds the port): stop it, or set server.listen or MLHOOK_LISTEN"
+        case EACCES: return "permission denied (ports below 1024 need privileges): use a higher port"
+        case EADDRNOTAVAIL: return "no interface of this machine has that address"
+        default: return String(cString: strerror(errno)).lowercased()
+        }
     }
 }
 

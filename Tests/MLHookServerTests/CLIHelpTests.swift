@@ -1,6 +1,9 @@
 import Foundation
 import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every command and every option, argument and flag of the CLI says what it is (`--help`), read from the
 /// binary's own description of its command tree.
@@ -38,5 +41,36 @@ import Testing
         }
         #expect(try await runMLHook(["--version"], directory: tmp).status == 0)
         #expect(try await runMLHook(["jobs", "--help"], directory: tmp).status == 0)
+    }
+
+    /// A failed operation says what failed in one `mlhook: …` line and exits 1: a port another program holds (before,
+    /// eight `CancellationError` lines and `Error: bind(…) (errno: 98)`), an admin API that does not answer (before,
+    /// `Error: connection reset (error set): Connection refused) (errno: 111)`).
+    @Test func operationalErrorsNameTheAddressInOneLine() async throws {
+        let dir = try TemporaryDirectory("mlhook-port-in-use")
+        defer { dir.remove() }
+        // A port held by a listener of our own.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(listen(fd, 1) == 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let serve = try await runMLHook(["serve"], environment: ["MLHOOK_LISTEN": "127.0.0.1:\(port)", "MLHOOK_NO_SAMPLE": "1"], directory: dir.path)
+        #expect(serve.status == 1, "\(serve.output)")
+        #expect(serve.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            == "mlhook: cannot listen on 127.0.0.1:\(port): the address is in use (another mlhook, or another program, holds the port): stop it, or set server.listen or MLHOOK_LISTEN",
+            "\(serve.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file(".mlhook/mlhook.db")), "nothing was started")
+
+        // The same port, now closed: the admin API is not there.
+        let unreachable = try await runMLHook(["jobs", "ls", "--server", "http://127.0.0.1:1"],
+                                              environment: ["MLHOOK_ADMIN_TOKEN": String(repeating: "t", count: 40)], directory: dir.path)
+        #expect(unreachable.status == 1 && unreachable.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            == "mlhook: cannot reach the admin API at http://127.0.0.1:1: connection refused", "\(unreachable.output)")
     }
 }

@@ -37,6 +37,23 @@ import Testing
     }
 }
 
+/// A receiver that refuses the connection (nothing listens on its port) costs an attempt its refusal, and the
+/// callback records why. Before, the HTTP client kept trying to connect until the 10 s deadline, every attempt.
+@Suite struct RefusedCallbackTests {
+    @Test func aRefusedConnectionIsOneQuickFailedAttemptThatSaysSo() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        let port = try #require(SilentListener()).port  // closed again at once: nothing listens there now
+        _ = try await h.store.enqueueCallback(NewCallback(jobID: "job_r", eventID: "evt_r", rule: "r", targetIndex: 0,
+                                                          kind: "slack", url: "http://127.0.0.1:\(port)/hook", body: "{\"text\":\"r\"}"))
+        var deliverer = CallbackDeliverer(store: h.store, live: h.runtime.live, logger: h.runtime.logger)
+        deliverer.timeout = .seconds(30)
+        #expect(try await deliverer.deliverDue() == 1)
+        let pending = try await h.store.callbacks(limit: nil, state: .pending)
+        #expect(pending.first?.lastError == "cannot deliver: connection refused", "\(String(describing: pending.first?.lastError))")
+    }
+}
+
 /// A TCP port that accepts connections into its backlog and never reads or answers them.
 final class SilentListener: Sendable {
     let fd: Int32

@@ -28,7 +28,7 @@ public struct CallbackDeliverer: Service {
     public static let defaultSchedule: [TimeInterval] = [5, 30, 120, 600, 1800, 7200]
 
     public init(store: any CallbackOutbox & OperatorView, live: LiveConfig, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
-                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = .shared, metrics: MLHookMetrics = MLHookMetrics(),
+                schedule: [TimeInterval] = CallbackDeliverer.defaultSchedule, http: HTTPClient = OutboundHTTP.client, metrics: MLHookMetrics = MLHookMetrics(),
                 now: @escaping @Sendable () -> Date = { Date() }) {
         self.metrics = metrics
         self.now = now
@@ -109,7 +109,7 @@ public struct CallbackDeliverer: Service {
             logger.error("callback dead-lettered: its target is no longer configured", metadata: meta)
             return
         } catch {
-            failure = "\(error)"
+            failure = status == nil ? "cannot deliver: \(OutboundHTTP.describe(error))" : "\(error)"
         }
         let attempt = c.attempts + 1
         if attempt > schedule.count {

@@ -18,7 +18,7 @@ public struct AdminClient: OperatorView {
         public let description: String
     }
 
-    public init(baseURL: String, token: WebhookSecret, http: HTTPClient = .shared) {
+    public init(baseURL: String, token: WebhookSecret, http: HTTPClient = OutboundHTTP.client) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.http = http
@@ -38,8 +38,14 @@ public struct AdminClient: OperatorView {
         var request = HTTPClientRequest(url: baseURL + "/api/v1" + path + q)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token.text)")
-        let response = try await http.execute(request, timeout: .seconds(30))
-        let body = Array((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
+        let response: HTTPClientResponse
+        let body: [UInt8]
+        do {
+            response = try await http.execute(request, timeout: .seconds(30))
+            body = Array((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
+        } catch {
+            throw Failure(status: 0, description: "cannot reach the admin API at \(baseURL): \(OutboundHTTP.describe(error))")
+        }
         let status = Int(response.status.code)
         if status == 404 && missingIsNil { return nil }
         guard (200..<300).contains(status) else {
