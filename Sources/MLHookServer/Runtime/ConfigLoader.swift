@@ -10,6 +10,7 @@ public enum ConfigLoader {
         ("MLHOOK_STORE_PATH", "store.path"),
         ("MLHOOK_STORE_SYNCHRONOUS", "store.synchronous"),
         ("MLHOOK_DATABASE_URL", "store.postgres.url"),
+        ("MLHOOK_ADMIN_TOKEN", "admin.token"),
         ("MLHOOK_LOG_LEVEL", "log.level"),
         ("MLHOOK_LOG_FORMAT", "log.format"),
     ]
@@ -69,6 +70,11 @@ public enum ConfigLoader {
                 postgres.ingestTimeoutMilliseconds = configured.ingestTimeoutMilliseconds
             }
             config.store.backend = .postgres(postgres)
+        }
+        if let v = environment["MLHOOK_ADMIN_TOKEN"], !v.isEmpty {
+            // The admin API and /ui, on embedded defaults too (read from the variable when it is resolved).
+            config.admin.token = .env("MLHOOK_ADMIN_TOKEN")
+            config.admin.tokenLine = 0
         }
         if let v = environment["MLHOOK_LOG_LEVEL"] {
             if let l = LogLevel(rawValue: v) { config.log.level = l } else { fail("MLHOOK_LOG_LEVEL", "expected one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))") }
