@@ -171,7 +171,7 @@ extension AMLLocalServer {
         var props = run["_v2"] ?? [:]
         props = props.setting("status", run["status"] ?? "NotStarted")
             .setting("services", [
-                "Studio": ["jobServiceType": "Studio", "endpoint": .string("\(base)/studio/jobs/\(name)"), "status": nil],
+                "Studio": ["jobServiceType": "Studio", "endpoint": studioURL(run, base: base).map(JSONValue.string) ?? nil, "status": nil],
                 "Tracking": ["jobServiceType": "Tracking", "endpoint": .string("azureml://local/mlflow/v1.0\(ws.path)"), "status": nil],
             ])
         if let error = run.value(at: "error.error"), error != .null { props = props.setting("error", error) }

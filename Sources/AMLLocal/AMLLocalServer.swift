@@ -169,6 +169,7 @@ public final class AMLLocalServer: Sendable {
         if call.method == .get && call.lower(0) == "metadata" && call.lower(1) == "endpoints" { return cloudMetadata(base: call.base) }
         if call.lower(0) == "blob" { return try blob(call) }
         if call.lower(0) == "logs" { return try logFile(call) }
+        if call.lower(0) == "studio" { return try studioPage(call) }
         if call.lower(0) == "score" { return try await score(call) }
         try authenticate(call)
         switch call.lower(0) {

@@ -60,6 +60,15 @@ import Testing
         #expect(ok.status == 0 && ok.output.contains("v2 hello ['--lr', '0.3']") && ok.output.contains("cli_job_1: Completed"), "\(ok.output)")
         let show = try await runMLHook(["aml", "jobs", "show", "cli_job_1"] + creds, directory: dir.path)
         #expect(show.status == 0 && show.output.contains("cli_job_1\tCompleted\tmlhook-cli"), "\(show.output)")
+        // The studio URL opens a page in a browser, no sign-in (it is signed like a log URL): status, command, log.
+        // Before, it answered 401, and with a token 404.
+        let studio = show.output.trimmingCharacters(in: .whitespacesAndNewlines).components(separatedBy: "\t").last ?? ""
+        let (_, page) = try await runProcessAsync("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "--max-time", "10", studio])
+        #expect(page.hasSuffix("\n200") && page.contains("<th>Status</th><td>Completed</td>") && page.contains("v2 hello [&#39;--lr&#39;, &#39;0.3&#39;]"),
+                "\(studio): \(page.suffix(600))")
+        let (_, forged) = try await runProcessAsync("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                                                       studio.replacingOccurrences(of: "sig=", with: "sig=x")])
+        #expect(forged == "403")
         let bad = try await runMLHook(["aml", "jobs", "submit", "--dir", dir.file("train"), "--command", "python -c 'import sys; sys.exit(5)'",
                                  "--environment", env, "--stream"] + creds, directory: dir.path)
         #expect(bad.status == 3 && bad.output.contains("Failed") && bad.output.contains("exited with code 5"), "\(bad.output)")
