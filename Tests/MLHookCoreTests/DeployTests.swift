@@ -18,7 +18,7 @@ import Yams
         #expect(config.server.host == "0.0.0.0" && config.server.port == 8080 && config.admin.token != nil)
         #expect(config.azureml.mode == .cloud && config.log.format == .json)
         // Every environment variable the configuration names is a key of the example Secret.
-        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/secret.example.yaml")) as? [String: Any])
+        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/secret.yaml.example")) as? [String: Any])
         let keys = Set(((secret["stringData"] as? [String: Any]) ?? [:]).keys)
         let named = Set(yaml.matches(of: /env: ([A-Z_]+)/).map { String($0.1) })
         #expect(named.isSubset(of: keys), "missing from the Secret: \(named.subtracting(keys))")
@@ -42,13 +42,26 @@ import Yams
                 "one SQLite writer: never two pods at once")
     }
 
+    /// `kubectl apply -f DIR` (as deploy/README.md says to) applies every .yaml, .yml and .json there: none may be a
+    /// Secret, or the example's placeholders would replace the real one (before: postgres/secret.example.yaml).
+    @Test func applyingAManifestFolderNeverAppliesASecret() throws {
+        for folder in ["deploy/kubernetes", "deploy/kubernetes/postgres"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: Self.root + "/" + folder)
+            where [".yaml", ".yml", ".json"].contains(where: { name.hasSuffix($0) }) {
+                let kinds = try Yams.load_all(yaml: try text(folder + "/" + name)).compactMap { ($0 as? [String: Any])?["kind"] as? String }
+                #expect(!kinds.contains("Secret"), "\(folder)/\(name) would be applied with the folder")
+            }
+        }
+        #expect(try text("deploy/README.md").contains("kubectl apply -f deploy/kubernetes/postgres/"))
+    }
+
     @Test func thePostgresVariantRunsSeveralReplicasWithoutAVolume() throws {
         let map = try #require(try Yams.load(yaml: try text("deploy/kubernetes/postgres/configmap.yaml")) as? [String: Any])
         let yaml = try #require((map["data"] as? [String: Any])?["mlhook.yaml"] as? String)
         let config = try MLHookConfig.parse(yaml: yaml, file: "postgres/configmap.yaml").config
         guard case .postgres(let postgres) = config.store.backend else { Issue.record("not the PostgreSQL store"); return }
         #expect(postgres.url == .env("MLHOOK_DATABASE_URL") && config.azureml.mode == .cloud, "the embedded aml-local is refused with it")
-        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/postgres/secret.example.yaml")) as? [String: Any])
+        let secret = try #require(try Yams.load(yaml: try text("deploy/kubernetes/postgres/secret.yaml.example")) as? [String: Any])
         let keys = Set(((secret["stringData"] as? [String: Any]) ?? [:]).keys)
         let named = Set(yaml.matches(of: /env: ([A-Z_]+)/).map { String($0.1) })
         #expect(named.isSubset(of: keys), "missing from the Secret: \(named.subtracting(keys))")
