@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The runtime packages, and what only the tests use: headless Chromium and its driver (e2e/ui), and a PostgreSQL
-# server for the shared-store tests.
-scripts/bootstrap.sh chromium chromium-driver postgresql
+# server for the shared-store tests, and sqlite3 (the run book's backup script).
+scripts/bootstrap.sh chromium chromium-driver postgresql sqlite3
 # A throwaway PostgreSQL cluster (a temp dir, a Unix socket, fsync on), stopped and removed at exit.
 eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
