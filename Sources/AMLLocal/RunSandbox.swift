@@ -60,7 +60,7 @@ struct RunSandbox: Sendable {
 
     private static let cache = Mutex<[String: RunSandbox]>([:])
 
-    private static func probe(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
+    fileprivate static func probe(_ confinement: RunConfinement, interpreter name: String, logger: Logger) throws -> RunSandbox {
         let resolved = resolveInterpreter(name)
         guard confinement != .off else { return RunSandbox(bubblewrap: nil, interpreter: resolved.path, prefixes: resolved.prefixes) }
         // PATH first (a bubblewrap installed elsewhere, or a stand-in that `mlhook doctor` and the tests use to show a
@@ -225,5 +225,27 @@ struct RunSandbox: Sendable {
         defer { close(fd); unlink(path) }
         let ended = try start(fd).waitUntilExit()
         return (ended, String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self))
+    }
+}
+
+/// What `mlhook doctor` asks of this machine before aml-local runs anything: whether runs would be confined, and
+/// which interpreter runs them.
+public enum SandboxDiagnosis {
+    /// - Returns: The bubblewrap that confines runs here (nil when none does) and why not, and the interpreter's
+    ///   real path (or the name, when it does not run).
+    public static func check(interpreter name: String = "python3") -> (bubblewrap: String?, problem: String?, interpreter: String) {
+        do {
+            let sandbox = try RunSandbox.probeRequired(interpreter: name)
+            return (sandbox.bubblewrap, nil, sandbox.interpreter)
+        } catch {
+            return (nil, "\(error)", RunSandbox.resolveInterpreter(name).path)
+        }
+    }
+}
+
+extension RunSandbox {
+    /// A fresh probe (not the per-process cache): confined, or `SandboxUnavailable` saying why not.
+    static func probeRequired(interpreter name: String) throws -> RunSandbox {
+        try probe(.required, interpreter: name, logger: Logger(label: "mlhook.doctor"))
     }
 }

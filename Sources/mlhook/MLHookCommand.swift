@@ -11,7 +11,7 @@ struct MLHookCommand: AsyncParsableCommand {
         commandName: "mlhook",
         abstract: "Signed webhooks in, Azure Machine Learning operations out.",
         version: "mlhook \(MLHookVersion.current)",
-        subcommands: [Serve.self, Send.self, Events.self, Jobs.self, Callbacks.self, Rules.self, ConfigCommand.self, StoreCommand.self, AMLCommand.self, AMLLocalCommand.self]
+        subcommands: [Serve.self, Init.self, Doctor.self, Send.self, Events.self, Jobs.self, Callbacks.self, Rules.self, ConfigCommand.self, StoreCommand.self, AMLCommand.self, AMLLocalCommand.self]
     )
 }
 
