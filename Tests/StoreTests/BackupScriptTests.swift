@@ -42,3 +42,15 @@ import Testing
         #expect(try await copy.event(id: first.id)?.body.isEmpty == false, "the bodies came with it")
     }
 }
+
+/// `store migrate` prints each table's digest: always 32 hex digits (a half with a leading zero printed 15).
+@Suite struct TransferChecksumTests {
+    @Test func digestsAlwaysHave32HexDigits() {
+        for i in 0..<300 {
+            var sum = TransferChecksum()
+            sum.add(["job_id": .text("job_\(i)"), "number": .int(i)], .jobAttempts)
+            let digest = String(sum.description.split(separator: " ").last ?? "")
+            #expect(digest.count == 32 && digest.allSatisfy(\.isHexDigit), "row \(i): \(digest)")
+        }
+    }
+}

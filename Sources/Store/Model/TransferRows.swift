@@ -71,5 +71,11 @@ public struct TransferChecksum: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "\(rows) rows, digest \(String(a, radix: 16))\(String(b, radix: 16))" }
+    /// The count and the 32-hex-digit digest (each half zero-padded: a half below 2^60 printed 15 digits before).
+    public var description: String { "\(rows) rows, digest \(Self.hex(a))\(Self.hex(b))" }
+
+    static func hex(_ v: UInt64) -> String {
+        let digits = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
 }
