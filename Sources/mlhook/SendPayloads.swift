@@ -15,10 +15,18 @@ enum SendPayloads {
         let path: String
         let fullName: String
         let sha: String
+        /// The commit before it (its first parent), or nil for a repository's first commit.
+        let parent: String?
         let ref: String
-        let files: [String]
+        /// What the commit changed, as a push payload lists it.
+        let added: [String], modified: [String], removed: [String]
         var cloneURL: String { "file://" + path }
         var name: String { String(fullName.split(separator: "/").last ?? "repo") }
+        /// The commit as a push payload's `commits` lists it.
+        var changes: JSONValue {
+            ["id": .string(sha), "added": .array(added.map(JSONValue.string)), "modified": .array(modified.map(JSONValue.string)),
+             "removed": .array(removed.map(JSONValue.string))]
+        }
     }
 
     static func commit(repo: String, ref: String) async throws -> Commit {
@@ -31,12 +39,25 @@ enum SendPayloads {
         do { sha = try await git.output(["-C", path, "rev-parse", "--verify", "--end-of-options", ref + "^{commit}"]) } catch {
             throw Failure(description: "\(repo) has no commit \(ref)")
         }
-        let files = (try? await git.output(["-C", path, "show", "--pretty=format:", "--name-only", "--end-of-options", sha]))?
-            .split(separator: "\n").map(String.init).filter { !$0.isEmpty } ?? []
+        let parent = try? await git.output(["-C", path, "rev-parse", "--verify", "-q", "--end-of-options", sha + "^1"])
+        // A status per path (A, M, T, D; a rename is the old path removed and the new one added; a first commit is
+        // all added), as the providers list them.
+        let statuses = (try? await git.output(["-C", path, "show", "--pretty=format:", "--name-status", "--no-renames", "--end-of-options", sha])) ?? ""
+        var added: [String] = [], modified: [String] = [], removed: [String] = []
+        for line in statuses.split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            switch parts[0].first {
+            case "A", "C": added.append(parts[1])
+            case "D": removed.append(parts[1])
+            default: modified.append(parts[1])
+            }
+        }
         // The sample's repository is the one the embedded rule matches.
         let fullName = path.hasSuffix("/.mlhook/sample-repo") ? "mlhook/sample" : "local/" + URL(fileURLWithPath: path).lastPathComponent
         let branch = ref.hasPrefix("refs/") ? ref : "refs/heads/" + ref
-        return Commit(path: path, fullName: fullName, sha: sha, ref: branch, files: files)
+        return Commit(path: path, fullName: fullName, sha: sha, parent: parent.flatMap { $0.isEmpty ? nil : $0 }, ref: branch,
+                      added: added, modified: modified, removed: removed)
     }
 
     /// The payload for `provider`'s `event`, with `commit` for push events. - Throws: `Failure` naming what is built in.
@@ -46,19 +67,19 @@ enum SendPayloads {
         case ("github", "push"), ("gitea", "push"):
             let c = try await commit()
             let payload: JSONValue = [
-                "ref": .string(c.ref), "before": .string(zero), "after": .string(c.sha),
+                "ref": .string(c.ref), "before": .string(c.parent ?? zero), "after": .string(c.sha),
                 "repository": ["full_name": .string(c.fullName), "name": .string(c.name), "clone_url": .string(c.cloneURL), "default_branch": "main"],
-                "commits": [["id": .string(c.sha), "added": .array(c.files.map(JSONValue.string)), "modified": [], "removed": []]],
+                "commits": [c.changes],
                 "head_commit": ["id": .string(c.sha)], "pusher": ["name": "mlhook-send"], "sender": ["login": "mlhook-send"],
             ]
             return (Array(payload.text.utf8), event)
         case ("gitlab", "Push Hook"):
             let c = try await commit()
             let payload: JSONValue = [
-                "object_kind": "push", "ref": .string(c.ref), "before": .string(zero), "after": .string(c.sha), "checkout_sha": .string(c.sha),
+                "object_kind": "push", "ref": .string(c.ref), "before": .string(c.parent ?? zero), "after": .string(c.sha), "checkout_sha": .string(c.sha),
                 "user_username": "mlhook-send",
                 "project": ["path_with_namespace": .string(c.fullName), "name": .string(c.name), "git_http_url": .string(c.cloneURL), "default_branch": "main"],
-                "commits": [["id": .string(c.sha), "added": .array(c.files.map(JSONValue.string)), "modified": [], "removed": []]],
+                "commits": [c.changes],
             ]
             return (Array(payload.text.utf8), event)
         case ("bitbucket", "repo:push"):
@@ -67,7 +88,7 @@ enum SendPayloads {
                 "repository": ["full_name": .string(c.fullName), "name": .string(c.name), "links": ["html": ["href": .string(c.cloneURL)]]],
                 "actor": ["nickname": "mlhook-send"],
                 "push": ["changes": [["new": ["type": "branch", "name": .string(String(c.ref.dropFirst("refs/heads/".count))), "target": ["hash": .string(c.sha)]],
-                                      "old": nil]]],
+                                      "old": c.parent.map { ["type": "branch", "name": .string(String(c.ref.dropFirst("refs/heads/".count))), "target": ["hash": .string($0)]] } ?? nil]]],
             ]
             return (Array(payload.text.utf8), event)
         case ("github", "ping"), ("gitea", "ping"):

@@ -1,4 +1,7 @@
 import Foundation
+import MLHookCore
+import HummingbirdTesting
+import Hummingbird
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -136,5 +139,50 @@ import Glibc
         #expect(listed.contains("standard\tinvoice.paid") && listed.contains("generic\tbuild.done") && listed.contains("slack\t/aml"), "\(listed)")
         let unknown = try await runMLHook(["send", "github", "workflow_run", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
         #expect(unknown.status == 2 && unknown.output.contains("no built-in payload") && unknown.output.contains("--payload"), "\(unknown.output)")
+    }
+
+    /// A built-in push names the commit before (its parent, not 40 zeros) and says what the commit added, modified
+    /// and removed (before: every path was "added"), for GitHub, GitLab and Bitbucket.
+    @Test func aBuiltInPushNamesTheParentAndWhatChanged() async throws {
+        let dir = try TemporaryDirectory("mlhook-send-changes")
+        defer { dir.remove() }
+        let repo = dir.file("repo")
+        let git = PushToRunTests()
+        try FileManager.default.createDirectory(atPath: repo + "/train", withIntermediateDirectories: true)
+        try "print(1)\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        try "old\n".write(toFile: repo + "/old.txt", atomically: true, encoding: .utf8)
+        _ = try await git.git(["init", "-q", "-b", "main"], in: repo)
+        _ = try await git.git(["add", "."], in: repo)
+        _ = try await git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "one"], in: repo)
+        let first = try await git.git(["rev-parse", "HEAD"], in: repo)
+        try "print(2)\n".write(toFile: repo + "/train/train.py", atomically: true, encoding: .utf8)
+        try "new\n".write(toFile: repo + "/new.txt", atomically: true, encoding: .utf8)
+        _ = try await git.git(["rm", "-q", "old.txt"], in: repo)
+        _ = try await git.git(["add", "."], in: repo)
+        _ = try await git.git(["-c", "user.email=t@x", "-c", "user.name=T", "commit", "-q", "-m", "two"], in: repo)
+        let second = try await git.git(["rev-parse", "HEAD"], in: repo)
+        try """
+            sources:
+              - { name: github, type: github, secrets: [ { env: GH } ] }
+              - { name: gitlab, type: gitlab, secrets: [ { env: GH } ] }
+              - { name: bitbucket, type: bitbucket, secrets: [ { env: GH } ] }
+            """.write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        let receiver = Receiver(failFirst: 0)
+        try await Application(router: receiver.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { r in
+            for (provider, event) in [("github", "push"), ("gitlab", "Push Hook"), ("bitbucket", "repo:push")] {
+                let sent = try await runMLHook(["send", provider, event, "--repo", repo, "--config", dir.file("mlhook.yaml"), "--to", "http://127.0.0.1:\(r.port!)/\(provider)"],
+                                               environment: ["GH": "a-secret-for-the-test"], directory: dir.path)
+                #expect(sent.status == 0, "\(provider): \(sent.output)")
+            }
+        }
+        let bodies = Dictionary(uniqueKeysWithValues: receiver.accepted.map { ($0.path, JSONValue(json: $0.body) ?? nil) })
+        for provider in ["github", "gitlab"] {
+            let p = try #require(bodies["/\(provider)"])
+            #expect(p["before"]?.string == first && p["after"]?.string == second, "\(provider): \(p)")
+            let c = p.value(at: "commits")?.array?.first
+            #expect(c?["added"] == ["new.txt"] && c?["modified"] == ["train/train.py"] && c?["removed"] == ["old.txt"], "\(provider): \(p)")
+        }
+        let change = bodies["/bitbucket"]?.value(at: "push.changes")?.array?.first
+        #expect(change?.value(at: "old.target.hash")?.string == first && change?.value(at: "new.target.hash")?.string == second, "\(String(describing: change))")
     }
 }
