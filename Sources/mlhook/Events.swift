@@ -126,7 +126,28 @@ struct ConfigCommand: AsyncParsableCommand {
 }
 
 struct Jobs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Read the jobs planned events created, and retry them.", subcommands: [List.self, Show.self, Retry.self])
+    static let configuration = CommandConfiguration(abstract: "Read the jobs planned events created; retry or cancel them.",
+                                                    subcommands: [List.self, Show.self, Retry.self, Cancel.self])
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a job: a queued one fails now; a running or watching one has its Azure ML run canceled, and ends when the run has.")
+        @OptionGroup var options: StoreOption
+        @Argument(help: "The job id (job_…).") var id: String
+        func run() async throws {
+            let store = try await options.open()
+            switch try await store.cancelJob(id: id, reason: JobCancellation.operatorReason) {
+            case .canceled: print("\(id): canceled (it was queued; it will not run)")
+            case .requested: print("\(id): its run is being canceled; the job ends failed when the run has (mlhook jobs show \(id))")
+            case .ended(let state):
+                printError("job \(id) is \(state.rawValue): nothing to cancel")
+                throw ExitCode(1)
+            case .notFound:
+                printError("no job \(id)")
+                throw ExitCode(1)
+            }
+        }
+    }
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a failed or dead job again with a fresh set of attempts.")

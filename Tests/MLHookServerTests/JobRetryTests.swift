@@ -99,4 +99,34 @@ import Testing
         #expect(text.contains("it starts again (restart 1 of 3)") && text.contains("finished after 2 starts"), "\(text)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: dir.file("aml/runs")).count) == 1, "the same run, started again")
     }
+
+    /// `mlhook jobs cancel` (here through the admin API, `--server`) on a job whose run is executing: the run is
+    /// canceled in Azure ML (aml-local) and the job ends failed, saying an operator canceled it.
+    @Test func jobsCancelStopsTheRunAndEndsTheJob() async throws {
+        let dir = try TemporaryDirectory("mlhook-cancel")
+        defer { dir.remove() }
+        let (repo, commits) = try await trainingRepository(in: dir, scripts: ["import time\nprint('started', flush=True)\ntime.sleep(120)\n"])
+        try Data(try Fixtures.githubPush(commit: commits[0], cloneURL: "file://\(repo)")).write(to: URL(fileURLWithPath: dir.file("push.json")))
+        try Self.config(dir, api: "v2").write(toFile: dir.file("mlhook.yaml"), atomically: true, encoding: .utf8)
+        let env = ["GH_SECRET": "cancel-secret", "MLHOOK_ADMIN_TOKEN": String(repeating: "c", count: 40)]
+        let server = try await ServerProcess(arguments: ["serve", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        let base = "http://127.0.0.1:\(server.port)"
+        _ = try await runMLHook(["send", "github", "push", "--payload", dir.file("push.json"), "--config", dir.file("mlhook.yaml"),
+                                 "--to", base + "/hooks/github"], environment: env, directory: dir.path)
+        let watching = try await eventually(timeout: .seconds(60)) { (try? await Self.jobs(dir, env).first?.state) == "watching" }
+        #expect(watching, "\(server.log.suffix(2000))")
+        let job = try #require(try await Self.jobs(dir, env).first)
+
+        let canceled = try await runMLHook(["jobs", "cancel", job.id, "--server", base], environment: env, directory: dir.path)
+        #expect(canceled.status == 0 && canceled.output.contains("\(job.id): its run is being canceled"), "\(canceled.output)")
+        let ended = try await eventually(timeout: .seconds(30)) { (try? await Self.jobs(dir, env).first?.state) == "failed" }
+        #expect(ended, "\(server.log.suffix(2000))")
+        let shown = try await runMLHook(["jobs", "show", job.id, "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path).output
+        #expect(shown.contains("last error:      canceled by an operator (mlhook jobs cancel)") && shown.contains("\"status\":\"Canceled\""), "\(shown)")
+        let again = try await runMLHook(["jobs", "cancel", job.id, "--server", base], environment: env, directory: dir.path)
+        #expect(again.status == 1 && again.output.contains("job \(job.id) is failed: nothing to cancel"), "\(again.output)")
+        let none = try await runMLHook(["jobs", "cancel", "job_nosuch", "--config", dir.file("mlhook.yaml")], environment: env, directory: dir.path)
+        #expect(none.status == 1 && none.output.contains("no job job_nosuch"), "\(none.output)")
+    }
 }

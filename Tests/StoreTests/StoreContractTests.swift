@@ -278,6 +278,30 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(try await store.counts().jobs == ["queued": 1])
     }
 
+    /// `jobs cancel`: a queued job fails at once with the reason; a watching one is marked for the watcher, which
+    /// cancels its run; an ended one and an unknown id say so.
+    @Test(arguments: StoreBackend.all)
+    func anOperatorCancelsQueuedAndWatchingJobs(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try await backend.open(clock)
+        defer { close() }
+        let e = Self.event("d-c", at: clock.now)
+        _ = try await store.append(e, plan: Self.planned(e.id), jobs: [Self.job("k1", event: e.id), Self.job("k2", event: e.id)])
+        let watched = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]))
+        try await store.finishAttempt(id: watched.id, state: .watching, error: nil, result: #"{"run_id":"r"}"#, retryAt: nil,
+                                      startedAt: clock.now, now: clock.now, callbacks: [], leaseToken: watched.leaseToken)
+        let queued = try #require(try await store.jobs(limit: nil, state: .queued).first)
+        #expect(try await store.cancelJob(id: queued.id, reason: "stop it") == .canceled)
+        let failed = try await store.job(id: queued.id)
+        #expect(failed?.state == .failed && failed?.lastError == "stop it")
+        #expect(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]) == nil, "a canceled job never runs")
+        #expect(try await store.cancelJob(id: watched.id, reason: "stop it") == .requested)
+        #expect(try await store.cancelRequested().map(\.id) == [watched.id])
+        #expect(try await store.job(id: watched.id)?.lastError == "stop it")
+        #expect(try await store.cancelJob(id: queued.id, reason: "again") == .ended(.failed))
+        #expect(try await store.cancelJob(id: "job_nosuch", reason: "x") == .notFound)
+    }
+
     @Test(arguments: StoreBackend.all)
     func anAttemptCutShortByShutdownIsGivenBack(backend: StoreBackend) async throws {
         let clock = ManualClock()

@@ -8,7 +8,8 @@ import Synchronization
 
 /// Follows every watching job's Azure ML run to a terminal status (Completed, Failed, Canceled) and then ends
 /// the job with its callbacks, in one transaction. Its state is the store's, so a restart resumes watching.
-/// Runs superseded by a newer push to the same branch are canceled first.
+/// Runs whose cancel was requested (superseded by a newer push to the same branch, or `mlhook jobs cancel`) are
+/// canceled first, and their jobs end with the reason recorded then.
 struct RunWatcher: Sendable {
     let queue: any JobQueue & Inbox
     let live: LiveConfig
@@ -132,7 +133,7 @@ struct RunWatcher: Sendable {
         }
         let wasSuperseded = status == "Canceled" && superseded.contains { $0.id == job.id }
         let error = status == "Completed" ? nil
-            : (wasSuperseded ? "superseded by a newer push to the same branch" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
+            : (wasSuperseded ? job.lastError ?? "canceled" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
         let final: JobState = status == "Completed" ? .succeeded : .failed
         let config = live.snapshot.config
         let event = try await AttemptEvent(inbox: queue, id: job.eventID, config: config).load()

@@ -30,6 +30,7 @@ struct AdminAPI: Sendable {
         api.get("/jobs") { req, ctx in try await self.guarded(req, ctx) { try await self.listJobs(req) } }
         api.get("/jobs/:id") { req, ctx in try await self.guarded(req, ctx) { try await self.showJob(ctx.parameters.get("id") ?? "") } }
         api.post("/jobs/:id/retry") { req, ctx in try await self.guarded(req, ctx) { try await self.retry(ctx.parameters.get("id") ?? "") } }
+        api.post("/jobs/:id/cancel") { req, ctx in try await self.guarded(req, ctx) { try await self.cancel(ctx.parameters.get("id") ?? "") } }
         api.get("/callbacks") { req, ctx in try await self.guarded(req, ctx) { try await self.listCallbacks(req) } }
         api.get("/callbacks/:id") { req, ctx in try await self.guarded(req, ctx) { try await self.showCallback(ctx.parameters.get("id") ?? "") } }
         api.post("/callbacks/:id/replay") { req, ctx in try await self.guarded(req, ctx) { try await self.replay(ctx.parameters.get("id") ?? "") } }
@@ -129,6 +130,17 @@ struct AdminAPI: Sendable {
         }
         logger.notice("admin: job queued again", metadata: ["job_id": .string(id), "event_id": .string(j.eventID)])
         return try Self.encode(["id": id, "state": "queued"])
+    }
+
+    func cancel(_ id: String) async throws -> Response {
+        let outcome = try await store.cancelJob(id: id, reason: JobCancellation.operatorReason)
+        switch outcome {
+        case .notFound: return Self.error(.notFound, "not_found", "no job \(id)")
+        case .ended(let state): return Self.error(.conflict, "not_cancelable", "job \(id) is \(state.rawValue): nothing to cancel")
+        case .canceled, .requested:
+            logger.notice("admin: job canceled", metadata: ["job_id": .string(id), "outcome": .string("\(outcome)")])
+            return try Self.encode(outcome)
+        }
     }
 
     func listCallbacks(_ req: Request) async throws -> Response {

@@ -97,6 +97,17 @@ public struct AdminClient: OperatorView {
         return try Self.decoder.decode(AdminAPI.JobDetail.self, from: Data(body)).attempts
     }
 
+    public func cancelJob(id: String, reason: String) async throws -> JobCancellation {
+        do {
+            guard let body = try await call(.POST, "/jobs/\(escape(id))/cancel", missingIsNil: true) else { return .notFound }
+            return try Self.decoder.decode(JobCancellation.self, from: Data(body))
+        } catch let f as Failure where f.status == 409 {
+            // The server's answer names the state it found.
+            let state = JobState.allCases.first { f.description.contains(" is \($0.rawValue):") } ?? .failed
+            return .ended(state)
+        }
+    }
+
     public func retryJob(id: String) async throws -> Bool {
         do { return try await call(.POST, "/jobs/\(escape(id))/retry", missingIsNil: true) != nil } catch let f as Failure where f.status == 409 {
             return false

@@ -23,6 +23,17 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
     case queued, running, watching, succeeded, failed, dead
 }
 
+/// What `cancelJob` did.
+public enum JobCancellation: Sendable, Equatable, Codable {
+    /// It was queued: it failed now, with the reason, and never runs.
+    case canceled
+    /// It was running or watching: its run is being canceled; the job ends when the run has.
+    case requested
+    /// It had ended already, in this state.
+    case ended(JobState)
+    case notFound
+}
+
 /// A job to create: one planned action of one event.
 public struct NewJob: Sendable, Equatable {
     /// `job_…`, minted when the job is planned (a job that already exists under the idempotency key keeps its id).
@@ -118,4 +129,9 @@ public struct JobAttempt: Sendable, Equatable, Codable {
     public var outcome: JobState
     /// Why it failed.
     public var error: String?
+}
+
+extension JobCancellation {
+    /// The error a job canceled with `mlhook jobs cancel` (or the admin API) ends with.
+    public static let operatorReason = "canceled by an operator (mlhook jobs cancel)"
 }

@@ -36,6 +36,21 @@ extension PostgresStore: OperatorView, StoreStatistics {
         }
     }
 
+    public func cancelJob(id: String, reason: String) async throws -> JobCancellation {
+        let logger = self.logger
+        return try await transaction("cancel job \(id)") { conn in
+            if try await !Self.rows(conn, """
+                UPDATE jobs SET state = 'failed', last_error = \(reason) WHERE id = \(id) AND state = 'queued' RETURNING 1 AS one
+                """, logger).isEmpty { return .canceled }
+            if try await !Self.rows(conn, """
+                UPDATE jobs SET cancel_requested = true, last_error = \(reason)
+                WHERE id = \(id) AND state IN ('running', 'watching') RETURNING 1 AS one
+                """, logger).isEmpty { return .requested }
+            let state = try await Self.rows(conn, "SELECT state FROM jobs WHERE id = \(id)", logger).first.map { try $0["state"].decode(String.self) }
+            return state.map { .ended(JobState(rawValue: $0) ?? .failed) } ?? .notFound
+        }
+    }
+
     public func retryJob(id: String) async throws -> Bool {
         let now = clock().timeIntervalSince1970
         let logger = self.logger

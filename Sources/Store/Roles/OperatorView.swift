@@ -15,6 +15,9 @@ public protocol OperatorView: Sendable {
     func attempts(jobID: String) async throws -> [JobAttempt]
     /// Makes a failed or dead job runnable again with a fresh set of attempts. - Returns: whether it was.
     func retryJob(id: String) async throws -> Bool
+    /// Stops a job: a queued one fails now; a running or watching one has its run canceled (the watcher cancels it
+    /// and the job ends when the run has). `reason` is the job's error. - Returns: what happened.
+    func cancelJob(id: String, reason: String) async throws -> JobCancellation
     /// Callbacks matching the query, newest first.
     func callbacks(_ query: CallbackQuery) async throws -> [CallbackRecord]
     /// One callback by id.

@@ -44,6 +44,18 @@ extension SQLiteStore: OperatorView, StoreStatistics {
         }
     }
 
+    public func cancelJob(id: String, reason: String) async throws -> JobCancellation {
+        try await write("cancel job \(id)") { db in
+            try db.execute(sql: "UPDATE jobs SET state = 'failed', last_error = ? WHERE id = ? AND state = 'queued'", arguments: [reason, id])
+            if db.changesCount == 1 { return .canceled }
+            try db.execute(sql: "UPDATE jobs SET cancel_requested = 1, last_error = ? WHERE id = ? AND state IN ('running', 'watching')",
+                           arguments: [reason, id])
+            if db.changesCount == 1 { return .requested }
+            let state: String? = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id])
+            return state.map { .ended(JobState(rawValue: $0) ?? .failed) } ?? .notFound
+        }
+    }
+
     public func callbacks(_ q: CallbackQuery) async throws -> [CallbackRecord] {
         try await read("list callbacks") { db in
             var w = Filter(table: "callbacks")
