@@ -31,12 +31,22 @@ struct Events: AsyncParsableCommand {
         @OptionGroup var options: StoreOption
         @Option(help: "Show at most N events (default: all).") var limit: Int?
         @Option(help: "Only events of this source.") var source: String?
+        @Option(help: "Only events of this kind (the sender's event name: push, \"Push Hook\", /aml, …).") var kind: String?
+        @Option(help: "Only events in this state (received, planned, ignored, done, failed).") var state: String?
         @OptionGroup var format: ListFormat
 
         func run() async throws {
             if let limit, limit < 1 { printError("--limit must be at least 1"); throw ExitCode(2) }
+            var wanted: EventState?
+            if let state {
+                guard let s = EventState(rawValue: state) else {
+                    printError("--state must be one of \(EventState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ExitCode(2)
+                }
+                wanted = s
+            }
             let store = try await options.open()
-            let events = try await store.list(limit: limit, source: source)
+            let events = try await store.events(EventQuery(limit: limit, source: source, kind: kind, state: wanted))
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -50,15 +60,24 @@ struct Events: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one event with its headers and body.")
+        static let configuration = CommandConfiguration(abstract: "Show one event with its headers and body (or --json).")
         @OptionGroup var options: StoreOption
         @Argument(help: "The event id (evt_…).") var id: String
+        @Flag(help: "Print one JSON object: the event's fields, headers, plan, explanation and body (as JSON when it is).") var json = false
 
         func run() async throws {
             let store = try await options.open()
             guard let e = try await store.event(id: id) else {
                 printError("no event \(id)")
                 throw ExitCode(1)
+            }
+            if json {
+                let summary = JSONValue(json: Array(try ShowJSON.encoder.encode(e.summary))) ?? [:]
+                let plan = e.plan.flatMap { JSONValue(json: Array($0.utf8)) } ?? nil
+                let body = JSONValue(json: e.body) ?? .string(String(decoding: e.body, as: UTF8.self))
+                print(summary.setting("headers", .object(e.headers.mapValues(JSONValue.string))).setting("content_type", .string(e.contentType))
+                    .setting("plan", plan).setting("explanation", e.explanation.map(JSONValue.string) ?? nil).setting("body", body).text)
+                return
             }
             let s = e.summary
             print("id:           \(s.id)")
@@ -194,13 +213,19 @@ struct Jobs: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one job with its parameters.")
+        static let configuration = CommandConfiguration(abstract: "Show one job with its parameters and attempts (or --json).")
         @OptionGroup var options: StoreOption
         @Argument(help: "The job id (job_…).") var id: String
+        @Flag(help: "Print one JSON object: {\"job\": …, \"attempts\": […]}, as the admin API answers.") var json = false
 
         func run() async throws {
             let store = try await options.open()
             guard let j = try await store.job(id: id) else { printError("no job \(id)"); throw ExitCode(1) }
+            if json {
+                struct Detail: Encodable { let job: JobRecord; let attempts: [JobAttempt] }
+                print(String(decoding: try ShowJSON.encoder.encode(Detail(job: j, attempts: try await store.attempts(jobID: id))), as: UTF8.self))
+                return
+            }
             print("id:              \(j.id)\nstate:           \(j.state.rawValue)\nrule:            \(j.rule) (action \(j.actionIndex + 1): \(j.action))")
             print("event:           \(j.eventID)\nidempotency key: \(j.idempotencyKey)\nattempts:        \(j.attempts)/\(j.maxAttempts)")
             print("created at:      \(j.createdAt.formatted(.iso8601))")
@@ -244,12 +269,17 @@ struct Callbacks: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one callback: its target, state, attempts and body.")
+        static let configuration = CommandConfiguration(abstract: "Show one callback: its target, state, attempts and body (or --json).")
         @OptionGroup var options: StoreOption
         @Argument(help: "The callback id (msg_…).") var id: String
+        @Flag(help: "Print the callback as one JSON object.") var json = false
         func run() async throws {
             let store = try await options.open()
             guard let c = try await store.callback(id: id) else { printError("no callback \(id)"); throw ExitCode(1) }
+            if json {
+                print(String(decoding: try ShowJSON.encoder.encode(c), as: UTF8.self))
+                return
+            }
             print("id: \(c.id)\nstate: \(c.state.rawValue)\nattempts: \(c.attempts)\nurl: \(c.url)\njob: \(c.jobID)\nevent: \(c.eventID)")
             if let s = c.lastStatus { print("last status: \(s)") }
             if let e = c.lastError { print("last error: \(e)") }
@@ -289,4 +319,14 @@ struct StoreOption: ParsableArguments {
         guard !token.isEmpty else { printError("--server needs the admin token: set MLHOOK_ADMIN_TOKEN or pass --token-file"); throw ExitCode(2) }
         return AdminClient(baseURL: server, token: WebhookSecret(token))
     }
+}
+
+/// How the `show` commands print `--json`: dates in ISO 8601, keys sorted, URLs with their slashes.
+enum ShowJSON {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
 }

@@ -21,9 +21,10 @@ struct ConfigOption: ParsableArguments {
     var config: String?
 
     /// Loads the configuration or exits with status 2 after printing every problem.
-    func load() throws -> LoadedConfig {
+    /// - Parameter environment: Variables that override the process's (`serve --listen` is `MLHOOK_LISTEN`).
+    func load(environment extra: [String: String] = [:]) throws -> LoadedConfig {
         do {
-            return try ConfigLoader.load(path: config)
+            return try ConfigLoader.load(path: config, environment: ProcessInfo.processInfo.environment.merging(extra) { $1 })
         } catch {
             printError("configuration is invalid:\n\(error.description)")
             throw ExitCode(2)

@@ -16,12 +16,18 @@ struct Serve: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
+    @Option(help: "host:port to listen on, over server.listen and MLHOOK_LISTEN (\"127.0.0.1:9000\"; port 0 picks a free one).")
+    var listen: String?
 
     func run() async throws {
         // Before anything holds a secret: the process's memory and /proc entries (environ) are not readable by
         // other processes of the same user, such as a script it runs.
         _ = mlhook_set_undumpable()
-        let loaded = try options.load()
+        if let listen, MLHookConfig.parseListen(listen) == nil {
+            printError("--listen: expected host:port (\"127.0.0.1:8080\", \"[::1]:8080\"), got \"\(listen)\"")
+            throw ExitCode(2)
+        }
+        let loaded = try options.load(environment: listen.map { ["MLHOOK_LISTEN": $0] } ?? [:])
         // Before the store, aml-local and the workers start (and then stop again, each saying so): an address that
         // cannot be listened on is one line, naming it.
         let server = loaded.config.server

@@ -38,4 +38,17 @@ import Testing
             #expect(readmeLine.contains(variable), "the README's environment overrides do not list \(variable)")
         }
     }
+
+    /// `serve --listen` wins over the file and MLHOOK_LISTEN (and the sample calls back on that port).
+    @Test func serveListenWinsOverTheFileAndTheEnvironment() async throws {
+        let dir = try TemporaryDirectory("mlhook-listen")
+        defer { dir.remove() }
+        let port = QuickStartTests().freePort()
+        let server = try await ServerProcess(arguments: ["serve", "--listen", "127.0.0.1:\(port)"],
+                                             environment: ["MLHOOK_LISTEN": "127.0.0.1:1", "MLHOOK_NO_SAMPLE": "1"], directory: dir.path)
+        defer { server.signal(SIGTERM) }
+        #expect(server.port == port)
+        let bad = try await runMLHook(["serve", "--listen", "nope"], directory: dir.path)
+        #expect(bad.status == 2 && bad.output.contains("mlhook: --listen: expected host:port"), "\(bad.output)")
+    }
 }

@@ -68,6 +68,18 @@ import Testing
         #expect(shown.output.contains("idempotency key: \(run.idempotencyKey)"))
         // One numbering: the key, the list and the job's page all call the first action of the rule #1.
         #expect(run.idempotencyKey.contains("#1@") && shown.output.contains("(action 1: start_run)"))
+        // Filters the admin API had and the CLI lacked: --kind and --state (a wrong state is a usage error).
+        let ignoredOnly = try await runMLHook(["events", "ls", "--state", "ignored", "--kind", "push", "--config", path], directory: h.dir.path)
+        #expect(ignoredOnly.status == 0 && ignoredOnly.output.split(separator: "\n").count == 1 && ignoredOnly.output.hasPrefix(ignored.id), "\(ignoredOnly.output)")
+        #expect(try await runMLHook(["events", "ls", "--kind", "ping", "--config", path], directory: h.dir.path).output.isEmpty)
+        let badState = try await runMLHook(["events", "ls", "--state", "bogus", "--config", path], directory: h.dir.path)
+        #expect(badState.status == 2 && badState.output.contains("--state must be one of received, planned, ignored, done, failed"), "\(badState.output)")
+        // --json on the show commands: one object each, for scripts.
+        let jobJSON = try #require(JSONValue(json: Array(try await runMLHook(["jobs", "show", run.id, "--json", "--config", path], directory: h.dir.path).output.utf8)))
+        #expect(jobJSON.value(at: "job.id")?.string == run.id && jobJSON["attempts"]?.array != nil, "\(jobJSON)")
+        let eventJSON = try #require(JSONValue(json: Array(try await runMLHook(["events", "show", first.id, "--json", "--config", path], directory: h.dir.path).output.utf8)))
+        #expect(eventJSON["id"]?.string == first.id && eventJSON.value(at: "body.ref")?.string == "refs/heads/main" && eventJSON["plan"]?.array?.count == 2,
+                "\(eventJSON)")
         // The body as sent: a URL keeps its slashes (no \/ escapes).
         let event = try await runMLHook(["events", "show", first.id, "--config", path], directory: h.dir.path)
         #expect(event.output.contains("\"https://github.com/") && !event.output.contains("\\/"), "\(event.output.suffix(400))")
