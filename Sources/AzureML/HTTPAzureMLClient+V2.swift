@@ -104,6 +104,19 @@ extension HTTPAzureMLClient {
         return reply.status == 404 ? [] : (reply.json["value"]?.array ?? [])
     }
 
+    /// The workspace's v2 model names (model containers), archived ones included.
+    public func modelNames() async throws -> [String] {
+        let reply = try await transport.send(.GET, v2("/models", query: "listViewType=All"), accept: [404])
+        return reply.status == 404 ? [] : (reply.json["value"]?.array ?? []).compactMap { $0["name"]?.string }
+    }
+
+    /// One v2 model version, or nil when there is none.
+    public func modelVersion(name: String, version: String) async throws -> JSONValue? {
+        let reply = try await transport.send(.GET, v2("/models/\(name)/versions/\(version)"), accept: [404])
+        guard reply.status != 404 else { return Optional.none }  // a bare nil is JSONValue's null literal here
+        return reply.json
+    }
+
     /// Creates (or replaces) a model version.
     public func createModelVersion(name: String, version: String, properties: JSONValue) async throws -> JSONValue {
         try await transport.send(.PUT, v2("/models/\(name)/versions/\(version)"), body: .json(["properties": properties])).json

@@ -12,7 +12,8 @@ struct AMLCommand: AsyncParsableCommand {
         discussion: """
             Credentials, first found wins: --credentials FILE (the credentials.json aml-local writes), the environment \
             (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, \
-            AZUREML_WORKSPACE_NAME), or --config FILE (azureml.cloud, or in local mode the embedded server's credentials.json).
+            AZUREML_WORKSPACE_NAME), or --config FILE (azureml.cloud, or in local mode the embedded server's credentials.json); \
+            with none of these, the embedded defaults' server: ./.mlhook/aml-local/credentials.json.
             """,
         subcommands: [Groups.self, Workspaces.self, Computes.self, Experiments.self, Runs.self, Jobs.self, Models.self]
     )
@@ -123,6 +124,13 @@ struct AMLOptions: ParsableArguments {
         format.tsv = tsv
         listing.print(format)
     }
+}
+
+/// `--dir` must name a folder: a clear error (exit 2) instead of the file system's error dump.
+func requireFolder(_ dir: String) throws {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder) else { printError("--dir \(dir): no such folder"); throw ExitCode(2) }
+    guard isFolder.boolValue else { printError("--dir \(dir) is a file, not a folder"); throw ExitCode(2) }
 }
 
 /// `key=value` options as a map. - Throws: exit status 2, naming the option, for one without `=`.
@@ -241,21 +249,36 @@ extension AMLCommand {
             abstract: "Registered models (v1 model management; --v2 for v2 model versions).",
             subcommands: [List.self, Show.self, Register.self, Archive.self, Remove.self], defaultSubcommand: List.self)
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List registered models: id, created, url (v2: the versions of --name).")
+            static let configuration = CommandConfiguration(
+                commandName: "ls", abstract: "List registered models, v1 and v2 together: id, api, created, archived, location.")
             @OptionGroup var o: AMLOptions
-            @Option(help: "Only versions of this model (required with --v2).") var name: String?
-            @Flag(help: "v2 model versions (ARM), archived ones included.") var v2 = false
+            @Option(help: "Only versions of this model.") var name: String?
+            @Flag(help: "Only v2 model versions (ARM), archived ones included.") var v2 = false
+            @Flag(help: "Only v1 models (model management).") var v1 = false
             func run() async throws {
                 let api = try o.client()
-                if v2 {
-                    guard let name else { printError("--v2 lists the versions of one model: pass --name"); throw ExitCode(2) }
-                    o.show(try await azure { try await api.modelVersions(name: name, includeArchived: true) }, "ID", "CREATED", "ARCHIVED", "URI") {
-                        ["\(name):\($0["name"]?.string ?? "?")", $0.value(at: "systemData.createdAt")?.string ?? "",
-                         $0.value(at: "properties.isArchived")?.text ?? "false", $0.value(at: "properties.modelUri")?.string ?? ""]
+                // One view: a model registered either way is listed (the sample's v2 model was invisible before).
+                var rows: [JSONValue] = []
+                if !v2 {
+                    for m in try await azure({ try await api.models(name: name) }) {
+                        rows.append(["id": m["id"] ?? nil, "api": "v1", "created": m["createdTime"] ?? nil, "archived": false, "location": m["url"] ?? nil,
+                                     "model": m])
                     }
-                    return
                 }
-                o.show(try await azure { try await api.models(name: name) }, "ID", "CREATED", "URL") { [$0["id"]?.string ?? "?", $0["createdTime"]?.string ?? "", $0["url"]?.string ?? ""] }
+                if !v1 {
+                    var names = name.map { [$0] } ?? []
+                    if name == nil { names = try await azure { try await api.modelNames() } }
+                    for n in names {
+                        for m in try await azure({ try await api.modelVersions(name: n, includeArchived: true) }) {
+                            rows.append(["id": .string("\(n):\(m["name"]?.string ?? "?")"), "api": "v2", "created": m.value(at: "systemData.createdAt") ?? nil,
+                                         "archived": m.value(at: "properties.isArchived") ?? false, "location": m.value(at: "properties.modelUri") ?? nil,
+                                         "model": m])
+                        }
+                    }
+                }
+                o.show(rows, "ID", "API", "CREATED", "ARCHIVED", "LOCATION") {
+                    [$0["id"]?.string ?? "?", $0["api"]?.string ?? "", $0["created"]?.string ?? "", $0["archived"]?.text ?? "false", $0["location"]?.string ?? ""]
+                }
             }
         }
         struct Archive: AsyncParsableCommand {
@@ -272,12 +295,23 @@ extension AMLCommand {
             }
         }
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show one model as JSON.")
+            static let configuration = CommandConfiguration(abstract: "Show one model version as JSON: v1, else v2 (--v2: v2 only).")
             @OptionGroup var o: AMLOptions
             @Argument(help: "name:version") var id: String
+            @Flag(help: "A v2 model version (ARM).") var v2 = false
             func run() async throws {
                 let api = try o.client()
-                print(try await azure { try await api.model(id) }.text)
+                let parts = id.split(separator: ":", maxSplits: 1).map(String.init)
+                if !v2, let m = try? await api.model(id) {
+                    print(m.text)
+                    return
+                }
+                if parts.count == 2, let m = try await azure({ try await api.modelVersion(name: parts[0], version: parts[1]) }) {
+                    print(m.text)
+                    return
+                }
+                printError("\(id): notFound: no such model\(v2 ? " version (v2)" : " (v1 or v2)")")
+                throw ExitCode(1)
             }
         }
         struct Register: AsyncParsableCommand {
@@ -344,6 +378,7 @@ extension AMLCommand {
             @Flag(help: "Follow the run to its end, print its log tail, and exit non-zero unless it completed.") var wait = false
 
             func run() async throws {
+                try requireFolder(dir)
                 let api = try o.client()
                 let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
                 let id = runId ?? "\(experiment)_\(Int(Date().timeIntervalSince1970 * 1000))"
@@ -378,7 +413,7 @@ extension AMLCommand {
         }
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show one run as JSON.")
+            static let configuration = CommandConfiguration(abstract: "Show one run: id, status, target, start and end, tab-separated (--json: the whole run).")
             @OptionGroup var o: AMLOptions
             @Argument(help: "The run's experiment.") var experiment: String
             @Argument(help: "The run id.") var runId: String
@@ -426,6 +461,7 @@ extension AMLCommand {
             @Flag(help: "Follow the job to its end, print its log, and exit non-zero unless it completed.") var stream = false
 
             func run() async throws {
+                try requireFolder(dir)
                 let api = try o.client()
                 let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
                 let files = try await azure { try CodeFile.files(ofZip: zip) }

@@ -36,6 +36,20 @@ import Testing
         #expect(noModels.status == 0 && noModels.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "an empty list is [] like every list: \(noModels.output)")
         let reg = try await runMLHook(["aml", "models", "register", "--name", "m", "--url", "https://x/m.pkl", "--tag", "commit=9f1c"] + creds, directory: dir.path)
         #expect(reg.status == 0 && reg.output.contains("registered m:1"))
+        #expect(try await runMLHook(["aml", "models", "ls"] + creds, directory: dir.path).output.contains("m:1\tv1\t"))
+        // A folder that is not there: one line naming it, usage exit 2 (before: an NSCocoaErrorDomain dump).
+        for command in [["runs", "start", "--experiment", "demo", "--script", "x.py", "--compute", "cpu-cluster"],
+                        ["jobs", "submit", "--command", "python x.py", "--environment", "azureml:AzureML-sklearn-1.5@latest"]] {
+            let missing = try await runMLHook(["aml"] + command + ["--dir", dir.file("nope")] + creds, directory: dir.path)
+            #expect(missing.status == 2 && missing.output.trimmingCharacters(in: .whitespacesAndNewlines) == "mlhook: --dir \(dir.file("nope")): no such folder",
+                    "\(missing.output)")
+        }
+        // runs show says what it prints: a tab-separated row (--json: the run).
+        let shownRun = try await runMLHook(["aml", "runs", "show", "demo", ok.output.components(separatedBy: "started ").dropFirst().first?
+                                                .components(separatedBy: " in ").first ?? ""] + creds, directory: dir.path)
+        #expect(shownRun.status == 0 && shownRun.output.contains("\tCompleted\tcpu-cluster\t"), "\(shownRun.output)")
+        let help = try await runMLHook(["aml", "runs", "show", "--help"], directory: dir.path)
+        #expect(help.output.contains("tab-separated") && !help.output.contains("Show one run as JSON"), "\(help.output)")
         #expect(try await runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path).status == 0)
         let again = try await runMLHook(["aml", "models", "rm", "m:1"] + creds, directory: dir.path)
         #expect(again.status == 0 && again.output.contains("m:1: no such model"), "already gone counts as done, and says so: \(again.output)")
@@ -81,6 +95,12 @@ import Testing
         let reg = try await runMLHook(["aml", "models", "register", "--name", "cli-model", "--from-job", "cli_job_1", "--tag", "k=v"] + creds, directory: dir.path)
         #expect(reg.status == 0 && reg.output.contains("registered cli-model:1"), "\(reg.output)")
         #expect(try await runMLHook(["aml", "models", "archive", "cli-model:1"] + creds, directory: dir.path).output.contains("cli-model:1: archived"))
+        // One models view: the v2 version is listed with no flag (it was invisible to `models ls`), and shown.
+        let all = try await runMLHook(["aml", "models", "ls", "--tsv"] + creds, directory: dir.path)
+        #expect(all.output.contains("cli-model:1\tv2\t"), "\(all.output)")
+        let shownModel = try await runMLHook(["aml", "models", "show", "--v2", "cli-model:1"] + creds, directory: dir.path)
+        #expect(shownModel.status == 0 && shownModel.output.contains("azureml://jobs/cli_job_1/"), "\(shownModel.output)")
+        #expect(try await runMLHook(["aml", "models", "show", "cli-model:1"] + creds, directory: dir.path).output.contains("azureml://jobs/cli_job_1/"))
         let listed = try await runMLHook(["aml", "models", "ls", "--v2", "--name", "cli-model", "--tsv"] + creds, directory: dir.path)
         #expect(listed.output.contains("cli-model:1") && listed.output.contains("true") && listed.output.contains("azureml://jobs/cli_job_1/"), "\(listed.output)")
         let removed = try await runMLHook(["aml", "models", "rm", "--v2", "cli-model:1"] + creds, directory: dir.path)
