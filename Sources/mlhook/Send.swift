@@ -185,7 +185,7 @@ struct Send: AsyncParsableCommand {
             }
             let jobs = try await store.jobs(JobQuery(eventID: eventID)).reversed()
             for j in jobs {
-                let run = JSONValue(json: Array((j.result ?? "").utf8))?["run_id"]?.string.map { " run \($0)" } ?? ""
+                let run = RunReference(resultText: j.result).map { " \($0.label)" } ?? ""
                 say(j.id, "job \(j.id) \(j.rule)#\(j.actionIndex + 1) \(j.action): \(j.state.rawValue)\(run)" + (j.lastError.map { " (\($0))" } ?? ""))
             }
             let callbacks = try await store.callbacks(CallbackQuery(eventID: eventID)).reversed()

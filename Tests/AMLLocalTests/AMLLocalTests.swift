@@ -145,29 +145,68 @@ extension AMLLocalAuthTests {
         }
     }
 
-    @Test func stateSurvivesARestartAndInterruptedRunsFail() async throws {
+    /// A script that counts its starts in outputs/ (which a restart keeps) and runs long only the first time.
+    static let checkpointing = """
+        import os, time
+        os.makedirs('outputs', exist_ok=True)
+        n = int(open('outputs/starts').read()) + 1 if os.path.exists('outputs/starts') else 1
+        open('outputs/starts', 'w').write(str(n))
+        print('start', n, flush=True)
+        time.sleep(30 if n == 1 else 1)
+        print('done')
+
+        """
+
+    /// A restart keeps identity and models, and a run the stop cut short starts again in its folder (as Azure ML
+    /// restarts a job whose node went away), up to three times; after that it fails, saying why.
+    @Test func stateSurvivesARestartAndInterruptedRunsStartAgain() async throws {
         let dir = try TemporaryDirectory("aml-restart")
         defer { dir.remove() }
         let first = try AMLHarness(dir: dir)
-        let runID = "interrupted-run"
+        let (again, stuck) = ("interrupted-run", "stuck-run")
         try await first.live { api in
             let token = try await api.accessToken()
             _ = try await api.request(.post, "/modelmanagement/v1.0/\(first.ws)/models", token: token, headers: [("Content-Type", "application/json")],
                                       body: Array(#"{"name":"kept","url":"https://x/m.pkl"}"#.utf8))
-            _ = try await api.startRun(token, files: ["sleep.py": "import time\ntime.sleep(30)\n"],
-                                       definition: #"{"configuration":{"script":"sleep.py","target":"cpu-cluster"}}"#, runID: runID)
-            _ = try await api.waitFor(token, run: runID, ["Running"])
+            _ = try await api.startRun(token, files: ["work.py": Self.checkpointing],
+                                       definition: #"{"configuration":{"script":"work.py","target":"cpu-cluster"}}"#, runID: again)
+            _ = try await api.waitFor(token, run: again, ["Running"])
         }
         first.aml.shutdown()
-        // A second server on the same directory: same identity, same models; the run it did not finish is Failed.
         let second = try AMLHarness(dir: dir)
         #expect(second.c == first.c)
         try await second.live { api in
             let token = try await api.accessToken()
             #expect(try await api.request(.get, "/modelmanagement/v1.0/\(second.ws)/models/kept:1", token: token).status == .ok)
-            let run = try await api.request(.get, "/history/v1.0/\(second.ws)/experiments/demo/runs/\(runID)", token: token).json
-            #expect(run["status"]?.string == "Failed")
-            #expect(run.value(at: "error.error.message")?.string?.contains("aml-local stopped") == true)
+            let run = try await api.waitFor(token, run: again, ["Completed", "Failed", "Canceled"])
+            #expect(run["status"]?.string == "Completed", "\(run)")
+            let details = try await api.request(.get, "/history/v1.0/\(second.ws)/experiments/demo/runs/\(again)/details", token: token).json
+            let url = try #require(URLComponents(string: details.value(at: "logFiles")?.object["azureml-logs/70_driver_log.txt"]?.string ?? ""))
+            let log = try await api.request(.get, url.percentEncodedPath + "?" + (url.percentEncodedQuery ?? ""), token: nil).text
+            #expect(log.contains("it starts again (restart 1 of 3)") && log.hasSuffix("done\n"), "\(log)")
+            _ = try await api.startRun(token, files: ["sleep.py": "import time\ntime.sleep(60)\n"],
+                                       definition: #"{"configuration":{"script":"sleep.py","target":"cpu-cluster"}}"#, runID: stuck)
+            _ = try await api.waitFor(token, run: stuck, ["Running"])
+        }
+        second.aml.shutdown()
+        // Three more stops while it runs: started again each time, then failed.
+        for n in 1...3 {
+            let next = try AMLHarness(dir: dir)
+            try await next.live { api in
+                let token = try await api.accessToken()
+                let run = try await api.waitFor(token, run: stuck, n < 3 ? ["Running"] : ["Running", "Failed"])
+                if n == 3 {
+                    #expect(run["status"]?.string == "Running", "restart 3 of 3 runs")
+                }
+            }
+            next.aml.shutdown()
+        }
+        let last = try AMLHarness(dir: dir)
+        try await last.live { api in
+            let token = try await api.accessToken()
+            let run = try await api.request(.get, "/history/v1.0/\(last.ws)/experiments/demo/runs/\(stuck)", token: token).json
+            #expect(run["status"]?.string == "Failed" && run.value(at: "error.error.message")?.string?.contains("it was restarted 3 times already") == true,
+                    "\(run)")
         }
     }
 }

@@ -278,6 +278,38 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         #expect(try await store.counts().jobs == ["queued": 1])
     }
 
+    /// Two places the backends had drifted apart: a parked job (its lease expired on every attempt) and a finished
+    /// watch keep no lease owner on SQLite as on PostgreSQL, and `watching()` answers in the order the jobs were made
+    /// on both (PostgreSQL sorted by created_at, which ties within one event's batch).
+    @Test(arguments: StoreBackend.all)
+    func parkedJobsHoldNoLeaseAndWatchedJobsComeInOrder(backend: StoreBackend) async throws {
+        let clock = ManualClock()
+        let (store, close) = try await backend.open(clock)
+        defer { close() }
+        let e = Self.event("d-drift", at: clock.now)
+        let made = (0..<6).map { Self.job("w\($0)", event: e.id, maxAttempts: 1) }
+        _ = try await store.append(e, plan: Self.planned(e.id), jobs: made)
+        // Five become watching, in the order they were claimed; the sixth is claimed and its worker dies.
+        var claimed: [String] = []
+        for _ in 0..<5 {
+            let j = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]))
+            try await store.finishAttempt(id: j.id, state: .watching, error: nil, result: #"{"run_id":"r"}"#, retryAt: nil,
+                                          startedAt: clock.now, now: clock.now, callbacks: [], leaseToken: j.leaseToken)
+            claimed.append(j.id)
+        }
+        let dying = try #require(try await store.claimJob(now: clock.now, lease: 60, ruleLimits: [:], actions: ["start_run"]))
+        #expect(try await store.job(id: dying.id)?.leaseOwner != nil)
+        let order = made.map(\.id).filter { claimed.contains($0) }
+        #expect(try await store.watching(now: clock.now, lease: 15).map(\.id) == order, "in the order they were made")
+        clock.advance(120)
+        #expect(try await store.releaseExpiredLeases(now: clock.now) == 1)
+        let parked = try #require(try await store.job(id: dying.id))
+        #expect(parked.state == .dead && parked.leaseOwner == nil, "parked with no owner: \(String(describing: parked.leaseOwner))")
+        // A finished watch leaves no owner either.
+        try await store.finishWatch(id: claimed[0], state: .succeeded, error: nil, result: #"{"run_id":"r","status":"Completed"}"#, callbacks: [])
+        #expect(try await store.job(id: claimed[0])?.leaseOwner == nil)
+    }
+
     /// `jobs cancel`: a queued job fails at once with the reason; a watching one is marked for the watcher, which
     /// cancels its run; an ended one and an unknown id say so.
     @Test(arguments: StoreBackend.all)

@@ -49,7 +49,7 @@ enum CallbackFormatter {
             "data": ["job_id": .string(job.id), "status": .string(state.rawValue), "rule": .string(job.rule), "action": .string(job.action),
                      "event": summary, "result": result ?? nil, "error": error.map(JSONValue.string) ?? nil, "provenance": provenance],
         ]
-        let runID = result?["run_id"]?.string
+        let run = RunReference(result: result)
         var out: [NewCallback] = []
         for (i, target) in rule.callbacks.enumerated() {
             switch target {
@@ -64,7 +64,7 @@ enum CallbackFormatter {
                 let line = normalized?.command?.line ?? job.rule
                 let mark = state == .succeeded ? "✅" : "❌"
                 var text = "\(mark) `\(line)`: \(job.action) \(state.rawValue)"
-                if let runID { text += " (run \(runID)" + (result?["status"]?.string.map { ", \($0)" } ?? "") + ")" }
+                if let run { text += " (\(run.label)" + (result?["status"]?.string.map { ", \($0)" } ?? "") + ")" }
                 if let error { text += "\n> " + String(error.prefix(300)) }
                 let message: JSONValue = ["response_type": "in_channel", "text": .string(text)]
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase, kind: "slack",
@@ -75,7 +75,7 @@ enum CallbackFormatter {
                 guard let repo = normalized?.repository?.fullName, let sha = normalized?.after ?? result?["commit"]?.string,
                       Self.isRepositoryName(repo), GitSource.isCommitID(sha) else { continue }
                 let ghState = onlyPending ? "pending" : (state == .succeeded ? "success" : "failure")
-                var description = onlyPending ? "run \(runID ?? "") started" : "\(job.action) \(state.rawValue)"
+                var description = onlyPending ? "\(run?.label ?? job.action) started" : "\(job.action) \(state.rawValue)"
                 if let status = result?["status"]?.string, !onlyPending { description += " (\(status))" }
                 let status: JSONValue = ["state": .string(ghState), "context": .string(context), "description": .string(String(description.prefix(140)))]
                 out.append(NewCallback(jobID: job.id, eventID: job.eventID, rule: job.rule, targetIndex: i, phase: phase,

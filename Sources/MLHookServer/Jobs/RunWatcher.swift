@@ -48,21 +48,21 @@ struct RunWatcher: Sendable {
         let defaultClient = try await client()
         let config = live.snapshot.config
         /// The client of the workspace a job's run was started in.
-        func api(for followed: Followed) throws -> any AzureMLClient {
-            guard let name = followed.started["workspace"]?.string else { return defaultClient }
+        func api(for run: RunReference) throws -> any AzureMLClient {
+            guard let name = run.workspace else { return defaultClient }
             return try workspaces.client(name, config: config)
         }
         for job in superseded {
             guard let followed = Self.followed(job) else { continue }
-            let tracked = followed.tracked
+            let run = followed.run
             do {
-                let api = try api(for: followed)
-                switch tracked {
-                case .v1(let experiment, let id): try await api.cancelRun(experiment: experiment, runID: id)
-                case .v2(let name): try await api.cancelJob(name: name)
+                let api = try api(for: run)
+                switch run.api {
+                case .v1: try await api.cancelRun(experiment: run.experiment, runID: run.id)
+                case .v2: try await api.cancelJob(name: run.id)
                 }
             } catch {
-                logger.notice("cannot cancel superseded run \(tracked.id): \(error)", metadata: JobLog.meta(job))
+                logger.notice("cannot cancel run \(run.id): \(error)", metadata: JobLog.meta(job))
             }
         }
         var finished = 0
@@ -71,7 +71,7 @@ struct RunWatcher: Sendable {
             do {
                 // A job whose result names no run is not watched (it cannot be: there is nothing to read).
                 guard let followed = Self.followed(job) else { continue }
-                if try await watch(job, followed, api: try api(for: followed), superseded: superseded) { finished += 1 }
+                if try await watch(job, followed, api: try api(for: followed.run), superseded: superseded) { finished += 1 }
                 strikes.recorded(job.id)
             } catch let error as StoreError where error.isRetryable {
                 // The store, not this job: nothing to hold against it.
@@ -97,13 +97,13 @@ struct RunWatcher: Sendable {
 
     /// Polls one job's run and finishes the job when the run is terminal. - Returns: whether it finished.
     private func watch(_ job: JobRecord, _ followed: Followed, api: any AzureMLClient, superseded: [JobRecord]) async throws -> Bool {
-        let (tracked, started) = (followed.tracked, followed.started)
-        let id = tracked.id
+        let (reference, started) = (followed.run, followed.started)
+        let id = reference.id
         let run: JSONValue
         do {
-            switch tracked {
-            case .v1(let experiment, let id): run = try await api.run(experiment: experiment, runID: id)
-            case .v2(let name): run = Self.runView(ofJob: try await api.job(name: name))
+            switch reference.api {
+            case .v1: run = try await api.run(experiment: reference.experiment, runID: id)
+            case .v2: run = Self.runView(ofJob: try await api.job(name: id))
             }
             strikes.readable(job.id)
         } catch {
@@ -118,8 +118,12 @@ struct RunWatcher: Sendable {
         var result = started.setting("status", .string(status)).setting("start", run["startTimeUtc"] ?? nil)
             .setting("end", run["endTimeUtc"] ?? nil)
         if let d = Self.runDuration(run) { result = result.setting("duration_seconds", .number(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)) }
-        if case .v2 = tracked {
-            if let studio = run["studioUrl"]?.string { result = result.setting("studio_url", .string(studio)) }
+        if reference.api == .v2 {
+            if let studio = run["studioUrl"]?.string {
+                var linked = reference
+                linked.studioURL = studio
+                result = result.setting("studio_url", .string(studio)).setting("run", linked.json)
+            }
             // register_model on submit_job: the output becomes a model version once the job Completed (found again,
             // not registered twice, when this pass repeats after a crash).
             if status == "Completed", let model = started["register_model"]?.string {
@@ -149,30 +153,16 @@ struct RunWatcher: Sendable {
         return true
     }
 
-    /// What a job follows: a v1 run (`start_run`) or a v2 job (`submit_job`).
-    enum Tracked {
-        case v1(experiment: String, runID: String)
-        case v2(name: String)
-        var id: String {
-            switch self {
-            case .v1(_, let id): id
-            case .v2(let name): name
-            }
-        }
-    }
-
     /// A watching job's result as its action recorded it, read once per pass, and the run or job it names.
     struct Followed {
-        let tracked: Tracked
+        let run: RunReference
         let started: JSONValue
     }
 
     /// The run or job a `start_run` or `submit_job` job recorded, with the whole result.
     static func followed(_ job: JobRecord) -> Followed? {
-        guard let r = JSONValue(json: Array((job.result ?? "").utf8)) else { return nil }
-        if r["api"]?.string == "v2", let name = r["job_name"]?.string { return Followed(tracked: .v2(name: name), started: r) }
-        guard let experiment = r["experiment"]?.string, let id = r["run_id"]?.string else { return nil }
-        return Followed(tracked: .v1(experiment: experiment, runID: id), started: r)
+        guard let r = JSONValue(json: Array((job.result ?? "").utf8)), let run = RunReference(result: r) else { return nil }
+        return Followed(run: run, started: r)
     }
 
     /// A v2 job in the shape the watcher reads v1 runs in: `status`, `startTimeUtc`, `endTimeUtc`, `error`, and its

@@ -78,11 +78,9 @@ struct WorkerPool: Sendable {
             if let workspace { api = try workspaces.client(workspace, config: config) } else { api = try await client() }
             let context = ActionContext(job: job, client: api, config: config, event: event, git: git, logger: logger, workspace: workspace)
             // The lease is renewed while the action runs; if it is lost, the action is cancelled and nothing is written.
-            var result = try await LeaseKeeper(queue: queue, lease: lease, now: now, logger: logger).run(job) {
+            let result = try await LeaseKeeper(queue: queue, lease: lease, now: now, logger: logger).run(job) {
                 try await action.run(parameters, context)
             }
-            // The run watcher follows a started run in the workspace it was started in.
-            if let workspace, action.startsRun { result = result.setting("workspace", .string(workspace)) }
             // A started run is watched to its end; every other action is done now. A started run gets its pending
             // statuses now, a finished action all its callbacks, in the same transaction as the outcome.
             let state: JobState = action.startsRun ? .watching : .succeeded

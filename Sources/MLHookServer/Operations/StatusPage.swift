@@ -209,12 +209,13 @@ struct StatusPage: Sendable {
 
     /// The job's run: a link when one is known, else its id and status.
     func run(_ j: JobRecord) -> String {
-        guard let r = JSONValue(json: Array((j.result ?? "").utf8)), let id = r["run_id"]?.string else { return "" }
+        guard let r = JSONValue(json: Array((j.result ?? "").utf8)), let run = RunReference(result: r) else { return "" }
         let status = r["status"]?.string.map { " (\(Self.escape($0)))" } ?? ""
-        if let exp = r["experiment"]?.string, let link = runLink(exp, id) {
-            return "<a href=\"\(Self.escape(link))\">\(Self.escape(id))</a>\(status)"
+        // A v2 job's own studio link (Azure ML studio, or aml-local's page); else the workspace's run link.
+        if let link = run.studioURL ?? runLink(run.experiment, run.id) {
+            return "<a href=\"\(Self.escape(link))\">\(Self.escape(run.id))</a>\(status)"
         }
-        return "<code>\(Self.escape(id))</code>\(status)"
+        return "<code>\(Self.escape(run.id))</code>\(status)"
     }
 
     // MARK: HTML

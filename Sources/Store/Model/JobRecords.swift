@@ -109,6 +109,9 @@ public struct JobRecord: Sendable, Equatable, Codable {
     /// The fencing token of the claim that returned this record: renewing the lease and ending the attempt need
     /// it, so a worker whose lease was lost (another worker claimed the job since) writes nothing. Not listed.
     public var leaseToken: String? = nil
+    /// The store instance that holds the claim, or follows the watching job's run (nil once the job has ended).
+    /// Not listed.
+    public var leaseOwner: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, rule, action, parameters, state, attempts, result

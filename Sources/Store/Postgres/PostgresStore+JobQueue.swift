@@ -118,13 +118,16 @@ extension PostgresStore: JobQueue {
     public func watching(now: Date, lease: TimeInterval) async throws -> [JobRecord] {
         let (at, until, owner) = (now.timeIntervalSince1970, now.timeIntervalSince1970 + lease, self.owner)
         return try await withConnection("hold watching jobs") { [logger] conn in
+            // In the order the jobs were made (seq), as SQLite answers: not by created_at, which ties within a batch.
             try await Self.rows(conn, """
-                UPDATE jobs SET lease_owner = \(owner), lease_until = \(until)
-                WHERE id IN (SELECT id FROM jobs WHERE state = 'watching'
-                               AND (lease_owner = \(owner) OR lease_owner IS NULL OR lease_until IS NULL OR lease_until < \(at))
-                             FOR NO KEY UPDATE SKIP LOCKED)
-                RETURNING *
-                """, logger).map(Self.job).sorted { $0.createdAt < $1.createdAt }
+                WITH held AS (
+                    UPDATE jobs SET lease_owner = \(owner), lease_until = \(until)
+                    WHERE id IN (SELECT id FROM jobs WHERE state = 'watching'
+                                   AND (lease_owner = \(owner) OR lease_owner IS NULL OR lease_until IS NULL OR lease_until < \(at))
+                                 FOR NO KEY UPDATE SKIP LOCKED)
+                    RETURNING *)
+                SELECT * FROM held ORDER BY seq
+                """, logger).map(Self.job)
         }
     }
 
@@ -141,7 +144,7 @@ extension PostgresStore: JobQueue {
         return try await transaction("finish watching job \(id)") { conn in
             // Only the first replica to see the run end finishes the job (and queues its callbacks).
             guard try await !Self.rows(conn, """
-                UPDATE jobs SET state = \(state.rawValue), last_error = \(error), result = \(result)
+                UPDATE jobs SET state = \(state.rawValue), last_error = \(error), result = \(result), lease_owner = NULL, lease_until = NULL
                 WHERE id = \(id) AND state = 'watching' RETURNING 1 AS one
                 """, logger).isEmpty else { return 0 }
             var refused = 0
@@ -159,6 +162,7 @@ extension PostgresStore: JobQueue {
                   maxAttempts: try row["max_attempts"].decode(Int.self), createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
                   lastError: try row["last_error"].decode(String?.self), result: try row["result"].decode(String?.self),
                   deliveryID: try row["delivery_id"].decode(String?.self),
-                  retries: try row["retries"].decode(Int.self), leaseToken: try row["lease_token"].decode(String?.self))
+                  retries: try row["retries"].decode(Int.self), leaseToken: try row["lease_token"].decode(String?.self),
+                  leaseOwner: try row["lease_owner"].decode(String?.self))
     }
 }

@@ -82,13 +82,13 @@ extension SQLiteStore: JobQueue {
             // A job that used every attempt without its outcome being recorded (its worker died each time, or the
             // outcome cannot be written) is parked, not run again without end.
             try db.execute(sql: """
-                UPDATE jobs SET state = 'dead', lease_until = NULL, lease_token = NULL,
+                UPDATE jobs SET state = 'dead', lease_until = NULL, lease_token = NULL, lease_owner = NULL,
                        last_error = ? || attempts || ' attempts: the worker died or its outcome could not be recorded' ||
                                     coalesce(' (last error: ' || last_error || ')', '')
                 WHERE state = 'running' AND lease_until < ? AND attempts >= max_attempts
                 """, arguments: [Parked.reason("its lease expired on each of its "), now.timeIntervalSince1970])
             let parked = db.changesCount
-            try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL, lease_token = NULL WHERE state = 'running' AND lease_until < ?",
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', lease_until = NULL, lease_token = NULL, lease_owner = NULL WHERE state = 'running' AND lease_until < ?",
                            arguments: [now.timeIntervalSince1970])
             return parked + db.changesCount
         }
@@ -119,7 +119,7 @@ extension SQLiteStore: JobQueue {
     public func finishWatch(id: String, state: JobState, error: String?, result: String, callbacks: [NewCallback]) async throws -> Int {
         let now = clock()
         return try await write("finish watching job \(id)") { db in
-            try db.execute(sql: "UPDATE jobs SET state = ?, last_error = ?, result = ? WHERE id = ? AND state = 'watching'",
+            try db.execute(sql: "UPDATE jobs SET state = ?, last_error = ?, result = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'watching'",
                            arguments: [state.rawValue, error, result, id])
             guard db.changesCount > 0 else { return 0 }
             return try callbacks.filter { try !Self.insertCallback(db, $0, now: now) }.count
@@ -131,6 +131,6 @@ extension SQLiteStore: JobQueue {
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
                   createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
-                  deliveryID: row["delivery_id"], retries: row["retries"], leaseToken: row["lease_token"])
+                  deliveryID: row["delivery_id"], retries: row["retries"], leaseToken: row["lease_token"], leaseOwner: row["lease_owner"])
     }
 }

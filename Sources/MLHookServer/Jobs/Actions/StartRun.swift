@@ -22,10 +22,13 @@ struct StartRun: JobAction {
     }
 
     struct Output: ActionOutput {
-        var experiment: String
-        var runID: String
+        var run: RunReference
         var commit: String
-        var json: JSONValue { ["experiment": .string(experiment), "run_id": .string(runID), "commit": .string(commit)] }
+        var json: JSONValue {
+            var j: JSONValue = ["experiment": .string(run.experiment), "run_id": .string(run.id), "commit": .string(commit), "run": run.json]
+            if let workspace = run.workspace { j = j.setting("workspace", .string(workspace)) }
+            return j
+        }
     }
 
     static func parameters(_ p: ActionParameters) throws(JobError) -> Parameters {
@@ -45,6 +48,6 @@ struct StartRun: JobAction {
         if let limit = p.maxRunSeconds { configuration = configuration.setting("MaxRunDurationSeconds", .number(Double(limit))) }
         let id = try await context.client.startRun(experiment: p.experiment, zip: zip, definition: ["Configuration": configuration],
                                                    runID: context.runName)
-        return Output(experiment: p.experiment, runID: id, commit: pinned)
+        return Output(run: RunReference(api: .v1, experiment: p.experiment, id: id, workspace: context.workspace), commit: pinned)
     }
 }

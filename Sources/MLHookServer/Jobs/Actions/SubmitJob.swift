@@ -26,16 +26,15 @@ struct SubmitJob: JobAction {
     }
 
     struct Output: ActionOutput {
-        var jobName: String
-        var experiment: String
+        var run: RunReference
         var commit: String
         var codeID: String
-        var studioURL: String?
         var registerModel: String?
         var modelPath: String
         var json: JSONValue {
-            var j: JSONValue = ["api": "v2", "job_name": .string(jobName), "experiment": .string(experiment), "commit": .string(commit),
-                                "code_id": .string(codeID), "studio_url": studioURL.map(JSONValue.string) ?? nil]
+            var j: JSONValue = ["api": "v2", "job_name": .string(run.id), "experiment": .string(run.experiment), "commit": .string(commit),
+                                "code_id": .string(codeID), "studio_url": run.studioURL.map(JSONValue.string) ?? nil, "run": run.json]
+            if let workspace = run.workspace { j = j.setting("workspace", .string(workspace)) }
             if let registerModel { j = j.setting("register_model", .string(registerModel)).setting("model_path", .string(modelPath)) }
             return j
         }
@@ -83,8 +82,8 @@ struct SubmitJob: JobAction {
                   existing.value(at: "properties.tags.mlhook_job")?.string == job.id else { throw error }
             submitted = existing
         }
-        return Output(jobName: submitted["name"]?.string ?? name, experiment: p.experiment, commit: fetched.commit, codeID: codeID,
-                      studioURL: submitted.value(at: "properties.services.Studio.endpoint")?.string,
-                      registerModel: p.registerModel, modelPath: p.modelPath)
+        let run = RunReference(api: .v2, experiment: p.experiment, id: submitted["name"]?.string ?? name, workspace: context.workspace,
+                               studioURL: submitted.value(at: "properties.services.Studio.endpoint")?.string)
+        return Output(run: run, commit: fetched.commit, codeID: codeID, registerModel: p.registerModel, modelPath: p.modelPath)
     }
 }
