@@ -62,6 +62,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -98,7 +99,7 @@ let package = Package(
         .target(
             name: "AzureML",
             dependencies: [
-                "MLHookCore",
+                "MLHookCore", "Signing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "mlhook",
             dependencies: [
-                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal", "AzureML", "CProcessControl",
+                "MLHookServer", "MLHookCore", "Store", "Signing", "AMLLocal", "AzureML", "CProcessControl", "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -166,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "MLHookServerTests",
             dependencies: [
-                "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport", "AMLLocal", "AzureML",
+                "MLHookServer", "Store", "Signing", "MLHookCore", "TestSupport", "AMLLocal", "AzureML", "ChildProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
