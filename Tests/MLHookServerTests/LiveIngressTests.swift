@@ -10,16 +10,6 @@ import Testing
 
 /// Requests over real sockets: the ones a well-behaved client never sends, and many at once.
 @Suite struct LiveIngressTests {
-    /// Waits until `condition` holds or `timeout` passes.
-    func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try await condition()
-    }
-
     @Test func aTruncatedBodyIsNeverStored() async throws {
         let h = try IngressHarness()
         defer { h.dir.remove() }
@@ -32,7 +22,7 @@ import Testing
                 + "X-GitHub-Event: push\r\nX-GitHub-Delivery: cut-1\r\nX-Hub-Signature-256: \(sig)\r\n"
                 + "Content-Length: \(body.count)\r\n\r\n"
             _ = RawHTTP.exchange(port: port, Array(head.utf8) + body.prefix(body.count / 5), closeAfterWrite: true)
-            #expect(try await eventually(.seconds(10)) { h.rejections.count == 1 })
+            #expect(try await eventually(timeout: .seconds(10)) { h.rejections.count == 1 })
         }
         #expect(try await h.count() == 0)
         #expect(h.rejections.first?.message.contains("could not be read completely") == true)

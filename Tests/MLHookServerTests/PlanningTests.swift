@@ -220,16 +220,6 @@ final class ManualClock: SchedulerClock, Sendable {
     }
 }
 
-/// Waits until `condition` holds or `timeout` (10 s) passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 extension IngressHarness {
     /// A GitHub push event as ingress would store it.
     /// GitHub's documented push to `branch`, naming `after` as its head commit when given.
