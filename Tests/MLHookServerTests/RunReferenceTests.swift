@@ -3,6 +3,7 @@ import Logging
 import MLHookCore
 @testable import MLHookServer
 @testable import Store
+import TestSupport
 import Testing
 
 /// The run a job started travels as a typed `RunReference`: a v2 command job is named in the Slack message and
@@ -67,5 +68,47 @@ import Testing
         job.result = #"{"experiment":"churn","run_id":"mlhook_job_2","commit":"abc","status":"Failed"}"#
         #expect(linked.run(job).contains("<a href=\"https://ml.azure.com/runs/mlhook_job_2?exp=churn\">mlhook_job_2</a> (Failed)"), "\(linked.run(job))")
         #expect(RunReference(resultText: job.result) == RunReference(api: .v1, experiment: "churn", id: "mlhook_job_2"))
+    }
+
+    /// A reload that removes the source and the rule after an event was planned does not change what its job
+    /// reports: its callbacks go where the rule said when the event was planned, with the push's repository and
+    /// commit. Before, the job looked its rule up again (gone: no callbacks at all) and normalized the body again
+    /// (its source gone: no provenance).
+    @Test func aReloadAfterPlanningDoesNotChangeAPlannedJobsCallbacks() async throws {
+        let h = try IngressHarness()
+        defer { h.dir.remove() }
+        try h.install("""
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: cleanup
+                when: { source: github, kind: push, branches: [main] }
+                actions: [ { delete_model: { id: "m:1" } } ]
+                callback:
+                  - url: { url: "http://127.0.0.1:9/cb", secret: { env: CB } }
+                  - github_status: { token: { env: GH_TOKEN } }
+            """)
+        let push = try IngressHarness.pushEvent(branch: "main")
+        _ = try await h.store.append(push)
+        #expect(try await EventPlanner(store: h.store, live: h.runtime.live, logger: h.logs.logger()).planPending() == 1)
+        // The source and its rule go away before a worker takes the job.
+        try h.install("""
+            sources: [ { name: gitlab, type: gitlab, secrets: [ { env: GL } ] } ]
+            rules:
+              - name: other
+                when: { source: gitlab, kind: push }
+                actions: [ { delete_model: { id: "m:2" } } ]
+            """)
+        let fake = FakeAzureMLClient()
+        let runner = JobRunner(store: h.store, live: h.runtime.live, client: { fake }, logger: h.logs.logger(), baseBackoff: 0, maxBackoff: 0)
+        while try await runner.runOne() {}
+        let job = try #require(try await h.store.jobs(limit: nil, state: nil).first)
+        #expect(job.state == .succeeded)
+        let callbacks = try await h.store.callbacks(CallbackQuery(jobID: job.id))
+        #expect(Set(callbacks.map(\.kind)) == ["url", "github_status"], "\(callbacks.map(\.kind))")
+        let body = try #require(JSONValue(json: Array((callbacks.first { $0.kind == "url" }?.body ?? "").utf8)))
+        #expect(body.value(at: "data.provenance.repository")?.string == "Codertocat/Hello-World" && body.value(at: "data.event.source")?.string == "github",
+                "\(body)")
+        #expect(callbacks.first { $0.kind == "github_status" }?.url.hasPrefix("https://api.github.com/repos/Codertocat/Hello-World/statuses/") == true)
+        #expect(callbacks.first { $0.kind == "url" }?.credential == .env("CB"))
     }
 }

@@ -140,9 +140,9 @@ struct RunWatcher: Sendable {
             : (wasSuperseded ? job.lastError ?? "canceled" : run.value(at: "error.error.message")?.string ?? "the run ended \(status)")
         let final: JobState = status == "Completed" ? .succeeded : .failed
         let config = live.snapshot.config
-        let event = try await AttemptEvent(inbox: queue, id: job.eventID, config: config).load()
-        let callbacks = CallbackFormatter.callbacks(for: job, rule: config.rules.first { $0.name == job.rule }, event: event, state: final,
-                                                    result: result, error: error, phase: .final, now: now())
+        let callbacks = try await CallbackFormatter.callbacks(
+            for: job, config: config, loadEvent: { try await AttemptEvent(inbox: queue, id: job.eventID, config: config).load() }, state: final,
+            result: result, error: error, phase: .final, now: now())
         let refused = try await queue.finishWatch(id: job.id, state: final, error: error, result: result.text, callbacks: callbacks)
         JobLog.noteRefused(refused, job, logger: logger)
         var meta = JobLog.meta(job)

@@ -63,11 +63,11 @@ struct WorkerPool: Sendable {
         meta["attempt"] = .stringConvertible(job.attempts)
         let clock = ContinuousClock.now
         let event = AttemptEvent(inbox: queue, id: job.eventID, config: config)
-        /// The job's callbacks for an outcome, sharing the event the action read.
+        /// The job's callbacks for an outcome: from what it carries since planning (older jobs: the rule as configured
+        /// now and the event the action read).
         func callbacks(_ state: JobState, _ result: JSONValue?, _ error: String?, phase: CallbackPhase = .final) async throws -> [NewCallback] {
-            let event = try await event.load()
-            return CallbackFormatter.callbacks(for: job, rule: config.rules.first { $0.name == job.rule }, event: event, state: state,
-                                               result: result, error: error, phase: phase, now: now())
+            try await CallbackFormatter.callbacks(for: job, config: config, loadEvent: { try await event.load() }, state: state, result: result,
+                                                  error: error, phase: phase, now: now())
         }
         do {
             guard let type = ActionType(rawValue: job.action) else { throw JobError("unknown action \(job.action)") }

@@ -88,7 +88,8 @@ public struct EventPlanner: Service {
                    actionIndex: a.index, action: a.type.rawValue,
                    parameters: (try? encoder.encode(a.parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}",
                    maxAttempts: rules[a.rule]?.maxAttempts ?? 5,
-                   supersedeScope: rules[a.rule]?.supersede == true && a.type.fetchesCode ? verdict.branchScope : nil)
+                   supersedeScope: rules[a.rule]?.supersede == true && a.type.fetchesCode ? verdict.branchScope : nil,
+                   context: verdict.facts.map { JobContext(facts: $0, callbacks: (rules[a.rule]?.callbacks ?? []).map(CallbackFormatter.planned)).text })
         }
         return Decision(verdict: verdict, record: record, jobs: jobs)
     }
@@ -121,6 +122,8 @@ public struct EventPlanner: Service {
         public var identity: String
         /// `repository@branch` for pushes (what `supersede` compares).
         public var branchScope: String?
+        /// What its jobs carry on (`JobContext`), when it planned any.
+        public var facts: EventFacts?
         public var count: Int { actions.count }
     }
 
@@ -155,9 +158,10 @@ public struct EventPlanner: Service {
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(actions)).map { String(decoding: $0, as: UTF8.self) }
         let scope = e.kind == .push ? e.repository.flatMap { r in e.branch.map { "\(r.fullName.lowercased())@\($0)" } } : nil
+        let signed = config.source(named: stored.summary.source).map { !$0.insecure } ?? false
         return Verdict(state: .planned, plan: json, explanation: explanation, actions: actions,
                        identity: identity(e, fallback: fallbackIdentity(stored, config: config)),
-                       branchScope: scope)
+                       branchScope: scope, facts: EventFacts(e, kind: stored.summary.kind, signed: signed))
     }
 
     /// What makes two non-push deliveries the same event: the delivery id where the signature covers it (Standard

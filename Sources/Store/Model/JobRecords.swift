@@ -55,13 +55,16 @@ public struct NewJob: Sendable, Equatable {
     /// With `supersede`: `repository@branch`. When this job is created, the older jobs of its rule and scope
     /// end: queued ones fail with `supersedeReason`, running or watching ones get their run canceled.
     public var supersedeScope: String?
+    /// The event's facts and the rule's callback targets as planned (`JobContext.text`).
+    public var context: String?
 
     /// What an older job of the same rule and scope records when this one supersedes it.
     public var supersedeReason: String { "superseded by job \(id)" }
 
     public init(id: String = EventID.make("job"), idempotencyKey: String, eventID: String, rule: String, actionIndex: Int, action: String,
-                parameters: String, maxAttempts: Int, supersedeScope: String? = nil) {
+                parameters: String, maxAttempts: Int, supersedeScope: String? = nil, context: String? = nil) {
         self.id = id
+        self.context = context
         self.supersedeScope = supersedeScope
         self.idempotencyKey = idempotencyKey
         self.eventID = eventID
@@ -106,6 +109,8 @@ public struct JobRecord: Sendable, Equatable, Codable {
     /// How many times an operator retried it (`jobs retry`): a run-starting action names its run after the job and
     /// this count, so a retry starts a new run while an automatic retry of the same attempt finds the one it started.
     public var retries: Int = 0
+    /// What the job carries from its planning (`JobContext`); nil for jobs planned before it was kept. Not listed.
+    public var context: String? = nil
     /// The fencing token of the claim that returned this record: renewing the lease and ending the attempt need
     /// it, so a worker whose lease was lost (another worker claimed the job since) writes nothing. Not listed.
     public var leaseToken: String? = nil
@@ -137,4 +142,36 @@ public struct JobAttempt: Sendable, Equatable, Codable {
 extension JobCancellation {
     /// The error a job canceled with `mlhook jobs cancel` (or the admin API) ends with.
     public static let operatorReason = "canceled by an operator (mlhook jobs cancel)"
+}
+
+/// What a job carries from its planning: the event's facts and a snapshot of its rule's callback targets (where each
+/// secret comes from, never a secret), so a reload changes what new events do, not what planned jobs report.
+public struct JobContext: Sendable, Equatable, Codable {
+    public var facts: EventFacts
+    public var callbacks: [PlannedCallbackTarget]
+
+    public init(facts: EventFacts, callbacks: [PlannedCallbackTarget]) {
+        self.facts = facts
+        self.callbacks = callbacks
+    }
+
+    /// As stored in the job's `context` column.
+    public var text: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// From the stored text; nil for jobs planned before contexts were kept.
+    public init?(text: String?) {
+        guard let text, let c = try? JSONDecoder().decode(JobContext.self, from: Data(text.utf8)) else { return nil }
+        self = c
+    }
+}
+
+/// A rule's callback target as planned: its address and where its secret comes from.
+public enum PlannedCallbackTarget: Sendable, Equatable, Codable {
+    case url(url: String, credential: CallbackCredential)
+    case slack
+    case githubStatus(token: CallbackCredential, apiBase: String, context: String)
 }

@@ -103,9 +103,9 @@ extension PostgresStore: Inbox {
         for j in jobs {
             let rows = try await rows(conn, """
                 INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at,
-                                  supersede_scope, delivery_id)
+                                  supersede_scope, delivery_id, context)
                 VALUES (\(j.id), \(j.idempotencyKey), \(j.eventID), \(j.rule), \(j.actionIndex), \(j.action), \(j.parameters), \(j.maxAttempts),
-                        \(now), \(now), \(j.supersedeScope), (SELECT delivery_id FROM events WHERE id = \(j.eventID)))
+                        \(now), \(now), \(j.supersedeScope), (SELECT delivery_id FROM events WHERE id = \(j.eventID)), \(j.context))
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1 AS one
                 """, logger)
             guard !rows.isEmpty else { continue }

@@ -162,7 +162,7 @@ extension PostgresStore: JobQueue {
                   maxAttempts: try row["max_attempts"].decode(Int.self), createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
                   lastError: try row["last_error"].decode(String?.self), result: try row["result"].decode(String?.self),
                   deliveryID: try row["delivery_id"].decode(String?.self),
-                  retries: try row["retries"].decode(Int.self), leaseToken: try row["lease_token"].decode(String?.self),
+                  retries: try row["retries"].decode(Int.self), context: try row["context"].decode(String?.self), leaseToken: try row["lease_token"].decode(String?.self),
                   leaseOwner: try row["lease_owner"].decode(String?.self))
     }
 }

@@ -99,6 +99,8 @@ extension PostgresStore {
         ]),
         // How many times an operator retried the job: a retried run-starting job starts a new run.
         (2, "operator retries", ["ALTER TABLE jobs ADD COLUMN retries integer NOT NULL DEFAULT 0"]),
+        // The event's facts and the rule's callback targets, fixed at planning (JobContext).
+        (3, "job context", ["ALTER TABLE jobs ADD COLUMN context text"]),
     ]
 
     /// Applies the missing versions in one transaction under an advisory transaction lock: replicas starting

@@ -120,14 +120,14 @@ extension SQLiteStore: Inbox {
     static func insertJobs(_ db: Database, _ jobs: [NewJob], now date: Date) throws -> Int {
         let insert = try db.cachedStatement(sql: """
             INSERT INTO jobs (id, idempotency_key, event_id, rule, action_index, action, parameters, max_attempts, created_at, next_attempt_at,
-                              supersede_scope, delivery_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT delivery_id FROM events WHERE id = ?)) ON CONFLICT(idempotency_key) DO NOTHING
+                              supersede_scope, delivery_id, context)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT delivery_id FROM events WHERE id = ?), ?) ON CONFLICT(idempotency_key) DO NOTHING
             """)
         let now = date.timeIntervalSince1970
         var created = 0
         for j in jobs {
             try insert.execute(arguments: [j.id, j.idempotencyKey, j.eventID, j.rule, j.actionIndex, j.action, j.parameters, j.maxAttempts,
-                                           now, now, j.supersedeScope, j.eventID])
+                                           now, now, j.supersedeScope, j.eventID, j.context])
             guard db.changesCount == 1 else { continue }
             created += 1
             if let scope = j.supersedeScope {

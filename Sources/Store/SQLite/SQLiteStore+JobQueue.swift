@@ -131,6 +131,7 @@ extension SQLiteStore: JobQueue {
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
                   createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
-                  deliveryID: row["delivery_id"], retries: row["retries"], leaseToken: row["lease_token"], leaseOwner: row["lease_owner"])
+                  deliveryID: row["delivery_id"], retries: row["retries"], context: row["context"], leaseToken: row["lease_token"],
+                  leaseOwner: row["lease_owner"])
     }
 }

@@ -151,6 +151,10 @@ extension SQLiteStore {
             // after the job and this count, instead of finding the run that failed.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
         }
+        m.registerMigration("v15 job context") { db in
+            // The event's facts and the rule's callback targets, fixed at planning (JobContext).
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN context TEXT")
+        }
         return m
     }
 }
