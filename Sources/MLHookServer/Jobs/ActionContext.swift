@@ -34,6 +34,16 @@ final class ActionContext: Sendable {
     /// The job's event (nil when it was pruned), loaded on first use.
     func event() async throws -> LoadedEvent? { try await attemptEvent.load() }
 
+    /// What the job knows of its event: the facts fixed when it was planned (`JobContext`); for a job planned before
+    /// jobs kept them, read from the stored event now (nil when it was pruned).
+    func facts() async throws -> EventFacts? {
+        if let context = JobContext(text: job.context) { return context.facts }
+        guard let loaded = try await event() else { return nil }
+        let s = loaded.stored.summary
+        return loaded.normalized.map { EventFacts($0, kind: s.kind, signed: loaded.signed) }
+            ?? EventFacts(source: s.source, kind: s.kind, deliveryID: s.deliveryID, signed: loaded.signed)
+    }
+
     /// The name of the run or command job this attempt starts: `mlhook_{job id}`, then `mlhook_{job id}_retry{n}`
     /// after the n-th `jobs retry`. Every automatic attempt uses the same name, so an attempt whose answer was lost
     /// finds the run it started; an operator's retry starts a new run instead of finding the one that failed.
@@ -46,12 +56,10 @@ final class ActionContext: Sendable {
     /// and, from the event, `mlhook_delivery_id`, `mlhook_repository` and `mlhook_commit` (the event's commit).
     func provenanceTags() async throws -> [String: String] {
         var tags = ["mlhook_rule": job.rule, "mlhook_event": job.eventID, "mlhook_job": job.id]
-        if let event = try await event() {
-            tags["mlhook_delivery_id"] = event.stored.summary.deliveryID
-            if let e = event.normalized {
-                if let repo = e.repository?.fullName { tags["mlhook_repository"] = repo }
-                if let sha = e.after, !sha.isEmpty { tags["mlhook_commit"] = sha }
-            }
+        if let f = try await facts() {
+            tags["mlhook_delivery_id"] = f.deliveryID
+            if let repo = f.repository { tags["mlhook_repository"] = repo }
+            if let sha = f.commit, !sha.isEmpty { tags["mlhook_commit"] = sha }
         }
         return tags
     }

@@ -33,7 +33,7 @@ struct CodeLocation: Sendable {
         let token = try context.secret("token")
         if let number = pullRequest {
             // A comment on a pull request carries no commit: its head is read from the GitHub API.
-            guard let repo = try await context.event()?.normalized?.repository?.fullName else {
+            guard let repo = try await context.facts()?.repository else {
                 throw JobError("\(name): pull_request \(number) is set but the event names no repository")
             }
             // The API gets the token only where the rule names it in plain text (or leaves the default).
@@ -43,19 +43,19 @@ struct CodeLocation: Sendable {
             url = url ?? head.cloneURL
             commit = head.sha
         }
-        if url == nil || commit == nil, let e = try await context.event()?.normalized {
-            url = url ?? e.repository?.cloneURL
-            commit = commit ?? e.after
+        if url == nil || commit == nil, let f = try await context.facts() {
+            url = url ?? f.cloneURL
+            commit = commit ?? f.commit
         }
         guard let url, let commit, !commit.isEmpty else {
             throw JobError("\(name) needs a commit: the event carries no repository and the action sets no repository/ref")
         }
         // Checked when the event was planned; again here, for a configuration reloaded since.
-        if let source = try await context.event()?.stored.summary.source, let why = Self.transportRefusal(url, source: source, config: context.config) {
+        if let source = try await context.facts()?.source, let why = Self.transportRefusal(url, source: source, config: context.config) {
             throw JobError("\(name): \(why)")
         }
         var credentials = token.map { GitSource.Credentials(user: gitUser, token: $0) }
-        if credentials != nil, let refusal = Self.tokenRefusal(url, context: context, source: try await context.event()?.stored.summary.source) {
+        if credentials != nil, let refusal = Self.tokenRefusal(url, context: context, source: try await context.facts()?.source) {
             context.logger.warning("\(name): fetching without the token: \(refusal)")
             credentials = nil
         }

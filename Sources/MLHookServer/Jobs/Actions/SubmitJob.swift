@@ -57,9 +57,9 @@ struct SubmitJob: JobAction {
         var tags = p.tags.merging(try await context.provenanceTags()) { $1 }
         tags["mlhook_commit"] = fetched.commit
         var properties: [String: String] = [:]
-        if let e = try await context.event()?.normalized {
-            if let url = e.repository?.cloneURL { properties["mlflow.source.git.repoURL"] = GitSource.redacted(url) }
-            if let branch = e.branch { properties["mlflow.source.git.branch"] = branch }
+        if let f = try await context.facts() {
+            if let url = f.cloneURL { properties["mlflow.source.git.repoURL"] = GitSource.redacted(url) }
+            if let branch = f.branch { properties["mlflow.source.git.branch"] = branch }
         }
         properties["mlflow.source.git.commit"] = fetched.commit
         var body: JSONValue = [
