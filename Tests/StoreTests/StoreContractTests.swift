@@ -308,6 +308,16 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         // A finished watch leaves no owner either.
         try await store.finishWatch(id: claimed[0], state: .succeeded, error: nil, result: #"{"run_id":"r","status":"Completed"}"#, callbacks: [])
         #expect(try await store.job(id: claimed[0])?.leaseOwner == nil)
+
+        // Parked is a column, not a prefix of the error: what the watcher parks counts too, a retry clears it.
+        #expect(parked.parked && parked.lastError?.hasPrefix(Parked.prefix) == true)
+        try await store.parkWatch(id: claimed[1], reason: Parked.reason("its run could not be read"))
+        let watchParked = try #require(try await store.job(id: claimed[1]))
+        #expect(watchParked.state == .dead && watchParked.parked && watchParked.leaseOwner == nil)
+        #expect(try await store.counts().parked["job"] == 2)
+        #expect(try await store.retryJob(id: dying.id))
+        #expect(try await store.job(id: dying.id)?.parked == false)
+        #expect(try await store.counts().parked["job"] == 1)
     }
 
     /// `jobs cancel`: a queued job fails at once with the reason; a watching one is marked for the watcher, which

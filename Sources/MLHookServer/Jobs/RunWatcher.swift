@@ -89,7 +89,7 @@ struct RunWatcher: Sendable {
 
     /// Ends a job as parked (dead, with the reason), with no callbacks: what failed may be the callbacks.
     private func park(_ job: JobRecord, _ reason: String) async throws {
-        try await queue.finishWatch(id: job.id, state: .dead, error: reason, result: job.result ?? "{}", callbacks: [])
+        try await queue.parkWatch(id: job.id, reason: reason)
         strikes.clear(job.id)
         logger.error("job parked: \(reason)", metadata: JobLog.meta(job))
         metrics.jobFinished(action: job.action, state: JobState.dead.rawValue, createdAt: job.createdAt)

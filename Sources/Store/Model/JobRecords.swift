@@ -111,6 +111,9 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var retries: Int = 0
     /// What the job carries from its planning (`JobContext`); nil for jobs planned before it was kept. Not listed.
     public var context: String? = nil
+    /// Whether it was parked: ended dead because it could not go on (its lease expired on every attempt, its run
+    /// could not be read, its outcome could not be recorded), as opposed to failing. `last_error` says why.
+    public var parked = false
     /// The fencing token of the claim that returned this record: renewing the lease and ending the attempt need
     /// it, so a worker whose lease was lost (another worker claimed the job since) writes nothing. Not listed.
     public var leaseToken: String? = nil
@@ -121,7 +124,7 @@ public struct JobRecord: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, rule, action, parameters, state, attempts, result
         case idempotencyKey = "idempotency_key", eventID = "event_id", actionIndex = "action_index", deliveryID = "delivery_id"
-        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error", retries
+        case maxAttempts = "max_attempts", createdAt = "created_at", lastError = "last_error", retries, parked
     }
 }
 

@@ -41,7 +41,7 @@ public enum TransferTable: String, Sendable, CaseIterable {
             [("id", .text), ("idempotency_key", .text), ("event_id", .text), ("rule", .text), ("action_index", .int), ("action", .text),
              ("parameters", .text), ("state", .text), ("attempts", .int), ("max_attempts", .int), ("created_at", .double),
              ("next_attempt_at", .double), ("lease_until", .double), ("lease_token", .text), ("lease_owner", .text), ("last_error", .text),
-             ("result", .text), ("supersede_scope", .text), ("cancel_requested", .bool), ("delivery_id", .text), ("retries", .int), ("context", .text)]
+             ("result", .text), ("supersede_scope", .text), ("cancel_requested", .bool), ("delivery_id", .text), ("retries", .int), ("context", .text), ("parked", .bool)]
         case .jobAttempts:
             [("job_id", .text), ("number", .int), ("started_at", .double), ("ended_at", .double), ("outcome", .text), ("error", .text)]
         case .callbacks:

@@ -98,7 +98,7 @@ extension PostgresStore: JobQueue {
             // Any replica may rescue; SKIP LOCKED lets two rescuers share the rows instead of waiting on each other.
             // A job that used every attempt without its outcome being recorded is parked, not run again without end.
             let parked = try await Self.rows(conn, """
-                UPDATE jobs SET state = 'dead', lease_until = NULL, lease_token = NULL, lease_owner = NULL,
+                UPDATE jobs SET state = 'dead', parked = true, lease_until = NULL, lease_token = NULL, lease_owner = NULL,
                        last_error = \(parkedReason) || attempts || ' attempts: the worker died or its outcome could not be recorded' ||
                                     coalesce(' (last error: ' || last_error || ')', '')
                 WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < \(at) AND attempts >= max_attempts
@@ -153,6 +153,15 @@ extension PostgresStore: JobQueue {
         }
     }
 
+    public func parkWatch(id: String, reason: String) async throws {
+        try await withConnection("park job \(id)") { [logger] conn in
+            _ = try await Self.rows(conn, """
+                UPDATE jobs SET state = 'dead', parked = true, last_error = \(reason), lease_owner = NULL, lease_until = NULL
+                WHERE id = \(id) AND state = 'watching' RETURNING 1 AS one
+                """, logger)
+        }
+    }
+
     static func job(_ row: PostgresRandomAccessRow) throws -> JobRecord {
         JobRecord(id: try row["id"].decode(String.self), idempotencyKey: try row["idempotency_key"].decode(String.self),
                   eventID: try row["event_id"].decode(String.self), rule: try row["rule"].decode(String.self),
@@ -162,7 +171,8 @@ extension PostgresStore: JobQueue {
                   maxAttempts: try row["max_attempts"].decode(Int.self), createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
                   lastError: try row["last_error"].decode(String?.self), result: try row["result"].decode(String?.self),
                   deliveryID: try row["delivery_id"].decode(String?.self),
-                  retries: try row["retries"].decode(Int.self), context: try row["context"].decode(String?.self), leaseToken: try row["lease_token"].decode(String?.self),
+                  retries: try row["retries"].decode(Int.self), context: try row["context"].decode(String?.self),
+                  parked: try row["parked"].decode(Bool.self), leaseToken: try row["lease_token"].decode(String?.self),
                   leaseOwner: try row["lease_owner"].decode(String?.self))
     }
 }

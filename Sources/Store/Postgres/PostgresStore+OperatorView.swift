@@ -56,7 +56,7 @@ extension PostgresStore: OperatorView, StoreStatistics {
         let logger = self.logger
         return try await transaction("retry job \(id)") { conn in
             let changed = try await Self.rows(conn, """
-                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, next_attempt_at = \(now),
+                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, parked = false, next_attempt_at = \(now),
                     last_error = NULL
                 WHERE id = \(id) AND state IN ('failed', 'dead') RETURNING 1 AS one
                 """, logger).count == 1
@@ -110,7 +110,7 @@ extension PostgresStore: OperatorView, StoreStatistics {
             func count(_ query: PostgresQuery) async throws -> Int { try await Self.rows(conn, query, logger).first?["n"].decode(Int.self) ?? 0 }
             let backlog = try await count("SELECT count(*) AS n FROM events WHERE state = 'received'")
             let parkedEvents = try await count("SELECT count(*) AS n FROM events WHERE state = 'failed'")
-            let parkedJobs = try await count("SELECT count(*) AS n FROM jobs WHERE state = 'dead' AND last_error LIKE \(Parked.prefix + "%")")
+            let parkedJobs = try await count("SELECT count(*) AS n FROM jobs WHERE state = 'dead' AND parked")
             return StoreCounts(jobs: try await grouped("jobs"), callbacks: try await grouped("callbacks"),
                                events: ["received": backlog], parked: ["event": parkedEvents, "job": parkedJobs])
         }

@@ -100,7 +100,9 @@ extension PostgresStore {
         // How many times an operator retried the job: a retried run-starting job starts a new run.
         (2, "operator retries", ["ALTER TABLE jobs ADD COLUMN retries integer NOT NULL DEFAULT 0"]),
         // The event's facts and the rule's callback targets, fixed at planning (JobContext).
-        (3, "job context", ["ALTER TABLE jobs ADD COLUMN context text"]),
+        // And parked as a column (it was a "parked: " prefix of last_error, counted with LIKE).
+        (3, "job context and parked", ["ALTER TABLE jobs ADD COLUMN context text", "ALTER TABLE jobs ADD COLUMN parked boolean NOT NULL DEFAULT false",
+                                       "UPDATE jobs SET parked = true WHERE state = 'dead' AND last_error LIKE 'parked: %'"]),
     ]
 
     /// Applies the missing versions in one transaction under an advisory transaction lock: replicas starting

@@ -57,6 +57,10 @@ public protocol JobQueue: Sendable {
     /// - Returns: How many callbacks were refused by `maxPerURL`.
     @discardableResult
     func finishWatch(id: String, state: JobState, error: String?, result: String, callbacks: [NewCallback]) async throws -> Int
+
+    /// Ends a watching job as parked (dead, `parked`, with the reason and no callbacks: what failed may be the
+    /// callbacks), when its run cannot be read or its outcome cannot be recorded.
+    func parkWatch(id: String, reason: String) async throws
 }
 
 extension JobQueue {

@@ -82,7 +82,7 @@ extension SQLiteStore: JobQueue {
             // A job that used every attempt without its outcome being recorded (its worker died each time, or the
             // outcome cannot be written) is parked, not run again without end.
             try db.execute(sql: """
-                UPDATE jobs SET state = 'dead', lease_until = NULL, lease_token = NULL, lease_owner = NULL,
+                UPDATE jobs SET state = 'dead', parked = 1, lease_until = NULL, lease_token = NULL, lease_owner = NULL,
                        last_error = ? || attempts || ' attempts: the worker died or its outcome could not be recorded' ||
                                     coalesce(' (last error: ' || last_error || ')', '')
                 WHERE state = 'running' AND lease_until < ? AND attempts >= max_attempts
@@ -126,12 +126,20 @@ extension SQLiteStore: JobQueue {
         }
     }
 
+    public func parkWatch(id: String, reason: String) async throws {
+        try await write("park job \(id)") { db in
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'dead', parked = 1, last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'watching'
+                """, arguments: [reason, id])
+        }
+    }
+
     static func job(_ row: Row) -> JobRecord {
         JobRecord(id: row["id"], idempotencyKey: row["idempotency_key"], eventID: row["event_id"], rule: row["rule"],
                   actionIndex: row["action_index"], action: row["action"], parameters: row["parameters"],
                   state: JobState(rawValue: row["state"]) ?? .queued, attempts: row["attempts"], maxAttempts: row["max_attempts"],
                   createdAt: Date(timeIntervalSince1970: row["created_at"]), lastError: row["last_error"], result: row["result"],
-                  deliveryID: row["delivery_id"], retries: row["retries"], context: row["context"], leaseToken: row["lease_token"],
+                  deliveryID: row["delivery_id"], retries: row["retries"], context: row["context"], parked: row["parked"], leaseToken: row["lease_token"],
                   leaseOwner: row["lease_owner"])
     }
 }

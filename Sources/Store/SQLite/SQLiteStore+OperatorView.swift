@@ -37,7 +37,7 @@ extension SQLiteStore: OperatorView, StoreStatistics {
         let now = clock().timeIntervalSince1970
         return try await write("retry job \(id)") { db in
             try db.execute(sql: """
-                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, next_attempt_at = ?, last_error = NULL
+                UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, retries = retries + 1, parked = 0, next_attempt_at = ?, last_error = NULL
                 WHERE id = ? AND state IN ('failed', 'dead')
                 """, arguments: [now, id])
             return db.changesCount == 1
@@ -102,8 +102,7 @@ extension SQLiteStore: OperatorView, StoreStatistics {
             let backlog = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE state = 'received'") ?? 0
             // Parked events are the only failed ones (a partial index); parked jobs are dead ones with the prefix.
             let parkedEvents = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE state = 'failed'") ?? 0
-            let parkedJobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error LIKE ?",
-                                              arguments: [Parked.prefix + "%"]) ?? 0
+            let parkedJobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = 'dead' AND parked = 1") ?? 0
             return StoreCounts(jobs: try grouped("jobs"), callbacks: try grouped("callbacks"),
                                events: ["received": backlog], parked: ["event": parkedEvents, "job": parkedJobs])
         }

@@ -151,9 +151,14 @@ extension SQLiteStore {
             // after the job and this count, instead of finding the run that failed.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
         }
-        m.registerMigration("v15 job context") { db in
-            // The event's facts and the rule's callback targets, fixed at planning (JobContext).
-            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN context TEXT")
+        m.registerMigration("v15 job context and parked") { db in
+            // The event's facts and the rule's callback targets, fixed at planning (JobContext); and parked as a
+            // column (it was a "parked: " prefix of last_error, counted with LIKE).
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN context TEXT;
+                ALTER TABLE jobs ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;
+                UPDATE jobs SET parked = 1 WHERE state = 'dead' AND last_error LIKE 'parked: %';
+                """)
         }
         return m
     }
