@@ -32,9 +32,9 @@ extension AMLCommand {
                     if name == nil { names = try await azure { try await api.modelNames() } }
                     for n in names {
                         for m in try await azure({ try await api.modelVersions(name: n, includeArchived: true) }) {
-                            rows.append(["id": .string("\(n):\(m["name"]?.string ?? "?")"), "api": "v2", "created": m.value(at: "systemData.createdAt") ?? nil,
-                                         "archived": m.value(at: "properties.isArchived") ?? false, "location": m.value(at: "properties.modelUri") ?? nil,
-                                         "model": m])
+                            let v = ModelVersionView(m)
+                            rows.append(["id": .string("\(n):\(v.version)"), "api": "v2", "created": v.createdAt.map(JSONValue.string) ?? nil,
+                                         "archived": .bool(v.isArchived), "location": v.modelURI.map(JSONValue.string) ?? nil, "model": m])
                         }
                     }
                 }

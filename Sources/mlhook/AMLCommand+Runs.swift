@@ -108,16 +108,17 @@ extension AMLCommand {
                 let api = try o.client()
                 let zip = try await azure { try SourceZipper.zip(directory: URL(fileURLWithPath: dir)) }
                 let files = try await azure { try CodeFile.files(ofZip: zip) }
-                let inputs = try keyValues(input, option: "--input").mapValues { v -> JSONValue in ["jobInputType": "literal", "value": .string(v)] }
+                let inputs = try keyValues(input, option: "--input")
                 let code = try await azure { try await api.ensureCode(name: "mlhook-code", files: files) }
                 let jobName = name ?? "mlhook_cli_\(Int(Date().timeIntervalSince1970 * 1000))"
-                var body: JSONValue = ["jobType": "Command", "command": .string(command), "codeId": .string(code),
-                                       "environmentId": .string(environment), "experimentName": .string(experiment), "inputs": .object(inputs)]
-                if let compute { body = body.setting("computeId", .string(api.v2ID("/computes/\(compute)"))) }
-                let job = try await azure { try await api.submitJob(name: jobName, properties: body) }
+                // The same request the submit_job action sends.
+                var request = CommandJobRequest(command: command, codeID: code, environment: environment, experiment: experiment)
+                request.inputs = inputs
+                request.computeID = compute.map { api.v2ID("/computes/\($0)") }
+                let job = try await azure { try await api.submitJob(name: jobName, properties: request.json) }
                 if o.json && !stream { print(job.text); return }
-                print("submitted \(jobName) (\(job.value(at: "properties.status")?.string ?? "?"))"
-                      + (job.value(at: "properties.services.Studio.endpoint")?.string.map { ", \($0)" } ?? ""))
+                let view = CommandJobView(job)
+                print("submitted \(jobName) (\(view.status))" + (view.studioURL.map { ", \($0)" } ?? ""))
                 if stream { try await Stream.follow(api, jobName, json: o.json) }
             }
         }
@@ -129,7 +130,8 @@ extension AMLCommand {
             func run() async throws {
                 let api = try o.client()
                 let j = try await azure { try await api.job(name: name) }
-                print(o.json ? j.text : "\(name)\t\(j.value(at: "properties.status")?.string ?? "?")\t\(j.value(at: "properties.experimentName")?.string ?? "")\t\(j.value(at: "properties.services.Studio.endpoint")?.string ?? "")")
+                let v = CommandJobView(j)
+                print(o.json ? j.text : "\(name)\t\(v.status)\t\(v.experiment ?? "")\t\(v.studioURL ?? "")")
             }
         }
 

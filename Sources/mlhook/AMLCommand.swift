@@ -176,7 +176,8 @@ extension AMLCommand {
             func run() async throws {
                 let api = try o.client()
                 o.show(try await azure { try await api.workspaces() }, "NAME", "STATE", "LOCATION") {
-                    [$0["name"]?.string ?? "?", $0.value(at: "properties.provisioningState")?.string ?? "", $0["location"]?.string ?? ""]
+                    let w = ARMResourceView($0)
+                    return [w.name.isEmpty ? "?" : w.name, w.provisioningState ?? "", w.location ?? ""]
                 }
             }
         }
@@ -198,11 +199,10 @@ extension AMLCommand {
             @OptionGroup var o: AMLOptions
             func run() async throws {
                 let api = try o.client()
-                o.show(try await azure { try await api.computes() }, "NAME", "STATE", "NODES", "MIN", "MAX") { c in
-                    let scale = c.value(at: "properties.properties.scaleSettings")
-                    return [c["name"]?.string ?? "?", c.value(at: "properties.provisioningState")?.string ?? "",
-                            String(c.value(at: "properties.properties.currentNodeCount")?.int ?? 0),
-                            String(scale?["minNodeCount"]?.int ?? 0), String(scale?["maxNodeCount"]?.int ?? 0)]
+                o.show(try await azure { try await api.computes() }, "NAME", "STATE", "NODES", "MIN", "MAX") { json in
+                    let c = ComputeView(json)
+                    return [c.name.isEmpty ? "?" : c.name, c.provisioningState ?? "", String(c.currentNodes ?? 0), String(c.minNodes ?? 0),
+                            String(c.maxNodes ?? 0)]
                 }
             }
         }
@@ -216,7 +216,7 @@ extension AMLCommand {
             func run() async throws {
                 let api = try o.client()
                 let c = try await azure { try await api.scaleCompute(name, minNodes: min, maxNodes: max, idleSeconds: idleSeconds) }
-                print(o.json ? c.text : "\(name): \(c.value(at: "properties.provisioningState")?.string ?? "?"), max \(max) nodes")
+                print(o.json ? c.text : "\(name): \(ComputeView(c).provisioningState ?? "?"), max \(max) nodes")
             }
         }
         struct Remove: AsyncParsableCommand {

@@ -169,13 +169,10 @@ struct RunWatcher: Sendable {
     /// studio URL. v2 statuses other than Completed, Failed and Canceled (NotResponding and Paused included: a paused
     /// or silent job may go on) keep it watched.
     static func runView(ofJob job: JSONValue) -> JSONValue {
-        let p = job["properties"] ?? [:]
-        var run: JSONValue = ["status": p["status"] ?? "Unknown", "startTimeUtc": p.value(at: "properties.StartTimeUtc") ?? nil,
-                              "endTimeUtc": p.value(at: "properties.EndTimeUtc") ?? nil,
-                              "studioUrl": p.value(at: "services.Studio.endpoint") ?? nil]
-        if let message = p.value(at: "error.message")?.string ?? p.value(at: "error.error.message")?.string {
-            run = run.setting("error", ["error": ["message": .string(message)]])
-        }
+        let v = CommandJobView(job)
+        var run: JSONValue = ["status": .string(v.status), "startTimeUtc": v.startTime.map(JSONValue.string) ?? nil,
+                              "endTimeUtc": v.endTime.map(JSONValue.string) ?? nil, "studioUrl": v.studioURL.map(JSONValue.string) ?? nil]
+        if let message = v.errorMessage { run = run.setting("error", ["error": ["message": .string(message)]]) }
         return run
     }
 

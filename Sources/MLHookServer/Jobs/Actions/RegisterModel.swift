@@ -35,7 +35,7 @@ struct RegisterModel: JobAction {
     /// repeated after a crash). - Returns: `name:version`.
     static func registerV2(_ client: any AzureMLClient, name: String, uri: String, tags: [String: JSONValue], description: String?) async throws -> String {
         if let job = tags["mlhook_job"]?.string,
-           let done = try await client.modelVersions(name: name, includeArchived: true).first(where: { $0.value(at: "properties.tags.mlhook_job")?.string == job }),
+           let done = try await client.modelVersions(name: name, includeArchived: true).first(where: { ModelVersionView($0).tags["mlhook_job"] == job }),
            let version = done["name"]?.string {
             return "\(name):\(version)"
         }

@@ -1,3 +1,4 @@
+import AzureML
 import MLHookCore
 
 /// `scale_compute`: sets an AmlCompute's scale settings and waits for the update (a PATCH of the desired state,
@@ -25,7 +26,8 @@ struct ScaleCompute: JobAction {
 
     func perform(_ p: Parameters, in context: ActionContext) async throws -> Output {
         let c = try await context.client.scaleCompute(p.name, minNodes: p.minNodes, maxNodes: p.maxNodes, idleSeconds: p.idleSeconds)
-        return Output(compute: p.name, provisioningState: c.value(at: "properties.provisioningState"),
-                      maxNodeCount: c.value(at: "properties.properties.scaleSettings.maxNodeCount"))
+        let view = ComputeView(c)
+        return Output(compute: p.name, provisioningState: view.provisioningState.map(JSONValue.string),
+                      maxNodeCount: view.maxNodes.map { JSONValue.number(Double($0)) })
     }
 }

@@ -62,28 +62,27 @@ struct SubmitJob: JobAction {
             if let branch = f.branch { properties["mlflow.source.git.branch"] = branch }
         }
         properties["mlflow.source.git.commit"] = fetched.commit
-        var body: JSONValue = [
-            "jobType": "Command", "command": .string(p.command), "codeId": .string(codeID), "environmentId": .string(p.environment),
-            "experimentName": .string(p.experiment), "displayName": .string(p.displayName ?? "\(job.rule) \(fetched.commit.prefix(7))"),
-            "inputs": .object(p.inputs.mapValues { ["jobInputType": "literal", "value": .string($0)] }), "outputs": [:],
-            "tags": .object(tags.mapValues(JSONValue.string)), "properties": .object(properties.mapValues(JSONValue.string)),
-            "environmentVariables": .object(p.environmentVariables.mapValues(JSONValue.string)), "isArchived": false,
-        ]
-        if let compute = p.compute { body = body.setting("computeId", .string(context.client.v2ID("/computes/\(compute)"))) }
-        if let t = p.timeoutSeconds { body = body.setting("limits", ["jobLimitsType": "Command", "timeout": .string("PT\(t)S")]) }
+        var request = CommandJobRequest(command: p.command, codeID: codeID, environment: p.environment, experiment: p.experiment)
+        request.displayName = p.displayName ?? "\(job.rule) \(fetched.commit.prefix(7))"
+        request.computeID = p.compute.map { context.client.v2ID("/computes/\($0)") }
+        request.inputs = p.inputs
+        request.environmentVariables = p.environmentVariables
+        request.tags = tags
+        request.properties = properties
+        request.timeoutSeconds = p.timeoutSeconds
         let name = context.runName
-        let submitted: JSONValue
+        let submitted: CommandJobView
         do {
-            submitted = try await context.client.submitJob(name: name, properties: body)
+            submitted = CommandJobView(try await context.client.submitJob(name: name, properties: request.json))
         } catch let error as AzureMLError where error.status == 400 || error.status == 409 {
             // A retry after a lost answer: the service may refuse to replace a job it already has. The job is this
             // one's when it carries this mlhook job's tag; anything else is the refusal it looks like.
-            guard let existing = try? await context.client.job(name: name),
-                  existing.value(at: "properties.tags.mlhook_job")?.string == job.id else { throw error }
+            guard let existing = (try? await context.client.job(name: name)).map(CommandJobView.init), existing.tags["mlhook_job"] == job.id
+            else { throw error }
             submitted = existing
         }
-        let run = RunReference(api: .v2, experiment: p.experiment, id: submitted["name"]?.string ?? name, workspace: context.workspace,
-                               studioURL: submitted.value(at: "properties.services.Studio.endpoint")?.string)
+        let run = RunReference(api: .v2, experiment: p.experiment, id: submitted.name.isEmpty ? name : submitted.name, workspace: context.workspace,
+                               studioURL: submitted.studioURL)
         return Output(run: run, commit: fetched.commit, codeID: codeID, registerModel: p.registerModel, modelPath: p.modelPath)
     }
 }
