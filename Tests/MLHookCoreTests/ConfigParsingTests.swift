@@ -131,3 +131,24 @@ import Testing
         #expect(MLHookConfig.parseListen(":80") == nil)
     }
 }
+
+/// `start_run` took `display_name` and never used it (a v1 run definition has no display name): now it is refused,
+/// with its file, line and key, instead of being silently dropped. `submit_job` keeps it (a command job shows it).
+@Suite struct UnusedParameterTests {
+    @Test func startRunRefusesTheDisplayNameItWouldDrop() throws {
+        let yaml = """
+            sources: [ { name: github, type: github, secrets: [ { env: GH } ] } ]
+            rules:
+              - name: r
+                when: { kind: push }
+                actions: [ { start_run: { experiment: e, script: train.py, compute: cpu-cluster, display_name: "x" } } ]
+            """
+        #expect(throws: ConfigError.self) { try MLHookConfig.parse(yaml: yaml, file: "r.yaml") }
+        do { _ = try MLHookConfig.parse(yaml: yaml, file: "r.yaml") } catch {
+            #expect(error.description.contains("r.yaml:5: rules[0].actions[0].start_run.display_name: unknown key"), "\(error.description)")
+        }
+        let v2 = yaml.replacingOccurrences(of: "start_run: { experiment: e, script: train.py, compute: cpu-cluster,",
+                                           with: "submit_job: { command: \"python train.py\", environment: \"azureml:AzureML-sklearn-1.5@latest\",")
+        #expect(throws: Never.self) { try MLHookConfig.parse(yaml: v2, file: "r.yaml") }
+    }
+}

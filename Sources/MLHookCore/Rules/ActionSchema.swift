@@ -52,7 +52,7 @@ public enum ActionSchema {
         case .startRun:
             return ["experiment": p(.name(max: 255, dots: false), true), "script": p(.relativePath, true),
                     "compute": p(.computeName, true), "dir": p(.relativePath), "arguments": p(.list),
-                    "environment": p(.map), "max_run_seconds": p(.int(1...2_592_000)), "display_name": p(.text),
+                    "environment": p(.map), "max_run_seconds": p(.int(1...2_592_000)),
                     // For events that carry no commit (schedules, commands): where to fetch the code from.
                     "repository": p(.text), "ref": p(.text),
                     // For pull request comments: the pull request whose head commit to fetch, resolved through
