@@ -157,6 +157,12 @@ extension AMLLocalAuthTests {
 
         """
 
+    /// Where the checkpointing script counts its starts (the one run's `outputs/starts`), or "" before it exists.
+    static func startsFile(_ dir: TemporaryDirectory) -> String {
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/runs")) ?? []
+        return runs.map { dir.path + "/runs/\($0)/project/outputs/starts" }.first { FileManager.default.fileExists(atPath: $0) } ?? ""
+    }
+
     /// A restart keeps identity and models, and a run the stop cut short starts again in its folder (as Azure ML
     /// restarts a job whose node went away), up to three times; after that it fails, saying why.
     @Test func stateSurvivesARestartAndInterruptedRunsStartAgain() async throws {
@@ -171,6 +177,8 @@ extension AMLLocalAuthTests {
             _ = try await api.startRun(token, files: ["work.py": Self.checkpointing],
                                        definition: #"{"configuration":{"script":"work.py","target":"cpu-cluster"}}"#, runID: again)
             _ = try await api.waitFor(token, run: again, ["Running"])
+            // Stopped only once the script has counted its first start (Running is set before the sandbox is up).
+            #expect(try await eventually(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: Self.startsFile(dir)) })
         }
         first.aml.shutdown()
         let second = try AMLHarness(dir: dir)

@@ -102,12 +102,12 @@ import Testing
                 when: { source: slack, command: "/aml run {experiment} {args:rest}" }
                 actions:
                   - start_run: { experiment: "{{ args.experiment }}", repository: "https://example.com/r.git", ref: main, script: train.py,
-                                 compute: cpu-cluster, arguments: ["--from-slack", "{{ args.args }}"], display_name: "{{ args.args }}" }
+                                 compute: cpu-cluster, arguments: ["--from-slack", "{{ args.args }}"], environment: { NOTE: "{{ args.args }}" } }
             """, file: "t.yaml").config.rules
         let plan = Planner.plan(slack(#"run demo --lr 0.1 --note "two  words" --tag 'a b' x\ y"#), rules: rules)
         let params = try #require(plan.actions.first?.parameters)
         #expect(params["arguments"] == .list(["--from-slack", "--lr", "0.1", "--note", "two  words", "--tag", "a b", "x y"]))
-        #expect(params["display_name"] == .string(#"--lr 0.1 --note "two  words" --tag 'a b' x\ y"#))
+        #expect(params["environment"] == .map(["NOTE": #"--lr 0.1 --note "two  words" --tag 'a b' x\ y"#]))
         #expect(Planner.plan(slack("run demo"), rules: rules).actions.first?.parameters["arguments"] == .list(["--from-slack"]))
         let unclosed = Planner.plan(slack(#"run demo --note "open"#), rules: rules)
         #expect(unclosed.actions.isEmpty && unclosed.explanation.contains("unclosed double quote"), "\(unclosed.explanation)")
