@@ -1,6 +1,7 @@
 import Foundation
 import AzureML
 import MLHookCore
+import Store
 
 /// One Azure ML action a job performs, in the style of swift-jobs' job parameters: its parameters are decoded
 /// once per attempt into a typed value, and `perform` returns a typed result that the job stores as JSON.
@@ -25,10 +26,27 @@ protocol JobAction: Sendable {
 
     /// Performs the action once. - Throws: `AzureMLError` (retried when retryable), `JobError` (fails the job).
     func perform(_ parameters: Parameters, in context: ActionContext) async throws -> Output
+
+    /// For an action that starts a run: what to do once the run has ended, before the job is finished (the watcher
+    /// calls it; again if that pass repeats after a crash, so it must find what it did before). - Returns: keys to
+    /// add to the job's result.
+    func onRunFinished(_ ended: RunEnding) async throws -> [String: JSONValue]
 }
 
 extension JobAction {
     static var startsRun: Bool { false }
+    func onRunFinished(_ ended: RunEnding) async throws -> [String: JSONValue] { [:] }
+}
+
+/// A started run that has reached Completed, Failed or Canceled, as the watcher hands it to its action.
+struct RunEnding: Sendable {
+    let job: JobRecord
+    /// The result the action recorded when it started the run.
+    let started: JSONValue
+    let run: RunReference
+    let status: String
+    /// The client of the workspace the run is in.
+    let client: any AzureMLClient
 }
 
 /// What an action produced, as the JSON stored with the job and sent in its callbacks.
@@ -67,11 +85,14 @@ struct RegisteredAction: Sendable {
     let startsRun: Bool
     /// Decodes the parameters and performs the action. - Returns: what it produced.
     let run: @Sendable (ActionParameters, ActionContext) async throws -> JSONValue
+    /// The action's step after its run ended (`JobAction.onRunFinished`).
+    let onRunFinished: @Sendable (RunEnding) async throws -> [String: JSONValue]
 
     init<A: JobAction>(_ action: A) {
         type = A.type
         startsRun = A.startsRun
         run = { p, context in try await action.perform(try A.parameters(p), in: context).json }
+        onRunFinished = { ended in try await action.onRunFinished(ended) }
     }
 }
 

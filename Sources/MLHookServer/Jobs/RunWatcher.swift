@@ -124,16 +124,11 @@ struct RunWatcher: Sendable {
                 linked.studioURL = studio
                 result = result.setting("studio_url", .string(studio)).setting("run", linked.json)
             }
-            // register_model on submit_job: the output becomes a model version once the job Completed (found again,
-            // not registered twice, when this pass repeats after a crash).
-            if status == "Completed", let model = started["register_model"]?.string {
-                var tags: [String: JSONValue] = ["mlhook_rule": .string(job.rule), "mlhook_event": .string(job.eventID), "mlhook_job": .string(job.id),
-                                                 "mlhook_azureml_job": .string(id)]
-                if let commit = started["commit"]?.string { tags["mlhook_commit"] = .string(commit) }
-                let registered = try await RegisterModel.registerV2(api, name: model, uri: RegisterModel.jobOutputURI(job: id, path: started["model_path"]?.string ?? "model"),
-                                                                    tags: tags, description: "job \(id)")
-                result = result.setting("model", .string(registered))
-            }
+        }
+        // The action's own step once its run has ended (submit_job's register_model), before the job is finished.
+        if let type = ActionType(rawValue: job.action) {
+            let ended = RunEnding(job: job, started: started, run: reference, status: status, client: api)
+            for (key, value) in try await ActionRegistry.action(for: type).onRunFinished(ended) { result = result.setting(key, value) }
         }
         let wasSuperseded = status == "Canceled" && superseded.contains { $0.id == job.id }
         let error = status == "Completed" ? nil

@@ -85,4 +85,18 @@ struct SubmitJob: JobAction {
                                studioURL: submitted.studioURL)
         return Output(run: run, commit: fetched.commit, codeID: codeID, registerModel: p.registerModel, modelPath: p.modelPath)
     }
+
+    /// `register_model`: once the job Completed, its output folder becomes a version of the model (found again, not
+    /// registered twice, when the watcher's pass repeats after a crash).
+    func onRunFinished(_ ended: RunEnding) async throws -> [String: JSONValue] {
+        guard ended.status == "Completed", let model = ended.started["register_model"]?.string else { return [:] }
+        let id = ended.run.id, job = ended.job
+        var tags: [String: JSONValue] = ["mlhook_rule": .string(job.rule), "mlhook_event": .string(job.eventID), "mlhook_job": .string(job.id),
+                                         "mlhook_azureml_job": .string(id)]
+        if let commit = ended.started["commit"]?.string { tags["mlhook_commit"] = .string(commit) }
+        let registered = try await RegisterModel.registerV2(ended.client, name: model,
+                                                            uri: RegisterModel.jobOutputURI(job: id, path: ended.started["model_path"]?.string ?? "model"),
+                                                            tags: tags, description: "job \(id)")
+        return ["model": .string(registered)]
+    }
 }
