@@ -39,6 +39,9 @@ struct AzureMLTransport: Sendable {
         let start = Date()
         var attempt = 0
         var refreshed = false
+        /// The last attempt's failure: what the caller hears when the deadline ends the retries, rather than a
+        /// bare timeout (a refused connection says so).
+        var lastFailure: AzureMLError?
         while true {
             attempt += 1
             var request = HTTPClientRequest(url: url)
@@ -65,7 +68,7 @@ struct AzureMLTransport: Sendable {
                 // An attempt never outlives the overall deadline (AHC retries connecting until its own timeout).
                 let remaining = policy.deadline - Date().timeIntervalSince(start)
                 guard remaining > 0 else {
-                    throw AzureMLError(code: .timeout, message: "\(method) \(url): no time left within the \(Int(policy.deadline)) s deadline")
+                    throw lastFailure ?? AzureMLError(code: .timeout, message: "\(method) \(url): no time left within the \(Int(policy.deadline)) s deadline")
                 }
                 let timeout = min(policy.attemptTimeout, remaining)
                 let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
@@ -88,6 +91,7 @@ struct AzureMLTransport: Sendable {
             }
             let elapsed = Date().timeIntervalSince(start)
             guard failure.isRetryable, attempt < policy.maxAttempts, elapsed < policy.deadline else { throw failure }
+            lastFailure = failure
             let backoff = Double.random(in: 0...min(policy.maxDelay, policy.baseDelay * pow(2, Double(attempt - 1))))
             let delay = min(max(backoff, retryAfter ?? 0), max(0, policy.deadline - elapsed))
             logger.notice("Azure ML call will be retried", metadata: [
